@@ -1,0 +1,1 @@
+"""How a model leaves: export to the Hugging Face format and import back."""

@@ -1,0 +1,1 @@
+"""The GPT-BERT network as Flax NNX modules."""

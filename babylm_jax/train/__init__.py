@@ -1,0 +1,1 @@
+"""What is optimised and how: loss, optimizer, sharding, the step, the loop, checkpoints."""
