@@ -1,0 +1,191 @@
+"""Orbax checkpoints: rolling saves, BabyLM milestones by words seen, resume and loading.
+
+Layout in a workdir:
+  checkpoints/<step>/          rolling, asynchronous, the newest `checkpoint.keep` kept
+  milestones/words_<N>/        BabyLM milestones, kept for good, named by words seen
+Each checkpoint holds `state` (the TrainState: params, EMA params, optimizer state, step) and
+`meta` (JSON: step, words and tokens seen, the model config and the tokenizer's hash), which is
+read first so that a mismatched run is refused before any array is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+
+import jax
+import orbax.checkpoint as ocp
+from etils import epath
+
+from babylm_jax.errors import UserError
+
+# Model fields that change parameter shapes or meaning; a checkpoint must agree on all of them.
+SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                "position_bucket_size", "layer_weighting")
+
+# BabyLM milestones: every 1M words to 10M, every 10M to 100M, every 100M to 1B.
+MILESTONES = tuple(sorted({m * 1_000_000 for m in range(1, 11)}
+                          | {m * 10_000_000 for m in range(1, 11)}
+                          | {m * 100_000_000 for m in range(1, 11)}))
+
+
+def milestones_crossed(words_before: int, words_after: int) -> list[int]:
+  """Milestones reached by a step that took words seen from words_before to words_after."""
+  return [m for m in MILESTONES if words_before < m <= words_after]
+
+
+def file_sha256(path) -> str:
+  return hashlib.sha256(epath.Path(path).read_bytes()).hexdigest()
+
+
+def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sha: str) -> dict:
+  return dict(step=int(step), words_seen=int(words_seen), tokens_seen=int(tokens_seen),
+              model={k: config.model[k] for k in SHAPE_FIELDS}, tokenizer_sha256=tokenizer_sha)
+
+
+def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str):
+  """Refuses a checkpoint whose model shape or tokenizer differs from the config's."""
+  for k in SHAPE_FIELDS:
+    saved = meta.get("model", {}).get(k)
+    if saved != config.model[k]:
+      raise UserError(f"the checkpoint in {where} has model.{k}={saved!r} but the config says "
+                      f"{config.model[k]!r}; use the run's own config or a fresh --workdir.")
+  if tokenizer_sha and meta.get("tokenizer_sha256") not in (None, tokenizer_sha):
+    raise UserError(f"the checkpoint in {where} was trained with a different tokenizer than "
+                    f"this run's tokenizer.json; use the run's own data and tokenizer settings or "
+                    f"a fresh --workdir.")
+
+
+class Checkpointer:
+  """The rolling and milestone managers of one workdir."""
+
+  def __init__(self, workdir, config, *, read_only: bool = False):
+    self.workdir = epath.Path(workdir)
+    self.config = config
+    opts = dict(create=not read_only, cleanup_tmp_directories=not read_only,
+                enable_async_checkpointing=True, read_only=read_only)
+    self.rolling = ocp.CheckpointManager(
+        self.workdir / "checkpoints", item_names=("state", "meta"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=config.checkpoint.keep, **opts))
+    self.milestones = ocp.CheckpointManager(
+        self.workdir / "milestones", item_names=("state", "meta"),
+        options=ocp.CheckpointManagerOptions(step_prefix="words", **opts))
+
+  # -- saving ---------------------------------------------------------------------------
+  def save(self, state, meta: dict, *, milestone_words: int | None = None):
+    args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    if milestone_words is None:
+      self.rolling.save(meta["step"], args=args, force=True)
+    else:
+      self.milestones.save(milestone_words, args=args, force=True)
+
+  def wait(self):
+    self.rolling.wait_until_finished()
+    self.milestones.wait_until_finished()
+
+  def close(self):
+    self.rolling.close()
+    self.milestones.close()
+
+  # -- reading --------------------------------------------------------------------------
+  def steps(self) -> list[int]:
+    return sorted(self.rolling.all_steps())
+
+  def milestone_words(self) -> list[int]:
+    return sorted(self.milestones.all_steps())
+
+  def read_meta(self, step: int, *, milestone: bool = False) -> dict:
+    mngr = self.milestones if milestone else self.rolling
+    return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+  def restore(self, step: int, abstract_state, *, milestone: bool = False):
+    mngr = self.milestones if milestone else self.rolling
+    out = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    return out["state"], out["meta"]
+
+  def _set_aside(self, step: int):
+    """Moves a damaged checkpoint out of the manager's folder (kept for inspection)."""
+    if jax.process_index() == 0:
+      src = self.workdir / "checkpoints" / str(step)
+      dst = self.workdir / "damaged_checkpoints" / str(step)
+      dst.parent.mkdir(parents=True, exist_ok=True)
+      if dst.exists():
+        shutil.rmtree(dst)
+      src.rename(dst)
+    self.rolling.reload()
+
+  def restore_latest(self, abstract_state, tokenizer_sha: str | None):
+    """The newest complete checkpoint, falling back past damaged ones; None if there is none.
+
+    A checkpoint of a different model or tokenizer is refused (UserError), never skipped.
+    """
+    for step in reversed(self.steps()):
+      where = str(self.workdir / "checkpoints" / str(step))
+      try:
+        meta = self.read_meta(step)
+      except Exception as e:  # unreadable metadata: damaged
+        logging.warning("checkpoint %s is damaged (%s); resuming from the previous one.",
+                        where, _short(e))
+        self._set_aside(step)
+        continue
+      check_meta(meta, self.config, tokenizer_sha, where)
+      try:
+        state, meta = self.restore(step, abstract_state)
+        jax.block_until_ready(state)
+        return state, meta
+      except Exception as e:
+        logging.warning("checkpoint %s is damaged (%s); resuming from the previous one.",
+                        where, _short(e))
+        self._set_aside(step)
+    return None
+
+
+def _short(e: Exception) -> str:
+  text = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {text[0][:200] if text else ''}"
+
+
+def load_model(config, workdir, *, step: int | None = None, words: int | None = None,
+               use_ema: bool = True):
+  """Loads a run's model for evaluation or export: (GPTBert, info).
+
+  The newest rolling checkpoint by default, a given step, or the milestone named by `words`.
+  info holds step, words_seen, tokens_seen and the checkpoint path.
+  """
+  from babylm_jax import config as config_lib
+  from babylm_jax.train import sharding, step as step_lib
+
+  workdir = epath.Path(workdir)
+  if not (workdir / "checkpoints").exists() and not (workdir / "milestones").exists():
+    raise UserError(f"workdir '{workdir}' holds no checkpoints; train first with "
+                    f"--mode=train or pass the run's --workdir.")
+  ckpt = Checkpointer(workdir, config, read_only=True)
+  try:
+    if words is not None:
+      if words not in ckpt.milestone_words():
+        raise UserError(f"no milestone at {words} words in '{workdir}'; those saved are "
+                        f"{ckpt.milestone_words() or 'none'}.")
+      key, milestone = words, True
+    else:
+      steps = ckpt.steps()
+      if not steps:
+        raise UserError(f"workdir '{workdir}' holds no rolling checkpoints; train first or "
+                        f"pick a milestone with words=N.")
+      if step is not None and step not in steps:
+        raise UserError(f"no checkpoint at step {step} in '{workdir}'; those kept are {steps}.")
+      key, milestone = (step if step is not None else steps[-1]), False
+    where = str(workdir / ("milestones/words_%d" % key if milestone else f"checkpoints/{key}"))
+    meta = ckpt.read_meta(key, milestone=milestone)
+    tok = workdir / "tokenizer.json"
+    check_meta(meta, config, file_sha256(tok) if tok.exists() else None, where)
+    derived = config_lib.derive(config)
+    mesh = sharding.make_mesh(config)
+    graphdef, abstract = step_lib.abstract_train_state(config, derived, mesh)
+    state, meta = ckpt.restore(key, abstract, milestone=milestone)
+  finally:
+    ckpt.close()
+  params = state.ema_params if use_ema else state.params
+  info = dict(meta, path=where, use_ema=use_ema)
+  return step_lib.params_to_model(graphdef, params), info

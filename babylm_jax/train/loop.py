@@ -1,0 +1,194 @@
+"""The training run: from a config and a workdir to checkpoints, metrics and plots.
+
+Sections: workdir and data; BabyLM rules; mesh and state; resume; the loop (dispatch step t, then
+look at step t-1's metrics, so the host never waits on the device); validation; checkpoints and
+milestones; the end (final save, plots). The data position and the dropout keys come from the
+step alone, so a resumed run repeats a straight run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+
+import jax
+import numpy as np
+from etils import epath
+
+from babylm_jax import config as config_lib
+from babylm_jax.errors import UserError
+from babylm_jax.train import checkpoint as ckpt_lib
+from babylm_jax.train.metrics import MetricsWriter, plot_losses
+
+
+class _Preempted:
+  """SIGTERM (TPU VM preemption) sets a flag; the loop saves and exits cleanly."""
+
+  def __init__(self):
+    self.flag = False
+    try:
+      signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread (e.g. in a notebook); no preemption handling
+      pass
+
+  def _handle(self, signum, frame):
+    logging.warning("SIGTERM received: saving a checkpoint and exiting.")
+    self.flag = True
+
+
+def check_rules(config, derived, words_planned: int):
+  """BabyLM 2025: words seen may not exceed the track's cap (ten epochs of its budget)."""
+  if words_planned > derived.exposure_cap and not config.outside_rules:
+    raise UserError(
+        f"this run would show the model {words_planned:,} words but the {config.track} track "
+        f"caps training exposure at {derived.exposure_cap:,} words; lower train.steps or "
+        f"train.epochs, or set --config.outside_rules=True for a run outside the BabyLM rules.")
+
+
+def _write_config(workdir: epath.Path, config, derived, prepared):
+  if jax.process_index() != 0:
+    return
+  resolved = config_lib.to_dict(config)
+  resolved["derived"] = dict(total_steps=derived.total_steps, warmup_steps=derived.warmup_steps,
+                             cooldown_steps=derived.cooldown_steps,
+                             phases=[vars(p) for p in derived.phases],
+                             corpus_tokens=derived.corpus_tokens, corpus_words=derived.corpus_words)
+  tmp = workdir / "config.json.tmp"
+  tmp.write_text(json.dumps(resolved, indent=2, default=str))
+  tmp.rename(workdir / "config.json")
+
+
+def train(config, workdir) -> dict:
+  """Trains (or resumes) a run; returns the last training and validation metrics."""
+  from babylm_jax.data.batches import BatchSource
+  from babylm_jax.data.prepare import prepare_data
+  from babylm_jax.train import flops, sharding, step as step_lib
+
+  workdir = epath.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  prepared = prepare_data(config, str(workdir))
+  derived = config_lib.derive(config, corpus_tokens=prepared.train.num_tokens,
+                              corpus_words=prepared.train.num_words)
+  pid, nproc = jax.process_index(), jax.process_count()
+  source = BatchSource(prepared.train, config, derived, process_index=pid, process_count=nproc)
+  check_rules(config, derived, source.words_before(derived.total_steps))
+  # Validation: half causal rows and the final mask rate, so both losses are measured alike.
+  dev = BatchSource(prepared.dev, config, derived, process_index=pid, process_count=nproc,
+                    causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1)
+  _write_config(workdir, config, derived, prepared)
+  tokenizer_sha = ckpt_lib.file_sha256(prepared.tokenizer_path)
+
+  mesh = sharding.make_mesh(config)
+  graphdef, state, shardings = step_lib.create_train_state(config, derived, mesh)
+  ckpt = ckpt_lib.Checkpointer(workdir, config)
+  restored = ckpt.restore_latest(jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings),
+      tokenizer_sha)
+  start = 0
+  if restored is not None:
+    state, meta = restored
+    start = int(meta["step"])
+    logging.info("resumed from step %d (%s words seen)", start, f"{meta['words_seen']:,}")
+  train_step = step_lib.make_train_step(config, derived, graphdef, mesh, shardings)
+  eval_step = step_lib.make_eval_step(config, graphdef, mesh, shardings)
+
+  writer = MetricsWriter(workdir, derived.total_steps, resume_step=start)
+  peak = flops.measure_matmul_peak(config.model.compute_dtype) * jax.device_count()
+  preempted = _Preempted()
+  t, total = config.train, derived.total_steps
+
+  def validate(step: int) -> dict:
+    sums: dict[str, float] = {}
+    for i in range(t.eval_batches):
+      m = jax.device_get(eval_step(state.params, sharding.global_batch(dev.batch(i), mesh)))
+      for k in ("masked_loss", "causal_loss", "loss"):
+        sums[k] = sums.get(k, 0.0) + float(m[k]) / t.eval_batches
+    rec = dict(step=step, words_seen=source.words_before(step), val_loss=sums["loss"],
+               val_masked_loss=sums["masked_loss"], val_causal_loss=sums["causal_loss"])
+    writer.write(rec, kind="val")
+    return rec
+
+  def save(step: int, metrics_of_step) -> None:
+    loss = float(jax.device_get(metrics_of_step["loss"]))
+    if not math.isfinite(loss):
+      raise UserError(f"the loss became non-finite ({loss}) at step {step}; no checkpoint was "
+                      f"saved for it. Lower train.lr or check the data.")
+    meta = ckpt_lib.make_meta(config, step, source.words_before(step),
+                              step_tokens(step), tokenizer_sha)
+    ckpt.save(state, meta)
+
+  def step_tokens(step: int) -> int:
+    return sum(min(max(step - p.start, 0), p.end - p.start) * p.batch_rows * p.seq_len
+               for p in derived.phases)
+
+  last_train, last_val = {}, {}
+  pending = None  # (step, metrics) of the step dispatched before the current one
+  logged = dict(step=start, time=time.time())
+
+  def look_at(step_done, metrics, force=False):
+    nonlocal last_train
+    rec = _check_and_log(step_done, metrics, writer=writer, source=source, derived=derived,
+                         cfg=config, peak=peak, since=logged, step_tokens=step_tokens,
+                         force=force)
+    if rec is not None:
+      last_train = rec
+      logged.update(step=step_done, time=time.time())
+
+  it = source.iterator(start, total)
+  try:
+    for step, local in it:
+      state, metrics = train_step(state, sharding.global_batch(local, mesh))
+      done = step + 1
+      if pending is not None:
+        look_at(*pending)
+      pending = (done, metrics)
+      words_prev, words_now = source.words_before(step), source.words_before(done)
+      crossed = ckpt_lib.milestones_crossed(words_prev, words_now) if (
+          config.checkpoint.milestones) else []
+      if done % config.checkpoint.every == 0 or done == total or crossed or preempted.flag:
+        save(done, metrics)
+        for m in crossed:
+          ckpt.save(state, ckpt_lib.make_meta(config, done, words_now, step_tokens(done),
+                                              tokenizer_sha), milestone_words=m)
+      if done % t.eval_every == 0 or done == total:
+        last_val = validate(done)
+      if preempted.flag:
+        break
+    if pending is not None:
+      look_at(*pending, force=True)
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+    if hasattr(it, "close"):
+      it.close()
+  if jax.process_index() == 0 and not preempted.flag:
+    plot_losses(workdir, writer.records)
+  return dict(train=last_train, val=last_val, preempted=preempted.flag)
+
+
+def _check_and_log(step, metrics, *, writer, source, derived, cfg, peak, since, step_tokens,
+                   force=False):
+  """Stops on a non-finite loss; every log_every steps writes the record and returns it."""
+  loss = float(jax.device_get(metrics["loss"]))
+  if not math.isfinite(loss):
+    raise UserError(f"the loss became non-finite ({loss}) at step {step}; the run stopped "
+                    f"without saving it. Lower train.lr or check the data.")
+  if (step % cfg.train.log_every and not force) or step <= since["step"]:
+    return None
+  from babylm_jax.train import flops
+  host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  elapsed = max(time.time() - since["time"], 1e-9)
+  tokens = step_tokens(step) - step_tokens(since["step"])
+  tokens_per_s = tokens / elapsed
+  seq_len = derived.phase_at(step - 1).seq_len
+  achieved = tokens_per_s * flops.flops_per_token(cfg.model, seq_len)
+  rec = dict(step=step, words_seen=source.words_before(step), tokens_seen=step_tokens(step),
+             **{k: host[k] for k in sorted(host)}, tokens_per_s=tokens_per_s,
+             mfu=achieved / peak if peak else 0.0,
+             step_time_s=elapsed / (step - since["step"]), seq_len=seq_len)
+  writer.write(rec)
+  return rec

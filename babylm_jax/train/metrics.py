@@ -1,0 +1,130 @@
+"""What a run writes about itself: metrics.jsonl, TensorBoard events, the progress line, plots.
+
+Only process 0 writes. On resume, records of steps after the restored checkpoint (written by a
+run that was killed later) are dropped, so every step appears once in metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import jax
+from etils import epath
+
+
+class MetricsWriter:
+
+  def __init__(self, workdir, total_steps: int, resume_step: int = 0):
+    self.active = jax.process_index() == 0
+    self.path = epath.Path(workdir) / "metrics.jsonl"
+    self.total_steps = total_steps
+    self.records: list[dict] = []
+    self._tb = None
+    self._bar = None
+    self._start_step = resume_step
+    self._start_time = time.time()
+    if not self.active:
+      return
+    if self.path.exists():
+      for line in self.path.read_text().splitlines():
+        if line.strip():
+          rec = json.loads(line)
+          if rec.get("step", 0) <= resume_step:
+            self.records.append(rec)
+    self._rewrite()
+    self._local = not str(workdir).startswith("gs://")
+    try:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(str(epath.Path(workdir) / "tb"))
+    except Exception:  # TensorBoard is optional; metrics.jsonl is the record
+      self._tb = None
+    if sys.stdout.isatty():
+      from tqdm import tqdm
+      self._bar = tqdm(total=total_steps, initial=resume_step, unit="step", dynamic_ncols=True)
+
+  def _rewrite(self):
+    tmp = self.path.parent / (self.path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+    tmp.rename(self.path)
+
+  def write(self, record: dict, *, kind: str = "train"):
+    """Appends one record (a JSON line) and mirrors it to TensorBoard and the console."""
+    if not self.active:
+      return
+    record = {k: _plain(v) for k, v in record.items()}
+    self.records.append(record)
+    if self._local:
+      with self.path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    else:  # object stores cannot append
+      self._rewrite()
+    step = record["step"]
+    if self._tb is not None:
+      for k, v in record.items():
+        if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
+          self._tb.add_scalar(f"{kind}/{k}", v, step)
+      self._tb.flush()
+    self._console(record, kind)
+
+  def _console(self, r: dict, kind: str):
+    if kind == "train":
+      done = r["step"] - self._start_step
+      elapsed = time.time() - self._start_time
+      eta = elapsed / max(done, 1) * (self.total_steps - r["step"])
+      line = (f"step {r['step']}/{self.total_steps} loss {r['loss']:.4f} "
+              f"(masked {r['masked_loss']:.3f}, causal {r['causal_loss']:.3f}) "
+              f"words {r['words_seen']:,} {r['tokens_per_s']:,.0f} tok/s mfu {r['mfu']:.2f} "
+              f"eta {_hms(eta)}")
+      if self._bar is not None:
+        self._bar.n = r["step"]
+        self._bar.set_postfix_str(f"loss {r['loss']:.3f} {r['tokens_per_s']:,.0f} tok/s")
+        self._bar.refresh()
+      print(line, flush=True)
+    else:
+      print(f"step {r['step']} validation loss {r['val_loss']:.4f} (masked "
+            f"{r['val_masked_loss']:.3f}, causal {r['val_causal_loss']:.3f})", flush=True)
+
+  def close(self):
+    if self._bar is not None:
+      self._bar.close()
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _plain(v):
+  if hasattr(v, "item"):
+    v = v.item()
+  return v
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def plot_losses(workdir, records: list[dict]):
+  """workdir/plots/loss.png: training and validation loss against words seen."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  train = [(r["words_seen"], r["loss"]) for r in records if "loss" in r]
+  val = [(r["words_seen"], r["val_loss"]) for r in records if "val_loss" in r]
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  if train:
+    ax.plot(*zip(*train), label="training loss", lw=1.2)
+  if val:
+    ax.plot(*zip(*val), "o-", label="validation loss", lw=1.5)
+  ax.set_xlabel("words seen")
+  ax.set_ylabel("loss (nats per target)")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  out = epath.Path(workdir) / "plots"
+  out.mkdir(parents=True, exist_ok=True)
+  with (out / "loss.png").open("wb") as f:
+    fig.savefig(f, dpi=120)
+  plt.close(fig)

@@ -1,0 +1,228 @@
+"""Training runs end to end through launch.py, as real subprocesses on the real BabyLM text.
+
+Exact resume after SIGKILL, restore onto other meshes, SIGTERM, a non-finite loss, a damaged
+newest checkpoint, a mismatched checkpoint, the BabyLM exposure cap, and two processes.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, data_path
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("store_cache")
+
+
+def _args(workdir, cache, *extra, steps=30, devices=None):
+  args = [sys.executable, "launch.py", "--config", "configs/smoke.py", "--workdir", str(workdir),
+          f"--config.data.path={data_path('babylm_text', 'train_100k')}",
+          f"--config.data.cache_dir={cache}", f"--config.train.steps={steps}",
+          "--config.train.log_every=5", "--config.train.eval_every=1000",
+          "--config.train.eval_batches=2", "--config.checkpoint.every=10"]
+  if devices:
+    args.append(f"--cpu_devices={devices}")
+  return args + list(extra)
+
+
+def _env():
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  env["JAX_PLATFORMS"] = "cpu"
+  return env
+
+
+def run(workdir, cache, *extra, steps=30, devices=None, timeout=600):
+  return subprocess.run(_args(workdir, cache, *extra, steps=steps, devices=devices), cwd=ROOT,
+                        capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+def losses(workdir) -> dict[int, float]:
+  out = {}
+  for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines():
+    rec = json.loads(line)
+    if "loss" in rec:
+      assert rec["step"] not in out, f"step {rec['step']} logged twice"
+      out[rec["step"]] = rec["loss"]
+  return out
+
+
+def final_params(workdir, step):
+  """The parameters of the checkpoint at `step`, read back with orbax as plain numpy."""
+  import orbax.checkpoint as ocp
+  path = pathlib.Path(workdir) / "checkpoints" / str(step) / "state"
+  tree = ocp.StandardCheckpointer().restore(path)
+  import jax
+  return [np.asarray(x) for x in jax.tree.leaves(tree["params"])]
+
+
+def _ok(r):
+  assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, cache_dir):
+  wd = tmp_path_factory.mktemp("straight")
+  _ok(run(wd, cache_dir))
+  return wd
+
+
+def test_run_writes_its_files(straight):
+  for name in ("config.json", "tokenizer.json", "metrics.jsonl", "plots/loss.png"):
+    assert (straight / name).exists(), name
+  recs = [json.loads(l) for l in (straight / "metrics.jsonl").read_text().splitlines()]
+  train = [r for r in recs if "loss" in r]
+  for key in ("step", "words_seen", "tokens_seen", "loss", "masked_loss", "causal_loss",
+              "masked_accuracy", "causal_accuracy", "lr", "grad_norm", "tokens_per_s", "mfu",
+              "step_time_s"):
+    assert key in train[-1], key
+  words = [r["words_seen"] for r in train]
+  assert words == sorted(words) and words[0] > 0
+  assert sorted(int(p.name) for p in (straight / "checkpoints").iterdir()) == [10, 20, 30]
+  assert list((straight / "tb").iterdir())
+
+
+def test_exact_resume_after_sigkill(straight, tmp_path, cache_dir):
+  wd = tmp_path / "killed"
+  proc = subprocess.Popen(_args(wd, cache_dir), cwd=ROOT, env=_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  # Kill once a checkpoint exists and training has gone past it.
+  while time.time() < deadline:
+    if (wd / "checkpoints" / "10").exists() and (wd / "metrics.jsonl").exists() and max(
+        [0] + [json.loads(l)["step"] for l in (wd / "metrics.jsonl").read_text().splitlines()
+               if l.strip()]) >= 15:
+      break
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  r = run(wd, cache_dir)
+  _ok(r)
+  assert "resumed from step" in r.stderr
+  assert losses(wd) == losses(straight)
+  for a, b in zip(final_params(wd, 30), final_params(straight, 30)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_restore_on_other_meshes(straight, tmp_path, cache_dir):
+  wd = tmp_path / "meshes"
+  _ok(run(wd, cache_dir, steps=10, devices=8))
+  _ok(run(wd, cache_dir, steps=20, devices=4))
+  r = run(wd, cache_dir, steps=30, devices=1)
+  _ok(r)
+  assert "resumed from step 20" in r.stderr
+  ref, got = losses(straight), losses(wd)
+  assert sorted(got) == sorted(ref)
+  np.testing.assert_allclose([got[s] for s in sorted(got)], [ref[s] for s in sorted(ref)],
+                             rtol=1e-4)
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path, cache_dir):
+  wd = tmp_path / "term"
+  proc = subprocess.Popen(_args(wd, cache_dir, steps=300), cwd=ROOT, env=_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline and not (wd / "checkpoints" / "10").exists():
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.05)
+  time.sleep(1.0)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-2000:]
+  steps = sorted(int(p.name) for p in (wd / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps[-1] > 10 and steps[-1] < 300
+
+
+def test_non_finite_loss_stops_without_checkpoint(tmp_path, cache_dir):
+  wd = tmp_path / "nan"
+  r = run(wd, cache_dir, "--config.train.inject_nan_at_step=14", steps=30)
+  assert r.returncode == 2
+  assert "non-finite" in r.stderr and "step 15" in r.stderr and "Traceback" not in r.stderr
+  steps = sorted(int(p.name) for p in (wd / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps == [10]
+
+
+def test_damaged_newest_checkpoint_falls_back(tmp_path, cache_dir):
+  wd = tmp_path / "damaged"
+  _ok(run(wd, cache_dir, steps=20))
+  # Truncate the array data of the newest checkpoint.
+  files = [p for p in (wd / "checkpoints" / "20" / "state").rglob("*")
+           if p.is_file() and p.stat().st_size > 1000]
+  assert files
+  for p in files:
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 3])
+  r = run(wd, cache_dir, steps=30)
+  _ok(r)
+  assert "damaged" in r.stderr and "resumed from step 10" in r.stderr
+
+
+def test_mismatched_checkpoint_is_refused(straight, tmp_path, cache_dir):
+  wd = tmp_path / "mismatch"
+  _ok(run(wd, cache_dir, steps=10))
+  r = run(wd, cache_dir, "--config.model.hidden_size=96", "--config.model.num_heads=2",
+          steps=20)
+  assert r.returncode == 2
+  assert "model.hidden_size" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_over_exposure_cap_is_refused(tmp_path, cache_dir):
+  r = run(tmp_path / "cap", cache_dir, steps=100_000)
+  assert r.returncode == 2
+  assert "caps training exposure" in r.stderr and "outside_rules" in r.stderr
+  assert not (tmp_path / "cap" / "checkpoints").exists() or not list(
+      (tmp_path / "cap" / "checkpoints").iterdir())
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path, cache_dir):
+  single = tmp_path / "single"
+  _ok(run(single, cache_dir, steps=10, devices=4))
+  port = _free_port()
+  multi = tmp_path / "multi"
+  procs = [subprocess.Popen(
+      _args(multi, cache_dir, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+            f"--process_id={i}", steps=10, devices=2),
+      cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  errs = [p.communicate(timeout=600)[1] for p in procs]
+  for p, e in zip(procs, errs):
+    assert p.returncode == 0, e[-3000:]
+  a, b = losses(single), losses(multi)
+  assert sorted(a) == sorted(b)
+  np.testing.assert_allclose([b[s] for s in sorted(b)], [a[s] for s in sorted(a)], rtol=1e-5)
+
+
+def test_smoke_config_trains_and_validation_loss_falls(tmp_path, cache_dir):
+  wd = tmp_path / "smoke"
+  start = time.time()
+  r = subprocess.run([sys.executable, "launch.py", "--config", "configs/smoke.py",
+                      "--workdir", str(wd),
+                      f"--config.data.path={data_path('babylm_text', 'train_100k')}",
+                      f"--config.data.cache_dir={cache_dir}"],
+                     cwd=ROOT, capture_output=True, text=True, timeout=600, env=_env())
+  _ok(r)
+  elapsed = time.time() - start
+  recs = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
+  val = [r["val_loss"] for r in recs if "val_loss" in r]
+  assert len(val) >= 3
+  assert val[-1] < val[0] - 0.3, val
+  assert elapsed < 180, f"smoke run took {elapsed:.0f} s"
