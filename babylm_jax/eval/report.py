@@ -1,0 +1,104 @@
+"""Honest accuracy, the per-suite JSON report, its bar chart and the summary table.
+
+An item is won when its correct option scores strictly highest. When the top score is shared,
+the item earns 1/k for k options tied at the top (0.5 for a pair) and counts as a tie: other
+pipelines count such ties as correct, so a model that gives every sentence the same score
+reaches 100% on paradigms whose two sentences are permutations of each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+
+def item_credit(scores: np.ndarray) -> tuple[float, bool]:
+  """(credit, tied) for one item whose option 0 is correct."""
+  top = scores.max()
+  if scores[0] < top:
+    return 0.0, False
+  k = int(np.sum(scores == top))
+  return 1.0 / k, k > 1
+
+
+def accuracy(items, option_scores) -> dict:
+  """Per-paradigm, macro (mean over paradigms) and micro (over items) accuracy with ties."""
+  per: dict[str, list] = {}
+  for item, scores in zip(items, option_scores):
+    credit, tied = item_credit(np.asarray(scores, np.float64))
+    p = per.setdefault(item.paradigm, [0.0, 0, 0, len(item.options)])
+    p[0] += credit
+    p[1] += 1
+    p[2] += int(tied)
+  paradigms = {name: dict(accuracy=c / n, pairs=n, ties=t, chance=1.0 / k)
+               for name, (c, n, t, k) in sorted(per.items())}
+  total = sum(v[1] for v in per.values())
+  return dict(
+      paradigms=paradigms,
+      macro_accuracy=float(np.mean([v["accuracy"] for v in paradigms.values()])),
+      micro_accuracy=sum(v[0] for v in per.values()) / total,
+      ties=sum(v[2] for v in per.values()),
+      items=total)
+
+
+def write_json(path: str, data: dict):
+  """Writes to a temporary name in the same folder, then renames: never a half file."""
+  folder = os.path.dirname(path) or "."
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(data, f, indent=2, sort_keys=False)
+      f.write("\n")
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def plot(path: str, report: dict, title: str):
+  """A per-paradigm bar chart with each paradigm's chance level as a line."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  names = list(report["paradigms"])
+  acc = [report["paradigms"][n]["accuracy"] for n in names]
+  chance = [report["paradigms"][n]["chance"] for n in names]
+  fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(names) + 2), 4.5))
+  x = np.arange(len(names))
+  ax.bar(x, acc, color="tab:blue")
+  ax.step(np.concatenate([x - 0.5, [x[-1] + 0.5]]), chance + [chance[-1]], where="post",
+          color="tab:red", linestyle="--", label="chance")
+  ax.set_xticks(x)
+  ax.set_xticklabels(names, rotation=90, fontsize=6 if len(names) > 20 else 8)
+  ax.set_ylim(0, 1)
+  ax.set_ylabel("accuracy")
+  ax.set_title(f"{title}: macro {report['macro_accuracy']:.3f}, "
+               f"micro {report['micro_accuracy']:.3f}, ties {report['ties']}")
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  folder = os.path.dirname(path) or "."
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
+  os.close(fd)
+  try:
+    fig.savefig(tmp, dpi=120, format="png")
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+  finally:
+    plt.close(fig)
+
+
+def summary_table(rows: list[dict]) -> str:
+  """rows: {'suite', 'backend', 'macro_accuracy', 'micro_accuracy', 'ties', 'items'}."""
+  head = f"{'suite':<16} {'backend':<8} {'macro':>7} {'micro':>7} {'ties':>6} {'items':>7}"
+  lines = [head, "-" * len(head)]
+  for r in rows:
+    lines.append(f"{r['suite']:<16} {r['backend']:<8} {100 * r['macro_accuracy']:7.2f} "
+                 f"{100 * r['micro_accuracy']:7.2f} {r['ties']:6d} {r['items']:7d}")
+  return "\n".join(lines)

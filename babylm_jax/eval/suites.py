@@ -1,0 +1,112 @@
+"""The zero-shot suites on disk: BLiMP, the BLiMP supplement, EWoK and entity tracking.
+
+Every suite becomes a list of `Item`s: a context (maybe empty) and two or more candidate
+continuations, the first of which is the correct one. Minimal pairs are the two-option case
+with an empty context. A suite is a folder of *.jsonl files; every line must parse, and a bad
+one raises `DataError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+
+from babylm_jax.errors import DataError
+
+SUITES = ("blimp", "blimp_fast", "supplement", "ewok", "entity_tracking")
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+  """One decision: which of `options` (the first is correct) best continues `context`."""
+  paradigm: str
+  context: str
+  options: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+  name: str
+  items: tuple[Item, ...]
+  files: tuple[dict, ...]  # {'name', 'sha256', 'items'} per file, sorted by name
+
+  @property
+  def paradigms(self) -> list[str]:
+    return sorted({it.paradigm for it in self.items})
+
+
+def _text(record: dict, key: str, where: str) -> str:
+  value = record.get(key)
+  if not isinstance(value, str) or not value.strip():
+    raise DataError(f"{where} has no non-empty string field '{key}'; fix or remove that line.")
+  return value
+
+
+def _pair(record, stem, where) -> Item:
+  # BLiMP names its paradigm in 'UID'; the supplement files are one paradigm each.
+  paradigm = record.get("UID") or stem
+  return Item(str(paradigm), "", (_text(record, "sentence_good", where),
+                                  _text(record, "sentence_bad", where)))
+
+
+def _ewok(record, stem, where) -> Item:
+  # The target that fits Context1 (Target1) against the one that does not (Target2).
+  return Item(str(record.get("Domain") or stem), _text(record, "Context1", where),
+              (_text(record, "Target1", where), _text(record, "Target2", where)))
+
+
+def _entity(record, stem, where) -> Item:
+  options = record.get("options")
+  if (not isinstance(options, list) or len(options) < 2
+      or not all(isinstance(o, str) and o.strip() for o in options)):
+    raise DataError(f"{where} needs 'options': a list of at least two non-empty strings "
+                    f"(the first the correct one); fix or remove that line.")
+  return Item(stem, _text(record, "input_prefix", where), tuple(options))
+
+
+_PARSERS = {"blimp": _pair, "blimp_fast": _pair, "supplement": _pair, "ewok": _ewok,
+            "entity_tracking": _entity}
+
+
+def parse_file(path: pathlib.Path, suite: str) -> list[Item]:
+  """The items of one jsonl file of `suite`; DataError names the first bad line."""
+  parse, items = _PARSERS[suite], []
+  with open(path, encoding="utf-8") as f:
+    for lineno, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      where = f"{suite} file '{path}' line {lineno}"
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise DataError(f"{where} is not valid JSON ({e.msg}); fix or remove that line.") \
+            from None
+      if not isinstance(record, dict):
+        raise DataError(f"{where} is not a JSON object; fix or remove that line.")
+      items.append(parse(record, path.stem, where))
+  return items
+
+
+def load_suite(suite: str, folder: str) -> Suite:
+  """All *.jsonl files of a suite folder, with their names and hashes for the report."""
+  if suite not in _PARSERS:
+    raise DataError(f"eval suite '{suite}' is unknown; use some of {', '.join(SUITES)}.")
+  path = pathlib.Path(folder).expanduser()
+  if not path.is_dir():
+    raise DataError(f"eval data folder '{folder}' for suite '{suite}' does not exist; set "
+                    f"--config.eval.data.{suite} to a folder of .jsonl files.")
+  files = sorted(path.glob("*.jsonl"))
+  if not files:
+    raise DataError(f"eval data folder '{folder}' for suite '{suite}' holds no .jsonl "
+                    f"files; set --config.eval.data.{suite} to the suite's folder.")
+  items, meta = [], []
+  for f in files:
+    file_items = parse_file(f, suite)
+    items.extend(file_items)
+    meta.append(dict(name=f.name, sha256=hashlib.sha256(f.read_bytes()).hexdigest(),
+                     items=len(file_items)))
+  if not items:
+    raise DataError(f"eval data folder '{folder}' for suite '{suite}' holds no items.")
+  return Suite(suite, tuple(items), tuple(meta))

@@ -1,0 +1,97 @@
+"""The scoring engine against an unbatched reference, ties, and honest accuracy."""
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from babylm_jax.eval import report, scoring, suites
+from babylm_jax.errors import ConfigError
+from conftest import data_path
+from eval_helpers import TinyLM, logits_fn_of, small_tokenizer, tiny_gpt_bert
+
+
+def _model():
+  try:
+    model, _ = tiny_gpt_bert(512)
+  except ImportError:  # GPTBert not there yet: the engine only needs encode/head
+    model = TinyLM(512, rngs=nnx.Rngs(0))
+  return model
+
+
+@pytest.fixture(scope="module")
+def setup():
+  tok = small_tokenizer(512)
+  model = _model()
+  blimp = suites.load_suite("blimp_fast", str(data_path("babylm_eval/fast_eval/blimp_fast")))
+  ewok = suites.load_suite("ewok", str(data_path("babylm_eval/fast_eval/ewok_fast")))
+  items = list(blimp.items[::2000]) + list(ewok.items[:2])
+  seqs = []
+  for it in items:
+    seqs += scoring.tokenize(tok, [it.context] * len(it.options), list(it.options), 128)
+  return tok, model, seqs, logits_fn_of(model)  # one reference jit, compiled once per length
+
+
+@pytest.mark.parametrize("backend", ["causal", "mntp", "pll", "fused"])
+def test_backend_matches_unbatched_reference(setup, backend):
+  tok, model, seqs, ref_fn = setup
+  # A small token budget splits the sequences over several batches and buckets.
+  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=64)
+  got = scorer.score(seqs, backend)
+  want = np.array([scoring.reference_score(ref_fn, s, backend) for s in seqs])
+  assert np.all(np.isfinite(got)) and np.all(got < 0)
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+  # Different sentences really get different scores (the model is not degenerate).
+  assert len(set(np.round(got, 3))) > len(seqs) // 2
+
+
+def test_context_is_not_scored(setup):
+  tok, model, _, _ = setup
+  (ids, start), = scoring.tokenize(tok, ["Chao lied to Yan."], ["Yan believes it."], 128)
+  (alone_ids, alone_start), = scoring.tokenize(tok, [""], ["Yan believes it."], 128)
+  assert alone_start == 1 and start > 1
+  assert tok.decode(list(ids[start:])).strip() == "Yan believes it."
+  assert tok.decode(list(alone_ids[1:])) == "Yan believes it."
+
+
+def test_identical_sentences_tie(setup):
+  tok, model, _, _ = setup
+  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=64)
+  item = suites.Item("p", "", ("The cat sleeps.", "The cat sleeps."))
+  other = suites.Item("p", "", ("The cat sleeps.", "Cat the sleeps."))
+  for backend in ("causal", "mntp", "pll", "fused"):
+    scores = [scorer.score(scoring.tokenize(tok, ["", ""], list(it.options), 128), backend)
+              for it in (item, other)]
+    assert scores[0][0] == scores[0][1]
+    acc = report.accuracy([item, other], scores)
+    assert acc["ties"] == 1
+    p = acc["paradigms"]["p"]
+    assert p["pairs"] == 2 and p["ties"] == 1
+    assert p["accuracy"] == (0.5 + float(scores[1][0] > scores[1][1])) / 2
+
+
+def test_accuracy_macro_and_micro():
+  items = [suites.Item("a", "", ("x", "y"))] * 3 + [suites.Item("b", "", ("x", "y", "z"))]
+  scores = [[-1, -2], [-2, -1], [-1, -1], [-1, -1, -5]]
+  acc = report.accuracy(items, scores)
+  assert acc["paradigms"]["a"] == dict(accuracy=0.5, pairs=3, ties=1, chance=0.5)
+  assert acc["paradigms"]["b"]["accuracy"] == 0.5 and acc["paradigms"]["b"]["ties"] == 1
+  assert acc["macro_accuracy"] == 0.5
+  assert acc["micro_accuracy"] == pytest.approx(2.0 / 4)
+  assert acc["ties"] == 2
+
+
+def test_uniform_model_scores_chance_not_perfect(setup):
+  """Every sentence the same score: 0.5 everywhere (other pipelines report 100% here)."""
+  blimp = suites.load_suite("blimp_fast", str(data_path("babylm_eval/fast_eval/blimp_fast")))
+  acc = report.accuracy(blimp.items, [np.zeros(2)] * len(blimp.items))
+  assert acc["macro_accuracy"] == 0.5 and acc["ties"] == len(blimp.items)
+
+
+def test_bad_backend_is_refused():
+  with pytest.raises(ConfigError, match="eval.backend 'mlm'"):
+    scoring.parse_backends("causal,mlm")
+
+
+def test_long_context_keeps_target():
+  ids, start = scoring.to_sequence(list(range(20, 220)), 190, 64)
+  assert len(ids) == 64 and ids[0] == 1 and ids[start:] == tuple(range(210, 220))
