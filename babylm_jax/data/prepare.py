@@ -1,0 +1,213 @@
+"""From `config.data.path` to a tokenizer and two token stores (train, dev): `--mode=prepare`.
+
+`prepare_data` reads and cleans the corpus, checks the track's word budget, trains (or loads)
+the tokenizer and builds the token stores, all cached under keys that cover the source
+contents, the cleaning settings and the tokenizer. A rerun with the same inputs only hashes
+the source files and opens the cached stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import tokenizers
+
+from babylm_jax import config as config_lib
+from babylm_jax.data import clean, sources
+from babylm_jax.data import tokenizer as tok_lib
+from babylm_jax.data.store import TokenStore, cache_root, digest, open_store, write_store
+from babylm_jax.errors import ConfigError, DataError
+
+
+@dataclasses.dataclass
+class PreparedData:
+  tokenizer: tokenizers.Tokenizer
+  tokenizer_path: str
+  train: TokenStore
+  dev: TokenStore
+  stats: dict
+
+
+@dataclasses.dataclass
+class _Docs:
+  """Cleaned documents of one corpus, with the domain of each and the raw word counts."""
+  texts: list[str]
+  domain_ids: list[int]
+  domains: list[str]
+  raw_words: dict[str, int]
+  replaced_bytes: int
+
+  def subset(self, idx) -> "_Docs":
+    return _Docs([self.texts[i] for i in idx], [self.domain_ids[i] for i in idx], self.domains,
+                 {}, 0)
+
+
+def _read(corpus: sources.Corpus, settings: clean.CleanSettings, field: str) -> _Docs:
+  sources.take_replaced()
+  texts, domain_ids, domains, raw_words = [], [], [], {}
+
+  def add(domain, docs):
+    if domain not in domains:
+      domains.append(domain)
+    d = domains.index(domain)
+    n = len(texts)
+    texts.extend(docs)
+    domain_ids.extend([d] * (len(texts) - n))
+
+  if corpus.tfds_records is not None:
+    for record in corpus.tfds_records():
+      add(corpus.tfds_domain, clean.documents([record], corpus.tfds_domain, settings, raw_words))
+  for f in corpus.files:
+    add(f.domain, clean.documents(sources.read_blocks(f.path), f.domain, settings, raw_words))
+  if not texts:
+    raise DataError(f"{field} '{corpus.spec}' has no documents after cleaning; check that its "
+                    f"files hold text, or relax the data.clean settings.")
+  return _Docs(texts, domain_ids, domains, raw_words, sources.take_replaced())
+
+
+def check_budget(config, raw_words: int, spec: str):
+  """Refuses a corpus over the track's word budget unless the config allows it."""
+  budget, _ = config_lib.track_limits(config)
+  if raw_words > budget and not (config.data.allow_over_budget or config.outside_rules):
+    raise DataError(
+        f"data.path '{spec}' holds {raw_words:,} words, over the {config.track} budget of "
+        f"{budget:,}; use a smaller corpus, another --config.track, or set "
+        f"--config.data.allow_over_budget=True for a run outside the rules.")
+
+
+def _dev_indices(n: int, fraction: float, spec: str) -> np.ndarray:
+  """Evenly spaced documents, so every domain of a file-ordered corpus gives some."""
+  if n < 2:
+    raise DataError(f"data.path '{spec}' has only {n} document, too few to hold out a dev "
+                    f"set; set --config.data.dev_path to separate validation text.")
+  k = min(n - 1, max(1, round(n * fraction)))
+  return np.unique(((np.arange(k) + 0.5) * n / k).astype(np.int64))
+
+
+def _build(path: str, docs: _Docs, tok, batch_docs: int, extra: dict) -> TokenStore:
+  tokens, lengths = tok_lib.encode_documents(tok, docs.texts, batch_docs)
+  offsets = np.zeros(len(lengths) + 1, np.int64)
+  np.cumsum(lengths, out=offsets[1:])
+  starts = tok_lib.word_starts(tokens, offsets, tok_lib.word_tables(tok))
+  return write_store(path, tokens, lengths, starts, np.asarray(docs.domain_ids, np.int32),
+                     docs.domains, tok.get_vocab_size(with_added_tokens=True), extra)
+
+
+def _write_workdir_tokenizer(tok, workdir: str) -> str:
+  from etils import epath
+  path = epath.Path(workdir) / "tokenizer.json"
+  import jax
+  if jax.process_index() == 0:
+    tok_lib.save_tokenizer_atomic(tok, str(path))
+  return str(path)
+
+
+def prepare_data(config, workdir: str | None = None) -> PreparedData:
+  """The tokenizer and the train/dev token stores for `config` (see the module docstring)."""
+  t0 = time.time()
+  config_lib.track_limits(config)
+  vocab_size = int(config.model.vocab_size)
+  tok_lib.check_vocab_size(vocab_size)
+  settings = clean.CleanSettings.from_config(config)
+  data = config.data
+  corpus = sources.resolve(data.path, config, "data.path")
+  dev_corpus = sources.resolve(data.dev_path, config, "data.dev_path") if data.dev_path else None
+  if dev_corpus is None and not 0.0 < data.dev_fraction < 1.0:
+    raise ConfigError(f"data.dev_fraction ({data.dev_fraction}) must lie in (0, 1) when "
+                      f"data.dev_path is empty; change one of them.")
+  split = dev_corpus.key if dev_corpus else float(data.dev_fraction)
+  corpus_key = digest("corpus", corpus.key, dataclasses.asdict(settings), split)
+  root = cache_root(config)
+
+  tok, tok_trained = None, False
+  if config.tokenizer.path:
+    tok_path = config.tokenizer.path
+    tok = tok_lib.load_tokenizer(tok_path, vocab_size)
+  else:
+    tok_key = digest("tokenizer", corpus_key, vocab_size, config.tokenizer.min_frequency,
+                     tokenizers.__version__)
+    tok_path = os.path.join(root, "tokenizers", tok_key, "tokenizer.json")
+    if os.path.isfile(tok_path):
+      tok = tok_lib.load_tokenizer(tok_path, vocab_size)
+
+  def store_paths(tok):
+    tok_hash = digest("tok", tok.to_str())
+    return tuple(os.path.join(root, "stores", digest(corpus_key, tok_hash, role))
+                 for role in ("train", "dev"))
+
+  train = dev = None
+  if tok is not None:
+    train_path, dev_path = store_paths(tok)
+    train, dev = open_store(train_path), open_store(dev_path)
+  cache_hit = train is not None and dev is not None
+
+  if cache_hit:
+    check_budget(config, sum(train.meta["raw_words_per_domain"].values()), data.path)
+  else:
+    docs = _read(corpus, settings, "data.path")
+    check_budget(config, sum(docs.raw_words.values()), data.path)
+    if dev_corpus is not None:
+      train_docs, dev_docs = docs, _read(dev_corpus, settings, "data.dev_path")
+    else:
+      held = _dev_indices(len(docs.texts), data.dev_fraction, data.path)
+      keep = np.setdiff1d(np.arange(len(docs.texts)), held)
+      train_docs, dev_docs = docs.subset(keep), docs.subset(held)
+    if tok is None:
+      tok = tok_lib.train_tokenizer(train_docs.texts, vocab_size,
+                                    config.tokenizer.min_frequency)
+      tok_lib.save_tokenizer_atomic(tok, tok_path)
+      tok_trained = True
+    train_path, dev_path = store_paths(tok)
+    extra = dict(source=data.path, raw_words_per_domain=docs.raw_words,
+                 replaced_bytes=docs.replaced_bytes, clean=dataclasses.asdict(settings))
+    batch_docs = int(data.encode_batch_docs)
+    train = open_store(train_path) or _build(train_path, train_docs, tok, batch_docs, extra)
+    dev = open_store(dev_path) or _build(
+        dev_path, dev_docs, tok, batch_docs,
+        dict(source=data.dev_path or data.path, raw_words_per_domain=dev_docs.raw_words,
+             replaced_bytes=dev_docs.replaced_bytes, clean=dataclasses.asdict(settings)))
+
+  if workdir:
+    tok_path = _write_workdir_tokenizer(tok, workdir)
+  seconds = time.time() - t0
+  words = train.num_words + dev.num_words
+  tokens = train.num_tokens + dev.num_tokens
+  stats = dict(
+      words_per_domain=train.words_per_domain(), dev_words_per_domain=dev.words_per_domain(),
+      raw_words_per_domain=dict(train.meta["raw_words_per_domain"]),
+      train_words=train.num_words, dev_words=dev.num_words, words=words,
+      train_tokens=train.num_tokens, dev_tokens=dev.num_tokens, tokens=tokens,
+      train_docs=train.num_docs, dev_docs=dev.num_docs,
+      tokens_per_word=tokens / max(words, 1), seconds=seconds,
+      words_per_s=words / max(seconds, 1e-9), replaced_bytes=int(train.meta["replaced_bytes"]),
+      cache_hit=cache_hit, tokenizer_trained=tok_trained,
+      vocab_size=tok.get_vocab_size(with_added_tokens=True))
+  return PreparedData(tok, tok_path, train, dev, stats)
+
+
+def format_summary(stats: dict) -> str:
+  lines = [f"{'domain':<24}{'words':>14}"]
+  for d, n in sorted(stats["words_per_domain"].items()):
+    lines.append(f"{d:<24}{n:>14,}")
+  lines += [
+      f"{'train total':<24}{stats['train_words']:>14,}",
+      f"{'dev total':<24}{stats['dev_words']:>14,}",
+      f"tokens {stats['tokens']:,} (train {stats['train_tokens']:,}, dev "
+      f"{stats['dev_tokens']:,}), {stats['tokens_per_word']:.3f} tokens/word",
+      f"{stats['seconds']:.2f} s, {stats['words_per_s']:,.0f} words/s"
+      f"{' (cache hit)' if stats['cache_hit'] else ''}",
+  ]
+  if stats["replaced_bytes"]:
+    lines.append(f"warning: {stats['replaced_bytes']:,} bytes were not UTF-8 and were replaced "
+                 f"by U+FFFD")
+  return "\n".join(lines)
+
+
+def run_prepare(config, workdir) -> dict:
+  """--mode=prepare: builds or reuses the tokenizer and token stores, prints a summary."""
+  prepared = prepare_data(config, workdir)
+  print(format_summary(prepared.stats), flush=True)
+  return prepared.stats
