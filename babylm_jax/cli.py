@@ -100,6 +100,8 @@ def dispatch(mode: str, config, workdir: str | None):
 
 def main(argv, config_flag) -> int:
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+  for noisy in ("jax._src.xla_bridge", "absl", "orbax"):  # backend probing and save chatter
+    logging.getLogger(noisy).setLevel(logging.WARNING)
   try:
     preflight(argv)
     try:
