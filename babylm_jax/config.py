@@ -59,6 +59,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.clean.strip_speaker_tags = False
   c.data.clean.wiki_headings_as_boundaries = True
   c.data.clean.blank_lines_as_boundaries = True
+  # Keep a heading's title as the first line of the document it opens (else drop it).
+  c.data.clean.keep_heading_titles = False
+  # Longer documents are cut at a whitespace (one-line sample files hold megabytes).
+  c.data.clean.max_doc_chars = 20_000
+  # Documents encoded per tokenizer call while building a token store.
+  c.data.encode_batch_docs = 1024
 
   c.tokenizer = ml_collections.ConfigDict()
   # A tokenizer.json to load; '' trains one on the corpus (vocab size from model.vocab_size).
@@ -108,6 +114,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.min_lr_ratio = 0.1
   c.train.ema_decay = 0.999
   c.train.micro_batches = 1  # gradient accumulation
+  # Fraction of a batch's positions given to the vocabulary projection (gathered at the
+  # targets); a batch with more targets projects every position. Speed only, never results.
+  c.train.target_capacity = 0.5
   c.train.log_every = 100
   c.train.eval_every = 1000
   c.train.eval_batches = 8
@@ -144,6 +153,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.words = config_dict.placeholder(int)  # a milestone by words seen
   c.eval.use_ema = True
   c.eval.batch_size = 64
+  # Padded tokens per scoring batch; rows = tokens_per_batch // bucket length.
+  c.eval.tokens_per_batch = 4096
   c.eval.data = ml_collections.ConfigDict()
   c.eval.data.blimp = "../shared/data/blimp"
   c.eval.data.blimp_fast = "../shared/data/babylm_eval/fast_eval/blimp_fast"
@@ -161,6 +172,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.finetune.epochs = config_dict.placeholder(int)  # default 10, 30 for wsc
   c.finetune.max_length = 256
   c.finetune.max_train_examples = config_dict.placeholder(int)
+  c.finetune.max_valid_examples = config_dict.placeholder(int)
   c.finetune.seed = 0
 
   c.export = ml_collections.ConfigDict()

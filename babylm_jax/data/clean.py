@@ -22,12 +22,13 @@ from typing import Iterable, Iterator
 import numpy as np
 
 # At least two '=' on each side: a single '= x =' is too common in ordinary text.
-HEADING = re.compile(r"(?<!\S)(=(?: =)+) ([^=\n]+?) \1(?!\S)")
-CHILDES_TAG = re.compile(r"(?<!\S)\*[A-Z][A-Z0-9]*:(?!\S) ?")
-SWITCHBOARD_TAG = re.compile(r"(?<!\S)[AB]:(?!\S) ?")
+HEADING = re.compile(r"(?<!\S)(=(?: =)+) ([^=\n]{1,200}?) \1(?!\S)")
+CHILDES_TAG = re.compile(r"(?<!\S)\*[A-Z][A-Z0-9]*:(?!\S)")
+SWITCHBOARD_TAG = re.compile(r"(?<!\S)[AB]:(?!\S)")
 BLANK_LINE = re.compile(r"\n *\n\s*")
 _SPACES = re.compile(r"[^\S\n]+")
-# How far back from a cut a heading may have begun; longer titles are not headings.
+_LINE_EDGES = re.compile(r" *\n[\n ]*")
+# How far back from a cut a heading may have begun (titles are at most 200 characters).
 _HEADING_ZONE = 512
 _MAX_CARRY = 1 << 24
 
@@ -68,20 +69,27 @@ def count_words(text: str) -> int:
 
 def _safe_cut(buf: str) -> int:
   """An index where `buf` may be cut: the start of its last whitespace run, moved before any
-  '=' that could open a heading still incomplete. 0 when no such place exists yet."""
+  '=' that could open a heading not yet complete. 0 when no such place exists yet."""
   i = len(buf)
   while i > 0 and not buf[i - 1].isspace():
     i -= 1
   while i > 0 and buf[i - 1].isspace():
     i -= 1
-  zone = max(0, i - _HEADING_ZONE)
-  j = buf.find("=", zone, i)
-  while j != -1 and j > 0 and not buf[j - 1].isspace():
-    j = buf.find("=", j + 1, i)
-  if j > 0:
-    while j > 0 and buf[j - 1].isspace():
-      j -= 1
-    i = j
+  if i == 0:
+    return 0
+  # Headings that end well before i are complete; an '=' after the last of them may open one.
+  lo = max(0, i - _HEADING_ZONE)
+  # Scan from 0: buf starts at an earlier safe cut, so never inside a heading.
+  for m in HEADING.finditer(buf, 0, i):
+    if m.end() < i:  # one ending at i may be the truncated start of a longer heading
+      lo = max(lo, m.end())
+  j = lo
+  while (j := buf.find("=", j, i)) != -1:
+    if j == 0 or buf[j - 1].isspace():
+      while j > 0 and buf[j - 1].isspace():
+        j -= 1
+      return j
+    j += 1
   return i
 
 
@@ -117,8 +125,16 @@ def _boundaries(piece: str, s: CleanSettings) -> list[tuple[int, int, str]]:
   return out
 
 
+def _tidy(text: str) -> str:
+  """A finished document: no spaces around line breaks, no empty lines, no double spaces
+  (left where tags were removed), no leading or trailing whitespace."""
+  return _LINE_EDGES.sub("\n", text.replace("  ", " ")).strip()
+
+
 class _Doc:
-  """The document being assembled; cut into several when it grows past max_doc_chars."""
+  """The document being assembled; cut into several when it grows past max_doc_chars.
+
+  Cut positions depend only on the text, never on how it arrived in pieces."""
 
   def __init__(self, max_chars: int):
     self.parts: list[str] = []
@@ -137,13 +153,13 @@ class _Doc:
           self.parts, self.size = [text], len(text)
           return
         cut = self.max_chars + m.start()
-      head, text = text[:cut].strip(), text[cut:]
+      head, text = _tidy(text[:cut]), text[cut:]
       if head:
         yield head
       self.parts, self.size = [text], len(text)
 
   def flush(self) -> Iterator[str]:
-    text = "".join(self.parts).strip()
+    text = _tidy("".join(self.parts))
     self.parts, self.size = [], 0
     if text:
       yield text
@@ -160,16 +176,19 @@ def documents(blocks: Iterable[str], domain: str, s: CleanSettings,
     piece = normalize(piece)
     if raw_words is not None:
       raw_words[domain] = raw_words.get(domain, 0) + count_words(piece)
-    if strip_childes:
-      piece = CHILDES_TAG.sub("", piece)
-    if strip_switchboard:
-      piece = SWITCHBOARD_TAG.sub("", piece)
     pos = 0
-    for start, end, title in _boundaries(piece, s):
-      yield from doc.add(piece[pos:start])
+    # Boundaries first: a line that held only a speaker tag is not a blank line.
+    for start, end, title in _boundaries(piece, s) + [(len(piece), len(piece), None)]:
+      fragment = piece[pos:start]
+      if strip_childes:
+        fragment = CHILDES_TAG.sub("", fragment)
+      if strip_switchboard:
+        fragment = SWITCHBOARD_TAG.sub("", fragment)
+      yield from doc.add(fragment)
+      if title is None:
+        break
       yield from doc.flush()
       if title and s.keep_heading_titles:
         yield from doc.add(title + "\n")
       pos = end
-    yield from doc.add(piece[pos:])
   yield from doc.flush()

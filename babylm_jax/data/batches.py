@@ -1,0 +1,241 @@
+"""Training batches from a token store: packing, GPT-BERT masking, per-process slices.
+
+The stream. Epoch e is every document of the store once, in an order drawn from (seed, e),
+each prefixed by `<s>`; epochs follow each other without a gap, so the stream is endless
+and nothing is padded. Step s reads the stream positions [s*P, (s+1)*P] (P = tokens per
+step, constant across the sequence-length phases), cut into rows of T+1 tokens that overlap
+by one: row i of the step covers [s*P + i*T, s*P + (i+1)*T]. Input is a row's first T
+tokens, targets its last T. A row that starts inside a document starts with `<s>` instead of
+that token (which was the previous row's last target), so every segment of a row begins with
+`<s>`; segment ids count segments from 1. A new epoch's order moves every document to a new
+offset, so rows are cut differently each epoch.
+
+Everything about step s is a pure function of (seed, s, config, store): the per-row random
+numbers come from a counter-based generator (Philox) keyed by (seed, step) and advanced to the
+first row of this process, so a row's objective and mask do not depend on how many processes
+share the step. Nothing here touches a device.
+
+Objective per row: causal with probability `causal_fraction`, else masked. The target at
+position k is token k+1. Causal rows score every target inside the same document. Masked rows
+score position k when token k+1 was chosen by span masking: span starts are Bernoulli, span
+lengths uniform in 1..max_span, the start probability solved so that each token is covered
+with probability equal to the mask rate; special tokens and segment starts are never chosen.
+A chosen token's input is `<mask>` (80%), a random non-special token (10%) or unchanged (10%),
+decided once per span.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Iterator
+
+import numpy as np
+
+from babylm_jax import config as config_lib
+from babylm_jax.config import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, Derived
+from babylm_jax.errors import ConfigError
+
+_TWO_POW_M53 = 2.0 ** -53
+
+
+@functools.lru_cache(maxsize=4096)
+def span_start_prob(rate: float, max_span: int) -> float:
+  """q such that a position is covered by some span with probability `rate` when spans start
+  anywhere with probability q and have lengths uniform in 1..max_span."""
+  def coverage(q):
+    miss = 1.0
+    for d in range(max_span):
+      miss *= 1.0 - q * (max_span - d) / max_span
+    return 1.0 - miss
+  lo, hi = 0.0, 1.0
+  for _ in range(60):
+    mid = 0.5 * (lo + hi)
+    lo, hi = (mid, hi) if coverage(mid) < rate else (lo, mid)
+  return 0.5 * (lo + hi)
+
+
+def span_mask(u_start: np.ndarray, u_len: np.ndarray, u_dec: np.ndarray, rate: float,
+              max_span: int, n: int, mask_prob: float, random_prob: float):
+  """Span masking over n positions per row from uniform numbers of shape [b, n + max_span - 1].
+
+  Span starts sit at extended positions -(max_span-1) .. n-1 so that every position has the
+  same chance of cover. Returns (covered [b, n] bool, decision [b, n] int8: 0 <mask>,
+  1 random token, 2 unchanged, -1 not covered, starts [b, W] bool, lengths [b, W] int).
+  """
+  ext = max_span - 1
+  starts = u_start < span_start_prob(rate, max_span)
+  lengths = 1 + (u_len * max_span).astype(np.int64)
+  decision = np.where(u_dec < mask_prob, 0, np.where(u_dec < mask_prob + random_prob, 1, 2))
+  b, w = starts.shape
+  dec_ext = np.full((b, w + ext), -1, np.int8)
+  for d in range(max_span):
+    hit = starts & (lengths > d)
+    window = dec_ext[:, d:d + w]
+    np.copyto(window, decision.astype(np.int8), where=hit)
+  dec = dec_ext[:, ext:ext + n]
+  return dec >= 0, dec, starts, lengths
+
+
+class BatchSource:
+  """Batches for each step of a run from one token store (see the module docstring)."""
+
+  def __init__(self, store, config, derived: Derived, *, process_index: int = 0,
+               process_count: int = 1, causal_fraction: float | None = None,
+               mask_rate: float | None = None, seed_offset: int = 0):
+    if store.num_docs == 0 or store.num_tokens == 0:
+      raise ConfigError("the token store is empty; run --mode=prepare on a corpus with text.")
+    for p in derived.phases:
+      if p.batch_rows % process_count:
+        raise ConfigError(
+            f"train.tokens_per_step ({derived.tokens_per_step}) gives {p.batch_rows} rows at "
+            f"length {p.seq_len}, which {process_count} processes cannot share evenly; change "
+            f"train.tokens_per_step.")
+    self.store = store
+    self.config = config
+    self.derived = derived
+    self.process_index, self.process_count = process_index, process_count
+    o = config.objective
+    self.causal_fraction = o.causal_fraction if causal_fraction is None else causal_fraction
+    self.fixed_mask_rate = mask_rate
+    self.max_span = int(o.max_span)
+    self.mask_prob, self.random_prob = float(o.mask_token_prob), float(o.random_token_prob)
+    self.seed = (int(config.seed), int(seed_offset))
+    self.vocab_size = int(store.vocab_size)
+    self.tokens_per_step = int(derived.tokens_per_step)
+    self._doc_offsets = np.asarray(store.doc_offsets, np.int64)
+    self._doc_lens = np.diff(self._doc_offsets)
+    self._doc_words = np.asarray(store.doc_words, np.int64)
+    self.stream_len = int(store.num_tokens + store.num_docs)  # one <s> per document
+    self.epoch_words = int(self._doc_words.sum())
+    self._epochs: dict[int, tuple] = {}
+    self._lock = threading.Lock()
+
+  # ------------------------------------------------------------------ the stream
+
+  def _epoch(self, e: int):
+    """(document order, segment starts [n+1], cumulative words [n+1]) of epoch e."""
+    with self._lock:
+      hit = self._epochs.get(e)
+      if hit is None:
+        order = np.random.default_rng([*self.seed, 0x0E0C, e]).permutation(
+            self.store.num_docs)
+        starts = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(self._doc_lens[order] + 1, out=starts[1:])
+        words = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(self._doc_words[order], out=words[1:])
+        hit = (order, starts, words)
+        if len(self._epochs) >= 3:
+          self._epochs.pop(min(self._epochs))
+        self._epochs[e] = hit
+      return hit
+
+  def stream(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream positions [a, b): (token ids int32, is segment start bool, store index int64
+    of each token, -1 for the <s> that precedes each document)."""
+    n_all = b - a
+    tok = np.empty(n_all, np.int32)
+    is_start = np.empty(n_all, bool)
+    index = np.empty(n_all, np.int64)
+    pos, out = a, 0
+    while pos < b:
+      e, q = divmod(pos, self.stream_len)
+      n = min(b - pos, self.stream_len - q)
+      order, starts, _ = self._epoch(e)
+      d0 = int(np.searchsorted(starts, q, "right")) - 1
+      d1 = int(np.searchsorted(starts, q + n - 1, "right")) - 1
+      marks = np.zeros(n, np.int64)
+      marks[starts[d0 + 1:d1 + 1] - q] = 1
+      d = d0 + np.cumsum(marks)
+      j = (q + np.arange(n)) - starts[d]  # offset inside the segment; 0 is its <s>
+      idx = np.where(j > 0, self._doc_offsets[order[d]] + j - 1, -1)
+      sl = slice(out, out + n)
+      index[sl] = idx
+      is_start[sl] = j == 0
+      tok[sl] = np.where(j > 0, self.store.tokens[np.maximum(idx, 0)], BOS_ID)
+      pos += n
+      out += n
+    return tok, is_start, index
+
+  def words_at(self, pos: int) -> int:
+    """Exact whitespace words of the stream positions [0, pos)."""
+    e, q = divmod(int(pos), self.stream_len)
+    order, starts, words = self._epoch(e)
+    d = int(np.searchsorted(starts, q, "right")) - 1
+    inside = max(0, q - int(starts[d]) - 1)  # tokens of document d already read
+    first = int(self._doc_offsets[order[d]]) if d < len(order) else 0
+    part = int(np.count_nonzero(self.store.word_starts[first:first + inside]))
+    return e * self.epoch_words + int(words[d]) + part
+
+  def words_before(self, step: int) -> int:
+    """Words of the text consumed by global steps [0, step)."""
+    return self.words_at(step * self.tokens_per_step)
+
+  # ------------------------------------------------------------------ batches
+
+  def mask_rate(self, step: int) -> float:
+    if self.fixed_mask_rate is not None:
+      return float(self.fixed_mask_rate)
+    return config_lib.mask_rate(self.config, step, self.derived.total_steps)
+
+  def _uniforms(self, step: int, first_row: int, rows: int, per_row: int) -> np.ndarray:
+    key = np.random.SeedSequence([*self.seed, 0x5EED, step]).generate_state(2, np.uint64)
+    bits = np.random.Philox(key=key)
+    bits.advance(first_row * per_row // 4)  # Philox yields 4 words per counter step
+    raw = bits.random_raw(rows * per_row).reshape(rows, per_row)
+    return (raw >> np.uint64(11)).astype(np.float64) * _TWO_POW_M53
+
+  def batch(self, step: int, *, with_spans: bool = False) -> dict[str, np.ndarray]:
+    """This process's rows of the global batch of `step` (see the module docstring)."""
+    phase = self.derived.phase_at(step)
+    T = phase.seq_len
+    b = phase.batch_rows // self.process_count
+    r0 = self.process_index * b
+    a = step * self.tokens_per_step + r0 * T
+    tok, is_start, _ = self.stream(a, a + b * T + 1)
+    rows = np.arange(b)[:, None] * T + np.arange(T + 1)[None, :]
+    tok_r, start_r = tok[rows], is_start[rows]
+    tok_r[:, 0] = BOS_ID  # a row that starts inside a document starts a new segment
+    start_r[:, 0] = True
+
+    S = self.max_span
+    W = T + 1 + S - 1
+    per_row = -(-(3 * W + T + 2) // 4) * 4
+    u = self._uniforms(step, r0, b, per_row)
+    covered, decision, starts, lengths = span_mask(
+        u[:, :W], u[:, W:2 * W], u[:, 2 * W:3 * W], self.mask_rate(step), S, T + 1,
+        self.mask_prob, self.random_prob)
+    u_tok = u[:, 3 * W:3 * W + T + 1]
+    is_causal = u[:, -1] < self.causal_fraction
+
+    eligible = ~start_r & (tok_r >= NUM_SPECIAL_TOKENS)
+    chosen = covered & eligible & ~is_causal[:, None]
+    random_tok = NUM_SPECIAL_TOKENS + (u_tok * (self.vocab_size - NUM_SPECIAL_TOKENS)).astype(
+        np.int32)
+    inputs = tok_r[:, :T].copy()
+    ch = chosen[:, :T]
+    dec = decision[:, :T]
+    inputs[ch & (dec == 0)] = MASK_ID
+    rnd = ch & (dec == 1)
+    inputs[rnd] = random_tok[:, :T][rnd]
+
+    same_doc = ~start_r[:, 1:]
+    loss_mask = np.where(is_causal[:, None], same_doc, chosen[:, 1:])
+    out = dict(input_ids=inputs, targets=np.ascontiguousarray(tok_r[:, 1:]),
+               loss_mask=loss_mask, segment_ids=np.cumsum(start_r[:, :T], axis=1,
+                                                          dtype=np.int32),
+               is_causal=is_causal)
+    if with_spans:  # for tests: what span masking chose, before corruption
+      out.update(chosen=chosen, decision=decision, span_starts=starts, span_lengths=lengths,
+                 original=tok_r)
+    return out
+
+  def iterator(self, start_step: int, end_step: int) -> Iterator[tuple[int, dict]]:
+    """(step, batch(step)) for steps [start_step, end_step), built ahead by grain threads."""
+    import grain
+    prefetch = max(1, int(self.config.train.prefetch))
+    ds = grain.MapDataset.range(start_step, end_step).map(lambda s: (s, self.batch(s)))
+    it = ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch,
+                                              prefetch_buffer_size=prefetch))
+    for step, batch in it:
+      yield int(step), batch
