@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 
 import numpy as np
@@ -200,9 +201,6 @@ def format_summary(stats: dict) -> str:
       f"{stats['seconds']:.2f} s, {stats['words_per_s']:,.0f} words/s"
       f"{' (cache hit)' if stats['cache_hit'] else ''}",
   ]
-  if stats["replaced_bytes"]:
-    lines.append(f"warning: {stats['replaced_bytes']:,} bytes were not UTF-8 and were replaced "
-                 f"by U+FFFD")
   return "\n".join(lines)
 
 
@@ -210,4 +208,8 @@ def run_prepare(config, workdir) -> dict:
   """--mode=prepare: builds or reuses the tokenizer and token stores, prints a summary."""
   prepared = prepare_data(config, workdir)
   print(format_summary(prepared.stats), flush=True)
+  if prepared.stats["replaced_bytes"]:
+    print(f"warning: {prepared.stats['replaced_bytes']:,} bytes of data.path were not UTF-8 "
+          f"and were replaced by U+FFFD; re-encode the files as UTF-8 to keep that text.",
+          file=sys.stderr, flush=True)
   return prepared.stats
