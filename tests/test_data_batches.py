@@ -1,0 +1,185 @@
+"""Batches from a real token store: packing, segments, GPT-BERT masking, determinism, slices."""
+
+import numpy as np
+import pytest
+
+from babylm_jax import config as config_lib
+from babylm_jax.config import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, base_config
+from babylm_jax.data.batches import BatchSource
+from babylm_jax.data.prepare import prepare_data
+from babylm_jax.errors import ConfigError
+from conftest import data_path
+
+T = 128
+
+
+def _config(cache):
+  c = base_config()
+  c.data.path = str(data_path("babylm_text", "train_100k"))
+  c.data.cache_dir = str(cache)
+  c.model.vocab_size = 512
+  c.train.tokens_per_step = 8 * 1024
+  c.train.seq_lens = (T, 256)
+  c.train.seq_len_fractions = (0.5, 0.5)
+  c.train.steps = 1000
+  return c
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  c = _config(tmp_path_factory.mktemp("cache"))
+  p = prepare_data(c)
+  return c, p, config_lib.derive(c)
+
+
+@pytest.fixture(scope="module")
+def source(setup):
+  c, p, d = setup
+  return BatchSource(p.train, c, d)
+
+
+def _many(source, steps):
+  out = [source.batch(s, with_spans=True) for s in steps]
+  return {k: np.concatenate([b[k] for b in out]) for k in out[0]}
+
+
+def test_shapes_dtypes_and_phases(source, setup):
+  c, _, d = setup
+  first, last = source.batch(0), source.batch(d.total_steps - 1)
+  assert first["input_ids"].shape == (64, T) and last["input_ids"].shape == (32, 256)
+  for b in (first, last):
+    assert b["input_ids"].dtype == np.int32 and b["targets"].dtype == np.int32
+    assert b["loss_mask"].dtype == bool and b["is_causal"].dtype == bool
+    assert b["segment_ids"].dtype == np.int32
+    assert b["input_ids"].size == c.train.tokens_per_step
+
+
+def test_rows_are_the_stream_cut_with_one_token_overlap(source):
+  """Rows continue where the last stopped, segments start with <s>, and nothing is padded."""
+  for step in (0, 7):
+    b = source.batch(step, with_spans=True)
+    tok, is_start, index = source.stream(step * 8192, (step + 1) * 8192 + 1)
+    rows = b["original"]
+    assert (rows[:, 1:].reshape(-1) == tok[1:]).all()  # every stream token is a target once
+    assert (rows[:, 0] == BOS_ID).all()
+    assert (b["segment_ids"] >= 1).all()  # no padding
+    # Segment ids step exactly at <s>; within a segment the store indices are consecutive,
+    # so a segment never mixes documents.
+    seg = b["segment_ids"]
+    starts = np.concatenate([np.ones((len(seg), 1), bool), seg[:, 1:] != seg[:, :-1]], 1)
+    assert (starts == (rows[:, :T] == BOS_ID)).all()
+    idx = index[np.arange(len(rows))[:, None] * T + np.arange(T + 1)[None]]
+    inner = ~starts[:, 1:] & ~starts[:, :-1]
+    assert (np.diff(idx[:, :T], axis=1)[inner] == 1).all()
+
+
+def test_an_epoch_holds_every_token_once_and_the_next_is_reordered(source):
+  L = source.stream_len
+  tok, is_start, index = source.stream(0, L)
+  assert is_start.sum() == source.store.num_docs
+  assert (np.sort(index[index >= 0]) == np.arange(source.store.num_tokens)).all()
+  assert (tok[index >= 0] == source.store.tokens[index[index >= 0]]).all()
+  _, start2, index2 = source.stream(L, 2 * L)
+  assert (np.sort(index2[index2 >= 0]) == np.arange(source.store.num_tokens)).all()
+  assert not (index2 == index).all()  # documents land at new offsets: rows are cut anew
+
+
+def test_words_before_is_exact(source, setup):
+  _, p, _ = setup
+  L = source.stream_len
+  assert source.words_at(L) == p.train.num_words
+  assert source.words_at(3 * L) == 3 * p.train.num_words
+  for pos in (0, 1, 12345, L - 1, L + 777):
+    _, _, index = source.stream(0, pos)
+    flags = p.train.word_starts[index[index >= 0]]
+    assert source.words_at(pos) == int(flags.sum())
+  assert source.words_before(5) == source.words_at(5 * 8192)
+  w = [source.words_before(s) for s in range(0, 200, 10)]
+  assert all(a < b for a, b in zip(w, w[1:]))
+
+
+def test_mask_rate_spans_and_special_tokens(source, setup):
+  c, _, d = setup
+  for steps, rate in ((range(0, 8), config_lib.mask_rate(c, 0, d.total_steps)),
+                      (range(992, 1000), config_lib.mask_rate(c, 996, d.total_steps))):
+    b = _many(source, steps)
+    masked = ~b["is_causal"]
+    orig, chosen = b["original"][masked], b["chosen"][masked]
+    eligible = (orig >= NUM_SPECIAL_TOKENS)
+    assert not (chosen & ~eligible).any()  # specials (<s> included) are never chosen
+    measured = chosen.sum() / eligible.sum()
+    assert abs(measured - rate) < 0.01, (measured, rate)
+    # Span lengths lie in 1..3 and the chosen tokens are exactly the spans' union.
+    lengths = b["span_lengths"][masked][b["span_starts"][masked]]
+    assert lengths.min() == 1 and lengths.max() == 3
+    assert (abs(np.bincount(lengths)[1:] / len(lengths) - 1 / 3) < 0.02).all()  # uniform
+    union = np.zeros((chosen.shape[0], chosen.shape[1] + 4), bool)
+    r, s = np.nonzero(b["span_starts"][masked])
+    for row, start, n in zip(r, s, b["span_lengths"][masked][r, s]):
+      union[row, start:start + n] = True
+    assert (union[:, 2:2 + chosen.shape[1]] & eligible == chosen).all()
+    # Inputs: <mask> 80%, random 10%, unchanged 10% of the chosen positions.
+    inp = b["input_ids"][masked]
+    ch = chosen[:, :-1]
+    sel_in, sel_orig = inp[ch], orig[:, :-1][ch]
+    frac_mask = (sel_in == MASK_ID).mean()
+    frac_same = (sel_in == sel_orig).mean()
+    frac_random = 1 - frac_mask - frac_same
+    assert abs(frac_mask - 0.8) < 0.02 and abs(frac_same - 0.1) < 0.02
+    assert abs(frac_random - 0.1) < 0.02
+    assert (sel_in[(sel_in != MASK_ID) & (sel_in != sel_orig)] >= NUM_SPECIAL_TOKENS).all()
+    assert (inp[~ch] == orig[:, :-1][~ch]).all()  # nothing else is corrupted
+    # Loss: position k is scored exactly when token k+1 was chosen.
+    assert (b["loss_mask"][masked] == chosen[:, 1:]).all()
+
+
+def test_causal_rows_and_their_fraction(source, setup):
+  c, p, d = setup
+  b = _many(source, range(0, 120))
+  frac = b["is_causal"].mean()
+  assert abs(frac - c.objective.causal_fraction) < 0.012, frac
+  causal = b["is_causal"]
+  orig = b["original"][causal]
+  # Every next token inside the same document is a target; the next document's <s> is not.
+  assert (b["loss_mask"][causal] == (orig[:, 1:] != BOS_ID)).all()
+  assert (b["input_ids"][causal] == orig[:, :-1]).all()
+  half = BatchSource(p.train, c, d, causal_fraction=0.5, mask_rate=0.15, seed_offset=1)
+  hb = _many(half, range(0, 20))
+  assert abs(hb["is_causal"].mean() - 0.5) < 0.06
+  m = ~hb["is_causal"]
+  eligible = hb["original"][m] >= NUM_SPECIAL_TOKENS
+  assert abs(hb["chosen"][m].sum() / eligible.sum() - 0.15) < 0.01
+
+
+def test_same_step_same_batch_other_step_other_batch(setup, source):
+  c, p, d = setup
+  fresh = BatchSource(p.train, c, d)
+  for step in (3, 600):
+    a, b = source.batch(step), fresh.batch(step)
+    assert all((a[k] == b[k]).all() for k in a)
+  a, b = source.batch(3), source.batch(4)
+  assert not (a["input_ids"] == b["input_ids"]).all()
+  c2 = _config(c.data.cache_dir)
+  c2.seed = 1
+  other_seed = BatchSource(p.train, c2, d).batch(3)
+  assert not (other_seed["input_ids"] == a["input_ids"]).all()
+
+
+def test_process_slices_cover_the_global_batch_once(setup, source):
+  c, p, d = setup
+  for step in (5, 999):
+    whole = source.batch(step)
+    parts = [BatchSource(p.train, c, d, process_index=i, process_count=4).batch(step)
+             for i in range(4)]
+    for k in whole:
+      assert (np.concatenate([q[k] for q in parts]) == whole[k]).all(), k
+  with pytest.raises(ConfigError, match="train.tokens_per_step"):
+    BatchSource(p.train, c, d, process_count=3)
+
+
+def test_grain_iterator_yields_the_batches_in_order(source):
+  got = list(source.iterator(10, 16))
+  assert [s for s, _ in got] == list(range(10, 16))
+  for s, b in got:
+    ref = source.batch(s)
+    assert all((b[k] == ref[k]).all() for k in ref)
