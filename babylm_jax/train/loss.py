@@ -1,0 +1,80 @@
+"""The hybrid masked-next-token / causal objective, in float32 whatever the compute dtype.
+
+loss = r * (mean CE over the masked rows' targets) + (1 - r) * (mean CE over the causal rows'
+targets) + z_coef * mean over all targets of logsumexp(logits)^2. When a batch holds rows of
+one kind only, the other term drops out and the weights renormalise.
+
+The loss is a ratio of sums, so it is computed in two stages: `target_sums` reduces any subset
+of targets (a micro-batch, a gathered set of positions) to sums and counts, and `objective`
+divides by the counts of the whole batch. Summing the gradients of `objective` over
+micro-batches, each with the whole batch's counts, gives exactly the full-batch gradient.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+SUM_KEYS = ("masked_ce", "causal_ce", "z", "masked_correct", "causal_correct",
+            "masked_targets", "causal_targets")
+
+
+def target_sums(logits_NV, targets_N, weight_N, causal_N) -> dict:
+  """Sums of CE, logsumexp^2 and correct predictions, split by row kind, over weighted targets.
+
+  `weight_N` is 1 for a real target, 0 for a position that is not one; `causal_N` says whether
+  the target's row is causal.
+  """
+  logits_NV = logits_NV.astype(jnp.float32)
+  weight_N = weight_N.astype(jnp.float32)
+  lse_N = jax.nn.logsumexp(logits_NV, axis=-1)
+  target_logit_N = jnp.take_along_axis(logits_NV, targets_N[:, None], axis=-1)[:, 0]
+  ce_N = lse_N - target_logit_N
+  correct_N = (jnp.argmax(logits_NV, axis=-1) == targets_N).astype(jnp.float32)
+  causal_w_N = weight_N * causal_N.astype(jnp.float32)
+  masked_w_N = weight_N - causal_w_N
+  return dict(
+      masked_ce=jnp.sum(ce_N * masked_w_N), causal_ce=jnp.sum(ce_N * causal_w_N),
+      z=jnp.sum(jnp.square(lse_N) * weight_N),
+      masked_correct=jnp.sum(correct_N * masked_w_N),
+      causal_correct=jnp.sum(correct_N * causal_w_N),
+      masked_targets=jnp.sum(masked_w_N), causal_targets=jnp.sum(causal_w_N))
+
+
+def counts(loss_mask_BT, is_causal_B) -> dict:
+  """Target counts of a whole batch, the denominators of `objective`."""
+  mask = loss_mask_BT.astype(jnp.float32)
+  causal = jnp.sum(mask * is_causal_B[:, None].astype(jnp.float32))
+  return dict(masked_targets=jnp.sum(mask) - causal, causal_targets=causal)
+
+
+def _weights(totals, masked_weight):
+  has_m = (totals["masked_targets"] > 0).astype(jnp.float32)
+  has_c = (totals["causal_targets"] > 0).astype(jnp.float32)
+  wm, wc = masked_weight * has_m, (1.0 - masked_weight) * has_c
+  norm = jnp.maximum(wm + wc, 1e-12)
+  return wm / norm, wc / norm
+
+
+def objective(sums, totals, masked_weight: float, z_coef: float):
+  """The scalar that is optimised: sums of (part of) a batch over the whole batch's counts."""
+  wm, wc = _weights(totals, masked_weight)
+  n_m = jnp.maximum(totals["masked_targets"], 1.0)
+  n_c = jnp.maximum(totals["causal_targets"], 1.0)
+  n = jnp.maximum(totals["masked_targets"] + totals["causal_targets"], 1.0)
+  return (wm * sums["masked_ce"] / n_m + wc * sums["causal_ce"] / n_c
+          + z_coef * sums["z"] / n)
+
+
+def metrics(sums, masked_weight: float, z_coef: float) -> dict:
+  """loss, its parts, accuracies and target counts from the sums of a whole batch."""
+  n_m = jnp.maximum(sums["masked_targets"], 1.0)
+  n_c = jnp.maximum(sums["causal_targets"], 1.0)
+  n = jnp.maximum(sums["masked_targets"] + sums["causal_targets"], 1.0)
+  return dict(
+      loss=objective(sums, sums, masked_weight, z_coef),
+      masked_loss=sums["masked_ce"] / n_m, causal_loss=sums["causal_ce"] / n_c,
+      masked_accuracy=sums["masked_correct"] / n_m,
+      causal_accuracy=sums["causal_correct"] / n_c,
+      z_loss=z_coef * sums["z"] / n,
+      masked_targets=sums["masked_targets"], causal_targets=sums["causal_targets"])

@@ -1,0 +1,57 @@
+"""The optimizer: AdamW (or LAMB) with a decay mask, global-norm clipping and the LR schedule.
+
+Schedule: linear warmup from 0 to the peak, cosine decay to min_lr_ratio x peak, then a linear
+cooldown to 0 over the last cooldown_steps (steps from `config.derive()`).
+Weight decay applies to matrices only: the dense kernels and the (tied) word embedding; never
+to biases, LayerNorm parameters, relative-position embeddings or layer weights.
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+# Leaf names (the last key of a parameter's path) that weight decay applies to.
+DECAYED = ("kernel", "word")
+
+
+def decay_mask(params):
+  """A tree of bools like `params`: True where weight decay applies."""
+  def decide(path, _):
+    return _key_name(path[-1]) in DECAYED
+  return jax.tree_util.tree_map_with_path(decide, params)
+
+
+def _key_name(key) -> str:
+  for attr in ("key", "name", "idx"):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def learning_rate_schedule(config, derived) -> optax.Schedule:
+  t = config.train
+  total, warmup, cooldown = derived.total_steps, derived.warmup_steps, derived.cooldown_steps
+  peak, floor = t.lr, t.lr * t.min_lr_ratio
+  decay = max(total - warmup - cooldown, 1)
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, peak, max(warmup, 1)),
+       optax.cosine_decay_schedule(peak, decay, alpha=t.min_lr_ratio),
+       optax.linear_schedule(floor, 0.0, max(cooldown, 1))],
+      boundaries=[warmup, warmup + decay])
+
+
+def make_optimizer(config, derived) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  t = config.train
+  schedule = learning_rate_schedule(config, derived)
+  if t.optimizer == "adamw":
+    opt = optax.adamw(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=t.weight_decay,
+                      mask=decay_mask)
+  else:
+    opt = optax.lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=t.weight_decay,
+                     mask=decay_mask)
+  return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt), schedule
+
+
+def ema_update(ema, params, decay: float):
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)

@@ -1,0 +1,231 @@
+"""The training state and the jitted, sharded training and evaluation steps.
+
+The step is a pure function `(state, batch) -> (state, metrics)` under `jax.jit` with explicit
+in/out shardings and the state donated. The model is split into a graph and a plain dict of
+parameters outside, and merged inside the traced function (no `nnx.jit` in the hot path).
+Dropout keys are `fold_in(key(seed), step)`, so nothing random lives in a checkpoint.
+
+The vocabulary projection, the largest matmul of the head, runs only at target positions:
+the positions with `loss_mask` are gathered into a buffer of `train.target_capacity` x B x T
+rows. A batch with more targets than that takes the (compiled, equally exact) branch that
+projects every position, so the capacity changes speed, never results.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+from babylm_jax.model.axes import activation_sharding, constrain
+from babylm_jax.model.gpt_bert import GPTBert
+from babylm_jax.train import loss as loss_lib
+from babylm_jax.train.optimizer import ema_update, make_optimizer
+from babylm_jax.train.sharding import (BATCH_AXES, batch_divisor, batch_sharding,
+                                       logical_to_sharding, replicated)
+
+BATCH_KEYS = ("input_ids", "targets", "loss_mask", "segment_ids", "is_causal")
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array  # int32 scalar
+  params: dict  # plain nested dict (nnx.State.to_pure_dict()) of float32 arrays
+  ema_params: dict
+  opt_state: Any
+
+
+def _is_variable(x):
+  return isinstance(x, nnx.Variable)
+
+
+def abstract_model(config):
+  """(graphdef, logical axes tree, ShapeDtypeStruct tree) of the parameters; allocates nothing."""
+  model = nnx.eval_shape(lambda: GPTBert(config.model, rngs=nnx.Rngs(0)))
+  graphdef, state = nnx.split(model)
+  axes = jax.tree.map(lambda v: v.axes, state, is_leaf=_is_variable).to_pure_dict()
+  return graphdef, axes, state.to_pure_dict()
+
+
+def _init_fn(config, tx):
+  def init():
+    model = GPTBert(config.model, rngs=nnx.Rngs(params=jax.random.key(config.seed)))
+    params = nnx.state(model).to_pure_dict()
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params))
+  return init
+
+
+def _opt_state_shardings(abstract_opt_state, param_shardings, abstract_params, mesh):
+  """Optimizer leaves that mirror a parameter (Adam moments) take its sharding."""
+  by_path = {}
+  for (path, sh), leaf in zip(jax.tree_util.tree_flatten_with_path(param_shardings)[0],
+                              jax.tree.leaves(abstract_params)):
+    by_path[tuple(path)] = (sh, leaf.shape)
+
+  def pick(path, leaf):
+    for i in range(len(path)):
+      hit = by_path.get(tuple(path[i:]))
+      if hit is not None and hit[1] == leaf.shape:
+        return hit[0]
+    return replicated(mesh)
+  return jax.tree_util.tree_map_with_path(pick, abstract_opt_state)
+
+
+def _state_shardings(config, derived, mesh):
+  graphdef, axes, abstract_params = abstract_model(config)
+  tx, _ = make_optimizer(config, derived)
+  abstract = jax.eval_shape(_init_fn(config, tx))
+  param_sh = logical_to_sharding(axes, abstract_params, mesh, config.mesh.rules)
+  shardings = TrainState(
+      step=replicated(mesh), params=param_sh, ema_params=param_sh,
+      opt_state=_opt_state_shardings(abstract.opt_state, param_sh, abstract_params, mesh))
+  return graphdef, tx, abstract, shardings
+
+
+def create_train_state(config, derived, mesh):
+  """(graphdef, state, state shardings); the state is initialised directly into its shardings."""
+  graphdef, tx, _, shardings = _state_shardings(config, derived, mesh)
+  state = jax.jit(_init_fn(config, tx), out_shardings=shardings)()
+  return graphdef, state, shardings
+
+
+def abstract_train_state(config, derived, mesh):
+  """(graphdef, TrainState of ShapeDtypeStructs carrying their shardings), for restoring."""
+  graphdef, _, abstract, shardings = _state_shardings(config, derived, mesh)
+  return graphdef, jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+
+
+def params_to_model(graphdef, params) -> GPTBert:
+  return nnx.merge(graphdef, params)
+
+
+def _capacity(config, rows: int, length: int, divisor: int) -> int:
+  n = rows * length
+  cap = math.ceil(config.train.target_capacity * n)
+  unit = 8 * divisor  # keeps the gathered rows evenly shardable
+  return min(n, -(-cap // unit) * unit)
+
+
+def forward_sums(model, batch, config, *, deterministic, rngs=None, divisor=1):
+  """Loss sums (see loss.target_sums) of a batch, projecting to the vocabulary only where
+  there are targets when they fit the capacity."""
+  hidden_BTD = model.encode(batch["input_ids"], batch["segment_ids"], batch["is_causal"],
+                            deterministic=deterministic, rngs=rngs)
+  B, T, D = hidden_BTD.shape
+  h_ND = hidden_BTD.reshape(B * T, D)
+  targets_N = batch["targets"].reshape(-1)
+  mask_N = batch["loss_mask"].reshape(-1)
+  causal_N = jnp.broadcast_to(batch["is_causal"][:, None], (B, T)).reshape(-1)
+  cap = _capacity(config, B, T, divisor)
+
+  def every_position():
+    return loss_lib.target_sums(model.head(h_ND), targets_N, mask_N, causal_N)
+
+  if cap >= B * T:
+    return every_position()
+
+  def gathered():
+    (idx_C,) = jnp.nonzero(mask_N, size=cap, fill_value=0)
+    g_CD = constrain(h_ND[idx_C], ("batch", "embed"))
+    weight_C = jnp.arange(cap) < jnp.sum(mask_N)
+    return loss_lib.target_sums(model.head(g_CD), targets_N[idx_C], weight_C, causal_N[idx_C])
+
+  return jax.lax.cond(jnp.sum(mask_N) <= cap, gathered, every_position)
+
+
+def _pick(batch):
+  missing = [k for k in BATCH_KEYS if k not in batch]
+  if missing:
+    raise KeyError(f"the batch lacks {missing}; batches need {BATCH_KEYS}.")
+  return {k: batch[k] for k in BATCH_KEYS}
+
+
+def _batch_shardings(mesh):
+  return {k: batch_sharding(mesh) for k in BATCH_KEYS}
+
+
+def make_train_step(config, derived, graphdef, mesh, state_shardings):
+  """jitted (state, batch) -> (state, metrics); the state is donated."""
+  tx, schedule = make_optimizer(config, derived)
+  o, t = config.objective, config.train
+  M, divisor = t.micro_batches, batch_divisor(mesh)
+  base_key = jax.random.key(config.seed)
+
+  def loss_fn(params, batch, key, totals):
+    model = nnx.merge(graphdef, params)
+    sums = forward_sums(model, batch, config, deterministic=False,
+                        rngs=nnx.Rngs(dropout=key), divisor=divisor)
+    return loss_lib.objective(sums, totals, o.masked_weight, o.z_loss), sums
+
+  grad_fn = jax.grad(loss_fn, has_aux=True)
+
+  def train_step(state, batch):
+    with activation_sharding(mesh, config.mesh.rules):
+      key = jax.random.fold_in(base_key, state.step)
+      totals = loss_lib.counts(batch["loss_mask"], batch["is_causal"])
+      if M == 1:
+        grads, sums = grad_fn(state.params, batch, key, totals)
+      else:
+        # Micro-batch m takes rows m, m + M, ...: every device holds a share of each.
+        spec = NamedSharding(mesh, PartitionSpec(None, BATCH_AXES))
+        micro = jax.tree.map(
+            lambda x: jax.lax.with_sharding_constraint(
+                x.reshape(x.shape[0] // M, M, *x.shape[1:]).swapaxes(0, 1), spec), batch)
+
+        def body(carry, xs):
+          g_acc, s_acc = carry
+          mb, m = xs
+          g, s = grad_fn(state.params, mb, jax.random.fold_in(key, m), totals)
+          return (jax.tree.map(jnp.add, g_acc, g), jax.tree.map(jnp.add, s_acc, s)), None
+
+        zeros_g = jax.tree.map(jnp.zeros_like, state.params)
+        zeros_s = {k: jnp.zeros((), jnp.float32) for k in loss_lib.SUM_KEYS}
+        (grads, sums), _ = jax.lax.scan(body, (zeros_g, zeros_s), (micro, jnp.arange(M)))
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      params = optax.apply_updates(state.params, updates)
+      ema = ema_update(state.ema_params, params, t.ema_decay)
+      metrics = loss_lib.metrics(sums, o.masked_weight, o.z_loss)
+      if t.inject_nan_at_step >= 0:
+        metrics["loss"] = jnp.where(state.step == t.inject_nan_at_step, jnp.nan,
+                                    metrics["loss"])
+      metrics.update(grad_norm=optax.global_norm(grads),
+                     lr=jnp.asarray(schedule(state.step), jnp.float32))
+      new_state = TrainState(step=state.step + 1, params=params, ema_params=ema,
+                             opt_state=opt_state)
+      return new_state, metrics
+
+  jitted = jax.jit(train_step, in_shardings=(state_shardings, _batch_shardings(mesh)),
+                   out_shardings=(state_shardings, replicated(mesh)), donate_argnums=0)
+
+  def step(state, batch):
+    return jitted(state, _pick(batch))
+  step.jitted = jitted
+  return step
+
+
+def make_eval_step(config, graphdef, mesh, state_shardings):
+  """jitted (params, batch) -> metrics: the training loss and metrics, without dropout."""
+  o, divisor = config.objective, batch_divisor(mesh)
+
+  def eval_step(params, batch):
+    with activation_sharding(mesh, config.mesh.rules):
+      model = nnx.merge(graphdef, params)
+      sums = forward_sums(model, batch, config, deterministic=True, divisor=divisor)
+      return loss_lib.metrics(sums, o.masked_weight, o.z_loss)
+
+  jitted = jax.jit(eval_step, in_shardings=(state_shardings.params, _batch_shardings(mesh)),
+                   out_shardings=replicated(mesh))
+
+  def step(params, batch):
+    return jitted(params, _pick(batch))
+  step.jitted = jitted
+  return step

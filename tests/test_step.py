@@ -1,0 +1,246 @@
+"""The objective, the optimizer and the jitted training step on one device.
+
+Batches are built here: random tokens, two documents per row, some padding, 30% of the masked
+rows' positions as targets and every next-token position of the causal rows.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from babylm_jax.config import MASK_ID, base_config, derive
+from babylm_jax.train import loss as loss_lib
+from babylm_jax.train import optimizer as opt_lib
+from babylm_jax.train import sharding
+from babylm_jax.train import step as step_lib
+
+
+def make_batch(seed, B=8, T=32, V=128, causal_rows=2, rate=0.3):
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(16, V, (B, T + 1)).astype(np.int32)
+  seg = np.zeros((B, T), np.int32)
+  for b in range(B):
+    cut, end = rng.integers(T // 4, 3 * T // 4), T - rng.integers(0, T // 4)
+    seg[b, :cut], seg[b, cut:end] = 1, 2
+  is_causal = np.zeros(B, bool)
+  is_causal[rng.permutation(B)[:causal_rows]] = True
+  # Position k predicts token k + 1 of the same document.
+  has_next = np.concatenate([seg[:, 1:] == seg[:, :-1], np.zeros((B, 1), bool)], 1) & (seg > 0)
+  chosen = rng.random((B, T)) < rate
+  loss_mask = np.where(is_causal[:, None], has_next, has_next & chosen)
+  # Masked rows: the token that a target predicts is hidden behind <mask>.
+  hide = np.roll(loss_mask, 1, axis=1) & ~is_causal[:, None]
+  input_ids = np.where(hide, MASK_ID, tokens[:, :T]).astype(np.int32)
+  return dict(input_ids=input_ids, targets=tokens[:, 1:].copy(), loss_mask=loss_mask,
+              segment_ids=seg, is_causal=is_causal)
+
+
+def tiny_config(**train):
+  c = base_config()
+  m = c.model
+  m.vocab_size, m.hidden_size, m.num_layers, m.num_heads = 128, 32, 2, 2
+  m.intermediate_size, m.max_position, m.dropout = 48, 64, 0.0
+  c.train.steps = 100
+  c.train.tokens_per_step = 256
+  c.train.seq_lens, c.train.seq_len_fractions = (32,), (1.0,)
+  c.train.lr = 3e-3
+  c.train.warmup_fraction = c.train.cooldown_fraction = 0.0
+  for k, v in train.items():
+    c.train[k] = v
+  return c
+
+
+def setup(config, mesh=None):
+  derived = derive(config)
+  mesh = mesh or sharding.make_mesh(config, jax.devices()[:1])
+  graphdef, state, shardings = step_lib.create_train_state(config, derived, mesh)
+  train_step = step_lib.make_train_step(config, derived, graphdef, mesh, shardings)
+  eval_step = step_lib.make_eval_step(config, graphdef, mesh, shardings)
+  return mesh, state, train_step, eval_step
+
+
+def host(tree):
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+# ----------------------------------------------------------------------------- objective
+
+
+def _numpy_loss(logits, targets, mask, causal, r, z, with_ce=True):
+  lse = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+  ce = lse - np.take_along_axis(logits, targets[:, None], -1)[:, 0]
+  m, c = mask & ~causal, mask & causal
+  parts, weights = [], []
+  if m.any():
+    parts.append(ce[m].mean()); weights.append(r)
+  if c.any():
+    parts.append(ce[c].mean()); weights.append(1 - r)
+  hybrid = sum(w * p for w, p in zip(weights, parts)) / sum(weights) if with_ce else 0.0
+  return hybrid + z * (lse[mask] ** 2).mean()
+
+
+@pytest.mark.parametrize("kinds", ["both", "masked_only", "causal_only"])
+@pytest.mark.parametrize("r", [15 / 16, 1.0, 0.0, 0.5])
+def test_hybrid_loss_weights_and_renormalises(kinds, r):
+  rng = np.random.default_rng(0)
+  N, V = 40, 11
+  logits = rng.normal(size=(N, V)).astype(np.float32) * 3
+  targets = rng.integers(0, V, N)
+  mask = rng.random(N) < 0.7
+  causal = {"both": rng.random(N) < 0.3, "masked_only": np.zeros(N, bool),
+            "causal_only": np.ones(N, bool)}[kinds]
+  sums = loss_lib.target_sums(jnp.asarray(logits), jnp.asarray(targets), jnp.asarray(mask),
+                              jnp.asarray(causal))
+  got = float(loss_lib.metrics(sums, r, 1e-4)["loss"])
+  if (kinds == "masked_only" and r == 0.0) or (kinds == "causal_only" and r == 1.0):
+    # The only kind present has weight 0 (pure causal / pure masked training): no CE term.
+    want = _numpy_loss(logits, targets, mask, causal, r, 1e-4, with_ce=False)
+  else:
+    want = _numpy_loss(logits, targets, mask, causal, r, 1e-4)
+  assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_losses_are_float32_from_bfloat16_logits():
+  logits = jnp.asarray(np.random.default_rng(1).normal(size=(6, 9)), jnp.bfloat16)
+  sums = loss_lib.target_sums(logits, jnp.arange(6), jnp.ones(6, bool), jnp.zeros(6, bool))
+  assert all(v.dtype == jnp.float32 for v in sums.values())
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+def test_decay_mask_leaves_out_biases_norms_positions_and_layer_weights():
+  _, _, abstract = step_lib.abstract_model(tiny_config())
+  mask = opt_lib.decay_mask(abstract)
+  flat = {"/".join(str(getattr(k, "key", k)) for k in path): v
+          for path, v in jax.tree_util.tree_flatten_with_path(mask)[0]}
+  assert flat["embedding/word"] and flat["attention/0/qk/kernel"]
+  assert flat["ffn/1/down/kernel"] and flat["head_module/dense/kernel"]
+  for name in ("attention/0/qk/bias", "embedding/relative", "embedding/relative_norm_scale",
+               "embedding/relative_norm_bias", "layer_weight", "head_module/bias",
+               "head_module/dense/bias"):
+    assert not flat[name], name
+  assert sum(flat.values()) == 1 + 2 * (3 + 2) + 1  # word, per layer 3+2 kernels, head dense
+
+
+def test_schedule_values():
+  c = tiny_config(steps=1000, warmup_fraction=0.1, cooldown_fraction=0.2, lr=1.0,
+                  min_lr_ratio=0.1)
+  d = derive(c)
+  lr = opt_lib.learning_rate_schedule(c, d)
+  assert float(lr(0)) == 0.0
+  assert float(lr(50)) == pytest.approx(0.5)
+  assert float(lr(100)) == pytest.approx(1.0)  # warmup end
+  assert float(lr(450)) == pytest.approx(0.55, abs=1e-6)  # cosine midpoint of [100, 800)
+  assert float(lr(800)) == pytest.approx(0.1)  # cooldown start: the cosine floor
+  assert float(lr(900)) == pytest.approx(0.05)
+  assert float(lr(1000)) == pytest.approx(0.0)  # end
+
+
+# ----------------------------------------------------------------------------- the step
+
+# Metrics after one step of tiny_config(dropout 0.1) on make_batch(0), computed once.
+GOLDEN = {
+    "loss": 5.13131046295166, "masked_loss": 5.141064167022705,
+    "causal_loss": 4.9449615478515625, "masked_accuracy": 0.0, "causal_accuracy": 0.0,
+    "z_loss": 0.0025027047377079725, "masked_targets": 35.0, "causal_targets": 52.0,
+    "grad_norm": 3.1230452060699463, "lr": 0.003,
+}
+# The evaluation loss of the parameters after that step.
+GOLDEN_EVAL_LOSS_AFTER = 4.527496337890625
+
+
+@pytest.fixture(scope="module")
+def main():
+  """One compiled step and a pristine initial state (copied before each use: it is donated)."""
+  c = tiny_config(inject_nan_at_step=2)
+  c.model.dropout = 0.1
+  mesh, state, train_step, eval_step = setup(c)
+  return c, mesh, state, train_step, eval_step
+
+
+def fresh(state):
+  return jax.tree.map(jnp.copy, state)
+
+
+def test_initial_loss_is_near_log_vocab(main):
+  c, _, state, _, eval_step = main
+  m = host(eval_step(state.params, make_batch(0)))
+  for k in ("loss", "masked_loss", "causal_loss"):
+    assert abs(m[k] / math.log(c.model.vocab_size) - 1) < 0.05, (k, m[k])
+
+
+def test_golden_metrics_after_one_step(main):
+  _, _, state, train_step, eval_step = main
+  state, m = train_step(fresh(state), make_batch(0))
+  m = host(m)
+  after = float(eval_step(state.params, make_batch(0))["loss"])
+  print({k: float(v) for k, v in m.items()}, after)
+  assert set(m) == set(GOLDEN)
+  for k, v in GOLDEN.items():
+    assert m[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
+  assert after == pytest.approx(GOLDEN_EVAL_LOSS_AFTER, rel=1e-4)
+  assert int(state.step) == 1
+
+
+def test_ema_dropout_keys_and_nan_hook(main):
+  _, _, s0, train_step, _ = main
+  init = host(s0.params)
+  batch = make_batch(3)
+  s1, m1 = train_step(fresh(s0), batch)
+  p1, e1 = host(s1.params), host(s1.ema_params)
+  jax.tree.map(lambda e, a, b: np.testing.assert_allclose(e, 0.999 * a + 0.001 * b, rtol=1e-6,
+                                                          atol=1e-7), e1, init, p1)
+  # Same seed and step: same dropout masks, same result; the next step draws new ones.
+  s1b, m1b = train_step(fresh(s0), batch)
+  assert float(m1b["loss"]) == float(m1["loss"])
+  s2, m2 = train_step(fresh(s1), batch)
+  s2b, m2b = train_step(s1b, batch)
+  assert float(m2["loss"]) == float(m2b["loss"])
+  # The test hook makes step 2's loss non-finite, and only that one.
+  _, m3 = train_step(s2, batch)
+  assert math.isfinite(float(m2["loss"])) and not math.isfinite(float(m3["loss"]))
+
+
+def test_accumulation_and_target_gather_match_the_plain_step(main):
+  """Micro-batches (M = 4) and the capacity of the target gather (all positions, a
+  too-small buffer that falls back to all positions) give the result of the plain step."""
+  _, mesh, s0, _, _ = main
+  batch = make_batch(1)
+  out = []
+  for M, cap in ((1, 0.5), (4, 0.05), (1, 1.0)):
+    # Dropout off (micro-batches draw their own masks); a large Adam eps makes the first
+    # update linear in the gradient, so parameters compare gradients, not their signs.
+    c = tiny_config(micro_batches=M, target_capacity=cap, eps=1e-3)
+    d = derive(c)
+    graphdef = step_lib.abstract_model(c)[0]
+    shardings = step_lib.abstract_train_state(c, d, mesh)[1]
+    shardings = jax.tree.map(lambda x: x.sharding, shardings)
+    train_step = step_lib.make_train_step(c, d, graphdef, mesh, shardings)
+    eval_step = step_lib.make_eval_step(c, graphdef, mesh, shardings)
+    e = host(eval_step(s0.params, batch))
+    state, m = train_step(fresh(s0), batch)
+    out.append((e, host(m), host(state.params)))
+  for e, m, p in out[1:]:
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), e, out[0][0])
+    for k in ("loss", "masked_loss", "causal_loss", "grad_norm", "masked_targets"):
+      assert m[k] == pytest.approx(out[0][1][k], rel=1e-5), k
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 p, out[0][2])
+
+
+def test_tiny_model_overfits_one_batch():
+  c = tiny_config(steps=400, lr=1e-2, warmup_fraction=0.02, weight_decay=0.0)
+  c.model.hidden_size, c.model.intermediate_size = 64, 128
+  batch = make_batch(4)
+  _, state, train_step, _ = setup(c)
+  losses = []
+  for _ in range(400):
+    state, m = train_step(state, batch)
+    losses.append(float(m["loss"]))
+    if losses[-1] < 0.5:
+      break
+  assert losses[-1] < 0.5, losses[::20]
