@@ -130,8 +130,15 @@ class Scorer:
     self.tokens_per_batch = tokens_per_batch
     self._causal = jax.jit(functools.partial(_causal_batch, self.graphdef))
     self._masked = jax.jit(functools.partial(_masked_batch, self.graphdef))
+    self.reset()
+
+  def reset(self):
+    """Forgets computed scores and work counts; compiled shapes stay."""
     self._cache: dict[str, dict[Seq, float]] = {}
-    self.stats = dict(rows=0, padded_tokens=0, real_tokens=0)
+    # Work done, for FLOP counts: rows and padded tokens run, real tokens, the sum of squared
+    # real row lengths (attention) and the positions whose log-probability is read.
+    self.stats = dict(rows=0, padded_tokens=0, real_tokens=0, real_tokens_sq=0,
+                      read_positions=0)
 
   def _rows(self, T: int) -> int:
     return max(1, self.tokens_per_batch // T)
@@ -150,6 +157,11 @@ class Scorer:
           self._run_masked, read_offset=1 if backend == "mntp" else 0)
       cache.update(run(todo))
     return np.array([cache[s] for s in seqs], dtype=np.float64)
+
+  def _count(self, n: int, reads: int):
+    self.stats["real_tokens"] += n
+    self.stats["real_tokens_sq"] += n * n
+    self.stats["read_positions"] += reads
 
   def _buckets(self, seqs: list[Seq]) -> dict[int, list[Seq]]:
     buckets: dict[int, list[Seq]] = {}
@@ -176,7 +188,7 @@ class Scorer:
           ids[r, :n], seg[r, :n] = s, 1
           targets[r, :n - 1] = s[1:]
           scored[r, start - 1:n - 1] = True  # position p predicts token p + 1
-          self.stats["real_tokens"] += n
+          self._count(n, n - start)
         self.stats["rows"] += B
         self.stats["padded_tokens"] += B * T
         sums = np.asarray(self._causal(self.state, ids, seg, targets, scored))
@@ -202,13 +214,30 @@ class Scorer:
           ids[r, :n], seg[r, :n] = s, 1
           ids[r, i] = MASK_ID
           read[r], target[r] = i - read_offset, s[i]
-          self.stats["real_tokens"] += n
+          self._count(n, 1)
         self.stats["rows"] += B
         self.stats["padded_tokens"] += B * T
         logp = np.asarray(self._masked(self.state, ids, seg, read, target))
         for r, (key, _) in enumerate(chunk):
           totals[key] += float(logp[r])
     return totals
+
+
+def useful_flops(model_cfg, stats: dict) -> float:
+  """Forward FLOPs of the work that counts: real tokens only, the head only where read.
+
+  Per real token 2 x the encoder's matmul weights and, per layer, 4*D*(n + R) for attention
+  over the n real tokens of its row and the R relative positions; per read position
+  2 x (the head's dense + the tied vocabulary projection). Padding is never counted.
+  """
+  from babylm_jax.train.flops import matmul_params
+  D, V, L = model_cfg.hidden_size, model_cfg.vocab_size, model_cfg.num_layers
+  R = 2 * model_cfg.position_bucket_size - 1
+  head = D * D + D + V * D + V
+  encoder = matmul_params(model_cfg) - head
+  return (2.0 * encoder * stats["real_tokens"]
+          + 4.0 * L * D * (stats["real_tokens_sq"] + R * stats["real_tokens"])
+          + 2.0 * head * stats["read_positions"])
 
 
 # ---------------------------------------------------------------------------------------
