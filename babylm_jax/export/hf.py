@@ -74,7 +74,7 @@ def abstract_params(model_cfg) -> dict:
   from flax import nnx
   from babylm_jax.model.gpt_bert import GPTBert
   model = nnx.eval_shape(lambda: GPTBert(model_cfg, rngs=nnx.Rngs(0)))
-  return nnx.state(model).to_pure_dict()
+  return nnx.to_pure_dict(nnx.state(model))
 
 
 def params_to_tensors(params) -> dict[str, np.ndarray]:
@@ -83,7 +83,8 @@ def params_to_tensors(params) -> dict[str, np.ndarray]:
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
     name, kernel = _hf_name(path)
     array = np.asarray(jax.device_get(leaf), np.float32)
-    tensors[name] = np.ascontiguousarray(array.T if kernel else array)
+    # A writable C-ordered copy: torch.from_numpy wants one, and safetensors writes rows.
+    tensors[name] = np.array(array.T if kernel else array, order="C", copy=True)
   return tensors
 
 
@@ -210,7 +211,7 @@ def _check_out(out: pathlib.Path, overwrite: bool):
 
 def _params_of(model):
   from flax import nnx
-  return nnx.state(model).to_pure_dict()
+  return nnx.to_pure_dict(nnx.state(model))
 
 
 def run_export(config, workdir) -> str:
