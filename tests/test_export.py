@@ -157,7 +157,7 @@ def test_blimp_scores_agree_with_the_jax_scorer(exported, run):
   scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=512)
   raw = Tokenizer.from_file(str(run["workdir"] / "tokenizer.json"))
   tok = AutoTokenizer.from_pretrained(str(exported), trust_remote_code=True)
-  sents = [s for it in _blimp_items(3) for s in it.options]
+  sents = [s for it in _blimp_items(2) for s in it.options]
   seqs = scoring.tokenize(raw, [""] * len(sents), sents, 128)
   hf_models = {"causal": AutoModelForCausalLM, "mntp": AutoModelForMaskedLM}
   for backend, cls in hf_models.items():
@@ -309,3 +309,34 @@ def test_export_config_errors(run):
   with pytest.raises(UserError, match="step 3"):
     hf.run_export(c, str(run["workdir"]))
   assert not (run["tmp"] / "never").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# --config.init.from_hf: training starts from an exported folder.
+
+
+def test_train_state_starts_from_an_export(exported, run):
+  from babylm_jax import config as config_lib
+  from babylm_jax.train import sharding, step as step_lib
+  c = _config(run["tmp"])
+  c.init.from_hf = str(exported)
+  _, state, _ = step_lib.create_train_state(c, config_lib.derive(c), sharding.make_mesh(c))
+  want = jax.tree.leaves(_pure(run["state"].ema_params))
+  for tree in (state.params, state.ema_params):
+    got = jax.tree.leaves(_pure(tree))
+    assert all(np.array_equal(g.view(np.uint32), w.view(np.uint32)) for g, w in zip(got, want))
+  assert int(state.step) == 0
+
+
+def test_train_from_a_foreign_folder_is_refused(run, tmp_path):
+  foreign = tmp_path / "bert"
+  foreign.mkdir()
+  (foreign / "config.json").write_text('{"model_type": "bert", "hidden_size": 768}')
+  cmd = [sys.executable, "launch.py", "--mode=train", "--config", "configs/smoke.py",
+         f"--workdir={tmp_path / 'run'}", f"--config.init.from_hf={foreign}",
+         f"--config.data.path={run['config'].data.path}",
+         f"--config.data.cache_dir={run['config'].data.cache_dir}",
+         f"--config.tokenizer.path={run['workdir'] / 'tokenizer.json'}"]
+  res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert "not a babylm_jax GPT-BERT" in _one_sentence_exit_2(res)
+  assert not (tmp_path / "run" / "checkpoints").exists()

@@ -91,9 +91,19 @@ def _state_shardings(config, derived, mesh):
 
 
 def create_train_state(config, derived, mesh):
-  """(graphdef, state, state shardings); the state is initialised directly into its shardings."""
+  """(graphdef, state, state shardings); the state is initialised directly into its shardings.
+
+  With `init.from_hf` the params and EMA params start from that exported folder instead.
+  """
   graphdef, tx, _, shardings = _state_shardings(config, derived, mesh)
   state = jax.jit(_init_fn(config, tx), out_shardings=shardings)()
+  if config.init.from_hf:
+    from babylm_jax.export.hf import load_from_hf
+    params = jax.device_put(load_from_hf(config.init.from_hf, config), shardings.params)
+    # A copy, not the same buffers: the train step donates params and EMA params separately.
+    ema = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=shardings.ema_params)(
+        params)
+    state = state.replace(params=params, ema_params=ema)
   return graphdef, state, shardings
 
 
