@@ -146,34 +146,37 @@ class Attention(nnx.Module):
     H = cfg.num_heads
     K = D // H
     h_BTD = layer_norm(x_BTD, cfg.layer_norm_eps)
-    q_BTHK, k_BTHK = jnp.split(self.qk(h_BTD).reshape(B, T, 2, H, K), 2, axis=2)
-    q_BTHK, k_BTHK = q_BTHK[:, :, 0], k_BTHK[:, :, 0]
+    # Heads ahead of length ([B, H, T, K]): the score and context matmuls batch over (B, H).
+    qk_BT2HK = self.qk(h_BTD).reshape(B, T, 2, H, K)
+    q_BHTK = qk_BT2HK[:, :, 0].transpose(0, 2, 1, 3)
+    k_BHTK = qk_BT2HK[:, :, 1].transpose(0, 2, 1, 3)
     v_BTD, gate_BTD = jnp.split(self.vg(h_BTD), 2, axis=-1)
+    v_BHTK = v_BTD.reshape(B, T, H, K).transpose(0, 2, 1, 3)
     rel_RD = dropout(rel_RD, cfg.dropout, deterministic, rngs)
     R = rel_RD.shape[0]
-    qpos_RHK, kpos_RHK = jnp.split(self.qk(rel_RD).reshape(R, 2, H, K), 2, axis=1)
-    qpos_RHK, kpos_RHK = qpos_RHK[:, 0], kpos_RHK[:, 0]
+    pos_R2HK = self.qk(rel_RD).reshape(R, 2, H, K)
+    qpos_HKR = pos_R2HK[:, 0].transpose(1, 2, 0)
+    kpos_HKR = pos_R2HK[:, 1].transpose(1, 2, 0)
 
     scale = 1.0 / math.sqrt(3 * K)
-    q_BTHK = q_BTHK * jnp.asarray(scale, q_BTHK.dtype)
-    c2c_BHTT = jnp.einsum("bqhk,bshk->bhqs", q_BTHK, k_BTHK)
-    # Position terms against the R bucket vectors only, then gathered out to [T, T]:
-    # never a [T, T, D] tensor of per-pair position embeddings.
-    bucket_TT = jnp.asarray(relative_buckets(T, cfg.position_bucket_size, cfg.max_position))
-    c2p_BHTR = jnp.einsum("bqhk,rhk->bhqr", q_BTHK, kpos_RHK)
-    p2c_BHTR = jnp.einsum("bshk,rhk->bhsr", k_BTHK * jnp.asarray(scale, k_BTHK.dtype),
-                          qpos_RHK)
-    c2p_BHTT = jnp.take_along_axis(c2p_BHTR, jnp.broadcast_to(bucket_TT, (B, H, T, T)),
-                                   axis=-1)
-    # p2c[q, s] uses key s against bucket(q - s): gather along r with the transposed table.
-    p2c_BHTT = jnp.take_along_axis(p2c_BHTR, jnp.broadcast_to(bucket_TT.T, (B, H, T, T)),
-                                   axis=-1).swapaxes(-1, -2)
+    q_BHTK = q_BHTK * jnp.asarray(scale, q_BHTK.dtype)
+    c2c_BHTT = jnp.einsum("bhqk,bhsk->bhqs", q_BHTK, k_BHTK)
+    # Position terms against the R bucket vectors only, then spread to [T, T] by a one-hot
+    # matmul over the bucket of each (query, key) pair: never a [T, T, D] tensor of per-pair
+    # embeddings, and no gather (whose scatter-add gradient is slow on CPU).
+    bucket_TT = relative_buckets(T, cfg.position_bucket_size, cfg.max_position)
+    onehot_TTR = jax.nn.one_hot(jnp.asarray(bucket_TT), R, dtype=x_BTD.dtype)
+    c2p_BHTR = jnp.einsum("bhqk,hkr->bhqr", q_BHTK, kpos_HKR)
+    p2c_BHTR = jnp.einsum("bhsk,hkr->bhsr", k_BHTK * jnp.asarray(scale, k_BHTK.dtype),
+                          qpos_HKR)
+    c2p_BHTT = jnp.einsum("bhqr,qsr->bhqs", c2p_BHTR, onehot_TTR)
+    # p2c[q, s] scores key s against the query-side vector of bucket(q - s).
+    p2c_BHTT = jnp.einsum("bhsr,qsr->bhqs", p2c_BHTR, onehot_TTR)
     scores_BHTT = (c2c_BHTT + c2p_BHTT + p2c_BHTT).astype(jnp.float32)
     scores_BHTT = jnp.where(mask_B1TT, scores_BHTT, _NEG)
     probs_BHTT = jax.nn.softmax(scores_BHTT, axis=-1).astype(x_BTD.dtype)
     probs_BHTT = dropout(probs_BHTT, cfg.dropout, deterministic, rngs)
-    ctx_BTD = jnp.einsum("bhqs,bshk->bqhk", probs_BHTT,
-                         v_BTD.reshape(B, T, H, K)).reshape(B, T, D)
+    ctx_BTD = jnp.einsum("bhqs,bhsk->bqhk", probs_BHTT, v_BHTK).reshape(B, T, D)
     ctx_BTD = ctx_BTD * jax.nn.gelu(gate_BTD, approximate=False)
     ctx_BTD = self.out(layer_norm(ctx_BTD, cfg.layer_norm_eps))
     return dropout(ctx_BTD, cfg.dropout, deterministic, rngs)

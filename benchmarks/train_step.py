@@ -1,0 +1,133 @@
+"""Throughput and MFU of the full training step (forward, backward, AdamW, EMA).
+
+  python benchmarks/train_step.py --config configs/strict_small.py [--compute_dtype float32]
+      [--seq_len 128] [--rows 32] [--steps 6]
+
+Runs the jitted, sharded step of babylm_jax.train.step on a global batch of rows x seq_len
+tokens (15 masked rows to 1 causal, 30% of the masked rows' positions as targets, two
+documents a row), all local devices on the data axis.
+
+Model FLOPs per token (babylm_jax.train.flops):
+  6 * N_matmul + 12 * L * D * (T + R)
+N_matmul: every dense kernel and bias plus the tied vocabulary projection; the second term is
+attention (q.k and probs.v over T keys, and the two relative-position terms over R = 63
+buckets), forward + backward. `mfu` = that x tokens/s / the peak of a jitted 2048 x 2048
+matmul measured in this run just before each timed step (x device count; the median of the
+per-step ratios, so that a shared machine's load affects both sides alike). The step
+projects to the vocabulary only at target positions, so it executes fewer FLOPs than the formula counts; `mfu_executed` counts
+only what runs (the projection over the gather buffer).
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from babylm_jax.config import MASK_ID, derive  # noqa: E402
+from babylm_jax.train import flops, sharding  # noqa: E402
+from babylm_jax.train import step as step_lib  # noqa: E402
+
+
+def load_config(path):
+  spec = importlib.util.spec_from_file_location("_bench_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def make_batch(seed, B, T, V, causal_rows, rate=0.3):
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(16, V, (B, T + 1)).astype(np.int32)
+  seg = np.zeros((B, T), np.int32)
+  for b in range(B):
+    cut, end = rng.integers(T // 4, 3 * T // 4), T - rng.integers(0, T // 16 + 1)
+    seg[b, :cut], seg[b, cut:end] = 1, 2
+  is_causal = np.zeros(B, bool)
+  is_causal[:causal_rows] = True
+  has_next = np.concatenate([seg[:, 1:] == seg[:, :-1], np.zeros((B, 1), bool)], 1) & (seg > 0)
+  loss_mask = np.where(is_causal[:, None], has_next, has_next & (rng.random((B, T)) < rate))
+  hide = np.roll(loss_mask, 1, axis=1) & ~is_causal[:, None]
+  return dict(input_ids=np.where(hide, MASK_ID, tokens[:, :T]).astype(np.int32),
+              targets=tokens[:, 1:].copy(), loss_mask=loss_mask, segment_ids=seg,
+              is_causal=is_causal)
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--config", default=str(ROOT / "configs" / "strict_small.py"))
+  p.add_argument("--compute_dtype", default=None)
+  p.add_argument("--seq_len", type=int, default=128)
+  p.add_argument("--rows", type=int, default=32)
+  p.add_argument("--steps", type=int, default=6)
+  p.add_argument("--target_capacity", type=float, default=None)
+  args = p.parse_args()
+
+  c = load_config(args.config)
+  if args.compute_dtype:
+    c.model.compute_dtype = args.compute_dtype
+  if args.target_capacity is not None:
+    c.train.target_capacity = args.target_capacity
+  B, T = args.rows, args.seq_len
+  c.train.tokens_per_step = B * T
+  c.train.seq_lens, c.train.seq_len_fractions = (T,), (1.0,)
+  c.train.steps = 1000
+  c.mesh.data, c.mesh.fsdp, c.mesh.tensor = -1, 1, 1
+  d = derive(c)
+  mesh = sharding.make_mesh(c)
+
+  graphdef, state, shardings = step_lib.create_train_state(c, d, mesh)
+  train_step = step_lib.make_train_step(c, d, graphdef, mesh, shardings)
+  causal_rows = max(1, round(B * c.objective.causal_fraction))
+  batches = [sharding.global_batch(make_batch(i, B, T, c.model.vocab_size, causal_rows), mesh)
+             for i in range(2)]
+  t0 = time.perf_counter()
+  state, m = train_step(state, batches[0])
+  jax.block_until_ready(m)
+  compile_s = time.perf_counter() - t0
+  # The machine may be shared: every timed step is paired with a matmul peak measured just
+  # before it, and the figures are medians of those pairs.
+  times, peaks = [], []
+  for i in range(args.steps):
+    peaks.append(flops.measure_matmul_peak(c.model.compute_dtype, repeats=3)
+                 * jax.device_count())
+    t0 = time.perf_counter()
+    state, m = train_step(state, batches[i % 2])
+    jax.block_until_ready((state, m))
+    times.append(time.perf_counter() - t0)
+  step_s = statistics.median(times)
+  peak = statistics.median(peaks)
+  mfu_pairs = [B * T / t * flops.flops_per_token(c.model, T) / pk for t, pk in zip(times, peaks)]
+  tokens_per_s = B * T / step_s
+  per_token = flops.flops_per_token(c.model, T)
+  model_flops = tokens_per_s * per_token
+  cap = step_lib._capacity(c, B, T, sharding.batch_divisor(mesh))
+  targets = int(sum(np.asarray(b["loss_mask"]).sum() for b in batches) / len(batches))
+  projected = cap if targets <= cap else B * T
+  V, D = c.model.vocab_size, c.model.hidden_size
+  executed_per_token = per_token - 6.0 * (V * D + V) * (1 - projected / (B * T))
+  print(f"compile {compile_s:.1f}s, step times {[round(t, 3) for t in times]}, "
+        f"peaks {[round(x / 1e9, 1) for x in peaks]} GFLOP/s, "
+        f"targets {targets}/{B * T}, projected {projected}", file=sys.stderr)
+  print(json.dumps(dict(
+      config=args.config, compute_dtype=c.model.compute_dtype, seq_len=T, rows=B,
+      devices=jax.device_count(), backend=jax.default_backend(), step_s=round(step_s, 4),
+      tokens_per_s=round(tokens_per_s, 1), model_flops_per_s=model_flops,
+      matmul_peak_flops_per_s=peak, mfu=round(statistics.median(mfu_pairs), 4),
+      mfu_executed=round(statistics.median(mfu_pairs) * executed_per_token / per_token, 4),
+      flops_per_token=per_token, loss=float(m["loss"]))))
+
+
+if __name__ == "__main__":
+  main()
