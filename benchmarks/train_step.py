@@ -13,9 +13,10 @@ N_matmul: every dense kernel and bias plus the tied vocabulary projection; the s
 attention (q.k and probs.v over T keys, and the two relative-position terms over R = 63
 buckets), forward + backward. `mfu` = that x tokens/s / the peak of a jitted 2048 x 2048
 matmul measured in this run just before each timed step (x device count; the median of the
-per-step ratios, so that a shared machine's load affects both sides alike). The step
-projects to the vocabulary only at target positions, so it executes fewer FLOPs than the formula counts; `mfu_executed` counts
-only what runs (the projection over the gather buffer).
+per-step ratios, so that a shared machine's load affects both sides alike).
+`mfu_executed` counts what actually runs instead: the vocabulary projection only over the
+target gather buffer, plus the one-hot matmuls that spread the R bucket scores to T x T
+(2 x 2 * T * R * H per token and layer, forward).
 The last line printed is one JSON object.
 """
 
@@ -116,7 +117,9 @@ def main():
   targets = int(sum(np.asarray(b["loss_mask"]).sum() for b in batches) / len(batches))
   projected = cap if targets <= cap else B * T
   V, D = c.model.vocab_size, c.model.hidden_size
-  executed_per_token = per_token - 6.0 * (V * D + V) * (1 - projected / (B * T))
+  R, H, L = 2 * c.model.position_bucket_size - 1, c.model.num_heads, c.model.num_layers
+  executed_per_token = (per_token - 6.0 * (V * D + V) * (1 - projected / (B * T))
+                        + 3.0 * L * 4 * T * R * H)
   print(f"compile {compile_s:.1f}s, step times {[round(t, 3) for t in times]}, "
         f"peaks {[round(x / 1e9, 1) for x in peaks]} GFLOP/s, "
         f"targets {targets}/{B * T}, projected {projected}", file=sys.stderr)
