@@ -34,6 +34,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from babylm_jax.config import MASK_ID, derive  # noqa: E402
@@ -99,14 +100,24 @@ def main():
   compile_s = time.perf_counter() - t0
   # The machine may be shared: every timed step is paired with a matmul peak measured just
   # before it, and the figures are medians of those pairs.
-  times, peaks = [], []
+  # CPU seconds are recorded too: on a busy host, FLOPs per CPU-second of the step against
+  # those of the matmul (`mfu_cpu_time`) are less sensitive to what else runs.
+  times, peaks, cpu_times = [], [], []
   for i in range(args.steps):
     peaks.append(flops.measure_matmul_peak(c.model.compute_dtype, repeats=3)
                  * jax.device_count())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     state, m = train_step(state, batches[i % 2])
     jax.block_until_ready((state, m))
     times.append(time.perf_counter() - t0)
+    cpu_times.append(time.process_time() - c0)
+  mm = jax.jit(jnp.matmul)
+  a = jnp.ones((2048, 2048), c.model.compute_dtype)
+  mm(a, a).block_until_ready()
+  c0 = time.process_time()
+  for _ in range(20):
+    mm(a, a).block_until_ready()
+  matmul_flops_per_cpu_s = 20 * 2 * 2048 ** 3 / (time.process_time() - c0)
   step_s = statistics.median(times)
   peak = statistics.median(peaks)
   mfu_pairs = [B * T / t * flops.flops_per_token(c.model, T) / pk for t, pk in zip(times, peaks)]
@@ -129,6 +140,8 @@ def main():
       tokens_per_s=round(tokens_per_s, 1), model_flops_per_s=model_flops,
       matmul_peak_flops_per_s=peak, mfu=round(statistics.median(mfu_pairs), 4),
       mfu_executed=round(statistics.median(mfu_pairs) * executed_per_token / per_token, 4),
+      mfu_cpu_time=round(B * T * per_token / statistics.median(cpu_times)
+                         / matmul_flops_per_cpu_s, 4),
       flops_per_token=per_token, loss=float(m["loss"]))))
 
 
