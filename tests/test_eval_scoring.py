@@ -34,9 +34,11 @@ def setup():
 @pytest.mark.parametrize("backend", ["causal", "mntp", "pll", "fused"])
 def test_backend_matches_unbatched_reference(setup, backend):
   tok, model, seqs, ref_fn = setup
-  # A small token budget splits the sequences over several batches and buckets.
-  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=64)
+  # A small token budget splits the sequences over several batches; rows of 32 tokens hold
+  # several packed sentences, and the longer EWoK sequences get length-bucketed rows.
+  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=128, pack_len=32)
   got = scorer.score(seqs, backend)
+  assert max(len(s[0]) for s in seqs) > 32 and scorer.stats["rows"] > 4
   want = np.array([scoring.reference_score(ref_fn, s, backend) for s in seqs])
   assert np.all(np.isfinite(got)) and np.all(got < 0)
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)

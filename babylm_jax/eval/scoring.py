@@ -97,36 +97,83 @@ def tokenize(tokenizer, contexts: Sequence[str], targets: Sequence[str],
 
 
 def _causal_batch(graphdef, state, ids_BT, seg_BT, targets_BT, scored_BT):
+  """log p(targets) at the scored positions (0 elsewhere), causal attention."""
   model = nnx.merge(graphdef, state)
   is_causal_B = jnp.ones((ids_BT.shape[0],), bool)
   hidden_BTD = model.encode(ids_BT, seg_BT, is_causal_B, deterministic=True)
   logp_BTV = jax.nn.log_softmax(model.head(hidden_BTD).astype(jnp.float32), axis=-1)
   logp_BT = jnp.take_along_axis(logp_BTV, targets_BT[..., None], axis=-1)[..., 0]
-  return jnp.sum(jnp.where(scored_BT, logp_BT, 0.0), axis=1)
+  return jnp.where(scored_BT, logp_BT, 0.0)
 
 
-def _masked_batch(graphdef, state, ids_BT, seg_BT, read_B, target_B):
+def _masked_batch(graphdef, state, ids_BT, seg_BT, row_N, pos_N, target_N):
+  """log p(target) at N read positions (row, pos), bidirectional attention."""
   model = nnx.merge(graphdef, state)
   is_causal_B = jnp.zeros((ids_BT.shape[0],), bool)
   hidden_BTD = model.encode(ids_BT, seg_BT, is_causal_B, deterministic=True)
-  # Project to the vocabulary only at the one position each row is read at.
-  hidden_B1D = jnp.take_along_axis(hidden_BTD, read_B[:, None, None], axis=1)
-  logits_BV = model.head(hidden_B1D)[:, 0].astype(jnp.float32)
-  logp_BV = jax.nn.log_softmax(logits_BV, axis=-1)
-  return jnp.take_along_axis(logp_BV, target_B[:, None], axis=-1)[:, 0]
+  # Project to the vocabulary only where a masked token is read.
+  hidden_ND = hidden_BTD[row_N, pos_N]
+  logp_NV = jax.nn.log_softmax(model.head(hidden_ND).astype(jnp.float32), axis=-1)
+  return jnp.take_along_axis(logp_NV, target_N[:, None], axis=-1)[:, 0]
+
+
+# A unit is one document placed in a row: (sequence key, ids, reads [(position, target)]).
+Unit = tuple[Seq, tuple[int, ...], list[tuple[int, int]]]
+
+
+def _units(seqs: list[Seq], backend: str) -> list[Unit]:
+  units = []
+  for key in seqs:
+    ids, start = key
+    n = len(ids)
+    if backend == "causal":  # position p predicts token p + 1
+      units.append((key, ids, [(p, ids[p + 1]) for p in range(start - 1, n - 1)]))
+      continue
+    offset = 1 if backend == "mntp" else 0
+    for i in range(start, n):
+      masked = ids[:i] + (MASK_ID,) + ids[i + 1:]
+      units.append((key, masked, [(i - offset, ids[i])]))
+  return units
+
+
+def _pack(units: list[Unit], T: int) -> list[list[tuple[int, Unit]]]:
+  """Best-fit packing into rows of T tokens: [(offset, unit)] per row.
+
+  The model has relative positions only and attends within a segment, so a document scores
+  the same wherever it sits in a row; packing removes nearly all padding.
+  """
+  rows: list[list] = []
+  used: list[int] = []
+  by_room: list[list[int]] = [[] for _ in range(T + 1)]  # row ids by free tokens
+  for unit in sorted(units, key=lambda u: -len(u[1])):
+    n = len(unit[1])
+    room = next((r for r in range(n, T + 1) if by_room[r]), None)
+    if room is None:
+      row = len(rows)
+      rows.append([])
+      used.append(0)
+    else:
+      row = by_room[room].pop()
+    rows[row].append((used[row], unit))
+    used[row] += n
+    by_room[T - used[row]].append(row)
+  return rows
 
 
 class Scorer:
   """Scores sequences with one model; holds the model's weights and the compiled batches.
 
   `model` is any nnx.Module with `encode(ids_BT, segment_ids_BT, is_causal_B,
-  deterministic=True) -> hidden_BTD` and `head(hidden) -> logits` (GPTBert).
-  `tokens_per_batch` sets the rows per batch at each bucket length.
+  deterministic=True) -> hidden_BTD` and `head(hidden) -> logits` (GPTBert) whose attention
+  stays within a segment and whose positions are relative. Sequences of up to `pack_len`
+  tokens are packed several to a row of `pack_len`; longer ones get a row each, bucketed by
+  length. `tokens_per_batch` sets the rows per batch.
   """
 
-  def __init__(self, model, max_len: int, tokens_per_batch: int = 4096):
+  def __init__(self, model, max_len: int, tokens_per_batch: int = 4096, pack_len: int = 64):
     self.graphdef, self.state = nnx.split(model)
     self.max_len = max_len
+    self.pack_len = min(pack_len, max_len)
     self.tokens_per_batch = tokens_per_batch
     self._causal = jax.jit(functools.partial(_causal_batch, self.graphdef))
     self._masked = jax.jit(functools.partial(_masked_batch, self.graphdef))
@@ -136,12 +183,9 @@ class Scorer:
     """Forgets computed scores and work counts; compiled shapes stay."""
     self._cache: dict[str, dict[Seq, float]] = {}
     # Work done, for FLOP counts: rows and padded tokens run, real tokens, the sum of squared
-    # real row lengths (attention) and the positions whose log-probability is read.
+    # real document lengths (attention) and the positions whose log-probability is read.
     self.stats = dict(rows=0, padded_tokens=0, real_tokens=0, real_tokens_sq=0,
                       read_positions=0)
-
-  def _rows(self, T: int) -> int:
-    return max(1, self.tokens_per_batch // T)
 
   def score(self, seqs: Iterable[Seq], backend: str) -> np.ndarray:
     """Summed log-probability of each sequence's scored span (float64 on the host)."""
@@ -151,76 +195,82 @@ class Scorer:
     if backend not in BACKENDS:
       raise ConfigError(f"eval.backend '{backend}' is unknown; use {', '.join(BACKENDS)}.")
     cache = self._cache.setdefault(backend, {})
-    todo = sorted({s for s in seqs if s not in cache}, key=lambda s: len(s[0]))
-    if todo:
-      run = self._run_causal if backend == "causal" else functools.partial(
-          self._run_masked, read_offset=1 if backend == "mntp" else 0)
-      cache.update(run(todo))
-    return np.array([cache[s] for s in seqs], dtype=np.float64)
-
-  def _count(self, n: int, reads: int):
-    self.stats["real_tokens"] += n
-    self.stats["real_tokens_sq"] += n * n
-    self.stats["read_positions"] += reads
-
-  def _buckets(self, seqs: list[Seq]) -> dict[int, list[Seq]]:
-    buckets: dict[int, list[Seq]] = {}
-    for s in seqs:
+    todo = sorted({s for s in seqs if s not in cache})
+    for s in todo:
       if len(s[0]) > self.max_len:
         raise ConfigError(f"a sequence of {len(s[0])} tokens exceeds the model's "
                           f"{self.max_len} positions; shorten it with to_sequence().")
-      buckets.setdefault(bucket_len(len(s[0]), self.max_len), []).append(s)
-    return buckets
+    if todo:
+      totals = dict.fromkeys(todo, 0.0)
+      for rows, T in self._layout(_units(todo, backend)):
+        self._run(rows, T, backend == "causal", totals)
+      cache.update(totals)
+    return np.array([cache[s] for s in seqs], dtype=np.float64)
 
-  def _run_causal(self, seqs: list[Seq]) -> dict[Seq, float]:
-    out = {}
-    for T, group in sorted(self._buckets(seqs).items()):
-      B = self._rows(T)
-      for lo in range(0, len(group), B):
-        chunk = group[lo:lo + B]
-        ids = np.full((B, T), PAD_ID, np.int32)
-        seg = np.zeros((B, T), np.int32)
-        targets = np.zeros((B, T), np.int32)
-        scored = np.zeros((B, T), bool)
-        ids[:, 0], seg[:, 0] = BOS_ID, 1  # filler rows hold one real token, never read
-        for r, (s, start) in enumerate(chunk):
-          n = len(s)
-          ids[r, :n], seg[r, :n] = s, 1
-          targets[r, :n - 1] = s[1:]
-          scored[r, start - 1:n - 1] = True  # position p predicts token p + 1
-          self._count(n, n - start)
-        self.stats["rows"] += B
-        self.stats["padded_tokens"] += B * T
-        sums = np.asarray(self._causal(self.state, ids, seg, targets, scored))
-        for r, key in enumerate(chunk):
-          out[key] = float(sums[r])
-    return out
+  def _layout(self, units: list[Unit]):
+    """(rows, T) groups: packed short units, then one row per long unit by length bucket."""
+    short = [u for u in units if len(u[1]) <= self.pack_len]
+    if short:
+      yield _pack(short, self.pack_len), self.pack_len
+    long: dict[int, list] = {}
+    for u in units:
+      if len(u[1]) > self.pack_len:
+        long.setdefault(bucket_len(len(u[1]), self.max_len), []).append([(0, u)])
+    for T in sorted(long):
+      yield long[T], T
 
-  def _run_masked(self, seqs: list[Seq], read_offset: int) -> dict[Seq, float]:
-    """One row per scored token: that token masked, read at its position - read_offset."""
-    totals = {s: 0.0 for s in seqs}
-    for T, group in sorted(self._buckets(seqs).items()):
-      variants = [(key, i) for key in group for i in range(key[1], len(key[0]))]
-      B = self._rows(T)
-      for lo in range(0, len(variants), B):
-        chunk = variants[lo:lo + B]
-        ids = np.full((B, T), PAD_ID, np.int32)
-        seg = np.zeros((B, T), np.int32)
-        read = np.zeros((B,), np.int32)
-        target = np.zeros((B,), np.int32)
-        ids[:, 0], seg[:, 0] = BOS_ID, 1
-        for r, ((s, _), i) in enumerate(chunk):
-          n = len(s)
-          ids[r, :n], seg[r, :n] = s, 1
-          ids[r, i] = MASK_ID
-          read[r], target[r] = i - read_offset, s[i]
-          self._count(n, 1)
-        self.stats["rows"] += B
-        self.stats["padded_tokens"] += B * T
-        logp = np.asarray(self._masked(self.state, ids, seg, read, target))
-        for r, (key, _) in enumerate(chunk):
-          totals[key] += float(logp[r])
-    return totals
+  def _run(self, rows, T: int, causal: bool, totals: dict):
+    B = max(1, self.tokens_per_batch // T)
+    N = max(B, B * T // 8)  # read slots per masked batch
+    lo = 0
+    while lo < len(rows):
+      hi, reads = lo, 0
+      while hi < len(rows) and hi - lo < B:
+        r = sum(len(u[2]) for _, u in rows[hi])
+        if not causal and reads + r > N:
+          break
+        reads += r
+        hi += 1
+      self._run_batch(rows[lo:hi], B, N, T, causal, totals)
+      lo = hi
+
+  def _run_batch(self, rows, B, N, T, causal, totals):
+    ids = np.full((B, T), PAD_ID, np.int32)
+    seg = np.zeros((B, T), np.int32)
+    ids[:, 0], seg[:, 0] = BOS_ID, 1  # filler rows hold one real token, never read
+    targets = np.zeros((B, T), np.int32)
+    scored = np.zeros((B, T), bool)
+    row_N, pos_N, target_N = (np.zeros((N,), np.int32) for _ in range(3))
+    owners = []  # (key, row, position) per read, in read order
+    for r, row in enumerate(rows):
+      for doc, (off, (key, unit_ids, reads)) in enumerate(row, start=1):
+        n = len(unit_ids)
+        ids[r, off:off + n] = unit_ids
+        seg[r, off:off + n] = doc
+        for pos, target in reads:
+          owners.append((key, r, off + pos))
+        self.stats["real_tokens"] += n
+        self.stats["real_tokens_sq"] += n * n
+        self.stats["read_positions"] += len(reads)
+        if causal:
+          for pos, target in reads:
+            targets[r, off + pos] = target
+            scored[r, off + pos] = True
+        else:
+          k = len(owners) - len(reads)
+          for j, (pos, target) in enumerate(reads):
+            row_N[k + j], pos_N[k + j], target_N[k + j] = r, off + pos, target
+    self.stats["rows"] += B
+    self.stats["padded_tokens"] += B * T
+    if causal:
+      logp_BT = np.asarray(self._causal(self.state, ids, seg, targets, scored))
+      where = np.array([(r, pos) for _, r, pos in owners], np.int64).reshape(-1, 2)
+      values = logp_BT[where[:, 0], where[:, 1]].tolist()
+    else:
+      values = np.asarray(self._masked(self.state, ids, seg, row_N, pos_N,
+                                       target_N))[:len(owners)].tolist()
+    for (key, _, _), v in zip(owners, values):
+      totals[key] += v
 
 
 def useful_flops(model_cfg, stats: dict) -> float:
