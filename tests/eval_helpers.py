@@ -25,32 +25,6 @@ def small_tokenizer(vocab_size: int = 512) -> Tokenizer:
   return tok
 
 
-class TinyLM(nnx.Module):
-  """A one-layer transformer with GPTBert's interface, for the engine before GPTBert lands."""
-
-  def __init__(self, vocab_size: int, dim: int = 32, *, rngs: nnx.Rngs):
-    self.embed = nnx.Embed(vocab_size, dim, rngs=rngs)
-    self.pos = nnx.Embed(128, dim, rngs=rngs)
-    self.qkv = nnx.Linear(dim, 3 * dim, rngs=rngs)
-    self.mlp = nnx.Linear(dim, dim, rngs=rngs)
-    self.out = nnx.Linear(dim, vocab_size, rngs=rngs)
-
-  def encode(self, ids_BT, seg_BT, is_causal_B, deterministic=True):
-    T = ids_BT.shape[1]
-    x_BTD = self.embed(ids_BT) + self.pos(jnp.arange(T))[None]
-    q, k, v = jnp.split(self.qkv(x_BTD), 3, axis=-1)
-    keep_BTT = (seg_BT[:, None, :] > 0) & (seg_BT[:, :, None] > 0)
-    lower_TT = jnp.tril(jnp.ones((T, T), bool))
-    keep_BTT &= jnp.where(is_causal_B[:, None, None], lower_TT[None], True)
-    keep_BTT |= jnp.eye(T, dtype=bool)[None]
-    s_BTT = jnp.where(keep_BTT, q @ k.transpose(0, 2, 1) / jnp.sqrt(q.shape[-1]), -1e9)
-    x_BTD = x_BTD + jax.nn.softmax(s_BTT, axis=-1) @ v
-    return x_BTD + jnp.tanh(self.mlp(x_BTD))
-
-  def head(self, hidden):
-    return self.out(hidden)
-
-
 def tiny_gpt_bert(vocab_size: int = 512, seed: int = 0):
   """A real GPTBert of the smoke shape, random weights, for engine tests."""
   from babylm_jax.config import base_config

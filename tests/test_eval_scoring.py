@@ -2,26 +2,17 @@
 
 import numpy as np
 import pytest
-from flax import nnx
 
 from babylm_jax.eval import report, scoring, suites
 from babylm_jax.errors import ConfigError
 from conftest import data_path
-from eval_helpers import TinyLM, logits_fn_of, small_tokenizer, tiny_gpt_bert
-
-
-def _model():
-  try:
-    model, _ = tiny_gpt_bert(512)
-  except ImportError:  # GPTBert not there yet: the engine only needs encode/head
-    model = TinyLM(512, rngs=nnx.Rngs(0))
-  return model
+from eval_helpers import logits_fn_of, small_tokenizer, tiny_gpt_bert
 
 
 @pytest.fixture(scope="module")
 def setup():
   tok = small_tokenizer(512)
-  model = _model()
+  model, _ = tiny_gpt_bert(512)
   blimp = suites.load_suite("blimp_fast", str(data_path("babylm_eval/fast_eval/blimp_fast")))
   ewok = suites.load_suite("ewok", str(data_path("babylm_eval/fast_eval/ewok_fast")))
   items = list(blimp.items[::2000]) + list(ewok.items[:2])
