@@ -99,6 +99,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 10.0
   c.train.steps = config_dict.placeholder(int)  # overrides the recipe's step count
+  # Stop (with a checkpoint) after this step without changing the schedules: a run in stages.
+  c.train.stop_after = config_dict.placeholder(int)
   c.train.tokens_per_step = 16_384
   c.train.seq_lens = (128, 256, 512)
   c.train.seq_len_fractions = (0.6, 0.2, 0.2)

@@ -35,8 +35,14 @@ def milestones_crossed(words_before: int, words_after: int) -> list[int]:
   return [m for m in MILESTONES if words_before < m <= words_after]
 
 
-def file_sha256(path) -> str:
-  return hashlib.sha256(epath.Path(path).read_bytes()).hexdigest()
+def tokenizer_sha256(tokenizer) -> str:
+  """A hash of a `tokenizers.Tokenizer`'s serialised form (the same on every process)."""
+  return hashlib.sha256(tokenizer.to_str().encode()).hexdigest()
+
+
+def tokenizer_file_sha256(path) -> str:
+  from tokenizers import Tokenizer
+  return tokenizer_sha256(Tokenizer.from_str(epath.Path(path).read_text()))
 
 
 def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sha: str) -> dict:
@@ -179,7 +185,7 @@ def load_model(config, workdir, *, step: int | None = None, words: int | None = 
     where = str(workdir / ("milestones/words_%d" % key if milestone else f"checkpoints/{key}"))
     meta = ckpt.read_meta(key, milestone=milestone)
     tok = workdir / "tokenizer.json"
-    check_meta(meta, config, file_sha256(tok) if tok.exists() else None, where)
+    check_meta(meta, config, tokenizer_file_sha256(tok) if tok.exists() else None, where)
     derived = config_lib.derive(config)
     mesh = sharding.make_mesh(config)
     graphdef, abstract = step_lib.abstract_train_state(config, derived, mesh)

@@ -58,7 +58,7 @@ def _write_config(workdir: epath.Path, config, derived, prepared):
                              corpus_tokens=derived.corpus_tokens, corpus_words=derived.corpus_words)
   tmp = workdir / "config.json.tmp"
   tmp.write_text(json.dumps(resolved, indent=2, default=str))
-  tmp.rename(workdir / "config.json")
+  tmp.replace(workdir / "config.json")
 
 
 def train(config, workdir) -> dict:
@@ -70,8 +70,10 @@ def train(config, workdir) -> dict:
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   prepared = prepare_data(config, str(workdir))
-  derived = config_lib.derive(config, corpus_tokens=prepared.train.num_tokens,
-                              corpus_words=prepared.train.num_words)
+  # One epoch of the packed stream is every token plus one <s> per document.
+  derived = config_lib.derive(
+      config, corpus_tokens=prepared.train.num_tokens + prepared.train.num_docs,
+      corpus_words=prepared.train.num_words)
   pid, nproc = jax.process_index(), jax.process_count()
   source = BatchSource(prepared.train, config, derived, process_index=pid, process_count=nproc)
   check_rules(config, derived, source.words_before(derived.total_steps))
@@ -79,7 +81,7 @@ def train(config, workdir) -> dict:
   dev = BatchSource(prepared.dev, config, derived, process_index=pid, process_count=nproc,
                     causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1)
   _write_config(workdir, config, derived, prepared)
-  tokenizer_sha = ckpt_lib.file_sha256(prepared.tokenizer_path)
+  tokenizer_sha = ckpt_lib.tokenizer_sha256(prepared.tokenizer)
 
   mesh = sharding.make_mesh(config)
   graphdef, state, shardings = step_lib.create_train_state(config, derived, mesh)
@@ -99,6 +101,7 @@ def train(config, workdir) -> dict:
   peak = flops.measure_matmul_peak(config.model.compute_dtype) * jax.device_count()
   preempted = _Preempted()
   t, total = config.train, derived.total_steps
+  end = min(total, t.stop_after) if t.stop_after else total
 
   def validate(step: int) -> dict:
     sums: dict[str, float] = {}
@@ -137,7 +140,9 @@ def train(config, workdir) -> dict:
       last_train = rec
       logged.update(step=step_done, time=time.time())
 
-  it = source.iterator(start, total)
+  if start == 0:
+    last_val = validate(0)  # the baseline of the validation curve
+  it = source.iterator(start, end)
   try:
     for step, local in it:
       state, metrics = train_step(state, sharding.global_batch(local, mesh))
@@ -148,12 +153,12 @@ def train(config, workdir) -> dict:
       words_prev, words_now = source.words_before(step), source.words_before(done)
       crossed = ckpt_lib.milestones_crossed(words_prev, words_now) if (
           config.checkpoint.milestones) else []
-      if done % config.checkpoint.every == 0 or done == total or crossed or preempted.flag:
+      if done % config.checkpoint.every == 0 or done == end or crossed or preempted.flag:
         save(done, metrics)
         for m in crossed:
           ckpt.save(state, ckpt_lib.make_meta(config, done, words_now, step_tokens(done),
                                               tokenizer_sha), milestone_words=m)
-      if done % t.eval_every == 0 or done == total:
+      if done % t.eval_every == 0 or done == end:
         last_val = validate(done)
       if preempted.flag:
         break
@@ -181,6 +186,9 @@ def _check_and_log(step, metrics, *, writer, source, derived, cfg, peak, since, 
     return None
   from babylm_jax.train import flops
   host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  for kind in ("masked", "causal"):  # no rows of this kind in the step: nothing measured
+    if host.get(f"{kind}_targets", 1) == 0:
+      host[f"{kind}_loss"] = host[f"{kind}_accuracy"] = None
   elapsed = max(time.time() - since["time"], 1e-9)
   tokens = step_tokens(step) - step_tokens(since["step"])
   tokens_per_s = tokens / elapsed

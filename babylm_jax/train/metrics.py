@@ -48,7 +48,7 @@ class MetricsWriter:
   def _rewrite(self):
     tmp = self.path.parent / (self.path.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
-    tmp.rename(self.path)
+    tmp.replace(self.path)
 
   def write(self, record: dict, *, kind: str = "train"):
     """Appends one record (a JSON line) and mirrors it to TensorBoard and the console."""
@@ -75,7 +75,7 @@ class MetricsWriter:
       elapsed = time.time() - self._start_time
       eta = elapsed / max(done, 1) * (self.total_steps - r["step"])
       line = (f"step {r['step']}/{self.total_steps} loss {r['loss']:.4f} "
-              f"(masked {r['masked_loss']:.3f}, causal {r['causal_loss']:.3f}) "
+              f"(masked {_fmt(r['masked_loss'])}, causal {_fmt(r['causal_loss'])}) "
               f"words {r['words_seen']:,} {r['tokens_per_s']:,.0f} tok/s mfu {r['mfu']:.2f} "
               f"eta {_hms(eta)}")
       if self._bar is not None:
@@ -100,6 +100,10 @@ def _plain(v):
   return v
 
 
+def _fmt(v) -> str:
+  return "-" if v is None else f"{v:.3f}"
+
+
 def _hms(seconds: float) -> str:
   seconds = int(seconds)
   return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -107,13 +111,13 @@ def _hms(seconds: float) -> str:
 
 def plot_losses(workdir, records: list[dict]):
   """workdir/plots/loss.png: training and validation loss against words seen."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  # A bare Figure, not pyplot: no global backend switch (notebooks keep drawing inline).
+  from matplotlib.figure import Figure
 
   train = [(r["words_seen"], r["loss"]) for r in records if "loss" in r]
   val = [(r["words_seen"], r["val_loss"]) for r in records if "val_loss" in r]
-  fig, ax = plt.subplots(figsize=(7, 4.5))
+  fig = Figure(figsize=(7, 4.5))
+  ax = fig.subplots()
   if train:
     ax.plot(*zip(*train), label="training loss", lw=1.2)
   if val:
@@ -127,4 +131,3 @@ def plot_losses(workdir, records: list[dict]):
   out.mkdir(parents=True, exist_ok=True)
   with (out / "loss.png").open("wb") as f:
     fig.savefig(f, dpi=120)
-  plt.close(fig)
