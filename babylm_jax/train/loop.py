@@ -67,6 +67,12 @@ def train(config, workdir) -> dict:
   from babylm_jax.data.prepare import prepare_data
   from babylm_jax.train import flops, sharding, step as step_lib
 
+  if config.init.from_hf:
+    # Check the folder before any data work, and train with its tokenizer (token ids must match).
+    from babylm_jax.export.hf import model_fields_from_hf
+    model_fields_from_hf(config.init.from_hf)
+    if not config.tokenizer.path:
+      config.tokenizer.path = str(epath.Path(config.init.from_hf) / "tokenizer.json")
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   prepared = prepare_data(config, str(workdir))
