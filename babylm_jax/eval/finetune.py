@@ -10,7 +10,6 @@ workdir/finetune/<task>.json. Data: `<task>.train.jsonl` / `<task>.valid.jsonl` 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ from flax import nnx
 from babylm_jax.config import BOS_ID, EOS_ID, PAD_ID
 from babylm_jax.errors import ConfigError, DataError
 from babylm_jax.eval.report import write_json
+from babylm_jax.eval.suites import read_jsonl
 
 # Task -> (text fields in reading order, number of labels).
 TASKS = {
@@ -46,26 +46,15 @@ def load_split(data_dir: str, task: str, split: str, limit: int | None = None):
     raise DataError(f"fine-tuning file '{path}' is missing; put the {task} {split} split "
                     f"there or point --config.finetune.data_dir at a folder that has it.")
   examples = []
-  with open(path, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      where = f"fine-tuning file '{path}' line {lineno}"
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise DataError(f"{where} is not valid JSON ({e.msg}); fix or remove that line.") \
-            from None
-      if not isinstance(record, dict):
-        raise DataError(f"{where} is not a JSON object; fix or remove that line.")
-      texts = tuple(record.get(k) for k in fields)
-      label = record.get("label")
-      if not all(isinstance(t, str) for t in texts) or label not in range(num_labels):
-        raise DataError(f"{where} needs string fields {', '.join(fields)} and a label in "
-                        f"0..{num_labels - 1}; fix or remove that line.")
-      examples.append((texts, int(label)))
-      if limit is not None and len(examples) >= limit:
-        break
+  for where, record in read_jsonl(path, "fine-tuning"):
+    texts = tuple(record.get(k) for k in fields)
+    label = record.get("label")
+    if not all(isinstance(t, str) for t in texts) or label not in range(num_labels):
+      raise DataError(f"{where} needs string fields {', '.join(fields)} and a label in "
+                      f"0..{num_labels - 1}; fix or remove that line.")
+    examples.append((texts, int(label)))
+    if limit is not None and len(examples) >= limit:
+      break
   if not examples:
     raise DataError(f"fine-tuning file '{path}' holds no examples.")
   return examples

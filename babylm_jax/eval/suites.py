@@ -70,14 +70,17 @@ _PARSERS = {"blimp": _pair, "blimp_fast": _pair, "supplement": _pair, "ewok": _e
             "entity_tracking": _entity}
 
 
-def parse_file(path: pathlib.Path, suite: str) -> list[Item]:
-  """The items of one jsonl file of `suite`; DataError names the first bad line."""
-  parse, items = _PARSERS[suite], []
+def read_jsonl(path, what: str):
+  """Yields (where, record) for each non-blank line of a jsonl file of JSON objects.
+
+  `where` names the file and line ("<what> file 'PATH' line N") for the caller's own checks;
+  a line that is not a JSON object raises DataError naming it.
+  """
   with open(path, encoding="utf-8") as f:
     for lineno, line in enumerate(f, start=1):
       if not line.strip():
         continue
-      where = f"{suite} file '{path}' line {lineno}"
+      where = f"{what} file '{path}' line {lineno}"
       try:
         record = json.loads(line)
       except json.JSONDecodeError as e:
@@ -85,8 +88,13 @@ def parse_file(path: pathlib.Path, suite: str) -> list[Item]:
             from None
       if not isinstance(record, dict):
         raise DataError(f"{where} is not a JSON object; fix or remove that line.")
-      items.append(parse(record, path.stem, where))
-  return items
+      yield where, record
+
+
+def parse_file(path: pathlib.Path, suite: str) -> list[Item]:
+  """The items of one jsonl file of `suite`; DataError names the first bad line."""
+  parse = _PARSERS[suite]
+  return [parse(record, path.stem, where) for where, record in read_jsonl(path, suite)]
 
 
 def load_suite(suite: str, folder: str) -> Suite:

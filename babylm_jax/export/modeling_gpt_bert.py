@@ -295,6 +295,14 @@ class _GptBertLM(GptBertPreTrainedModel):
     hidden_BTD = self.model(input_ids, attention_mask, causal=self.causal).last_hidden_state
     return self.head(hidden_BTD, self.model.embedding.word.weight)
 
+  @staticmethod
+  def _next_token_loss(logits_BTV, labels):
+    """Cross-entropy of labels[:, i + 1] under logits[:, i] (-100 labels ignored)."""
+    if labels is None:
+      return None
+    return F.cross_entropy(logits_BTV[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
+                           ignore_index=-100)
+
 
 class GptBertForCausalLM(_GptBertLM):
   """Causal attention; logits[:, i] score token i + 1. `labels` as in any causal LM."""
@@ -303,11 +311,7 @@ class GptBertForCausalLM(_GptBertLM):
   def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None,
               **kwargs):
     logits_BTV = self._logits(input_ids, attention_mask)
-    loss = None
-    if labels is not None:
-      loss = F.cross_entropy(logits_BTV[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
-                             ignore_index=-100)
-    return CausalLMOutput(loss=loss, logits=logits_BTV)
+    return CausalLMOutput(loss=self._next_token_loss(logits_BTV, labels), logits=logits_BTV)
 
 
 class GptBertForMaskedLM(_GptBertLM):
@@ -321,11 +325,7 @@ class GptBertForMaskedLM(_GptBertLM):
   def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None,
               **kwargs):
     logits_BTV = self._logits(input_ids, attention_mask)
-    loss = None
-    if labels is not None:
-      loss = F.cross_entropy(logits_BTV[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
-                             ignore_index=-100)
-    return MaskedLMOutput(loss=loss, logits=logits_BTV)
+    return MaskedLMOutput(loss=self._next_token_loss(logits_BTV, labels), logits=logits_BTV)
 
 
 class ClassifierHead(nn.Module):

@@ -15,7 +15,6 @@ import signal
 import time
 
 import jax
-import numpy as np
 from etils import epath
 
 from babylm_jax import config as config_lib
