@@ -227,3 +227,15 @@ def test_smoke_config_trains_and_validation_loss_falls(tmp_path, cache_dir):
   assert len(val) == 4  # at the start and every 100 steps
   assert val[0] > 6.5 and val[-1] < val[0] - 0.8 and val == sorted(val, reverse=True), val
   assert elapsed < 180, f"smoke run took {elapsed:.0f} s"
+
+
+def test_relative_workdir(tmp_path, cache_dir):
+  """A workdir given relative to the current folder (orbax itself wants absolute paths)."""
+  r = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--config",
+                      str(ROOT / "configs" / "smoke.py"), "--workdir", "runs/rel",
+                      f"--config.data.path={data_path('babylm_text', 'train_100k')}",
+                      f"--config.data.cache_dir={cache_dir}", "--config.train.steps=4",
+                      "--config.checkpoint.every=2", "--config.train.eval_batches=1"],
+                     cwd=tmp_path, capture_output=True, text=True, timeout=600, env=_env())
+  _ok(r)
+  assert sorted(p.name for p in (tmp_path / "runs/rel/checkpoints").iterdir()) == ["2", "4"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 
 import jax
@@ -33,6 +34,13 @@ MILESTONES = tuple(sorted({m * 1_000_000 for m in range(1, 11)}
 def milestones_crossed(words_before: int, words_after: int) -> list[int]:
   """Milestones reached by a step that took words seen from words_before to words_after."""
   return [m for m in MILESTONES if words_before < m <= words_after]
+
+
+def absolute(workdir) -> epath.Path:
+  """The workdir as orbax needs it: local paths made absolute, bucket paths as they are."""
+  if "://" in str(workdir):
+    return epath.Path(workdir)
+  return epath.Path(os.path.abspath(workdir))
 
 
 def tokenizer_sha256(tokenizer) -> str:
@@ -67,7 +75,7 @@ class Checkpointer:
   """The rolling and milestone managers of one workdir."""
 
   def __init__(self, workdir, config, *, read_only: bool = False):
-    self.workdir = epath.Path(workdir)
+    self.workdir = absolute(workdir)
     self.config = config
     opts = dict(create=not read_only, cleanup_tmp_directories=not read_only,
                 enable_async_checkpointing=True, read_only=read_only)
