@@ -64,7 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
   # Longer documents are cut at a whitespace (one-line sample files hold megabytes).
   c.data.clean.max_doc_chars = 20_000
   # Documents encoded per tokenizer call while building a token store.
-  c.data.encode_batch_docs = 1024
+  c.data.encode_batch_docs = 4096
 
   c.tokenizer = ml_collections.ConfigDict()
   # A tokenizer.json to load; '' trains one on the corpus (vocab size from model.vocab_size).

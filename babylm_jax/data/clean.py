@@ -26,7 +26,10 @@ HEADING = re.compile(r"(?<!\S)(=(?: =)+) ([^=\n]{1,200}?) \1(?!\S)")
 CHILDES_TAG = re.compile(r"(?<!\S)\*[A-Z][A-Z0-9]*:(?!\S)")
 SWITCHBOARD_TAG = re.compile(r"(?<!\S)[AB]:(?!\S)")
 BLANK_LINE = re.compile(r"\n *\n\s*")
-_SPACES = re.compile(r"[^\S\n]+")
+# Whitespace other than newline, where it is not already a single space: two or more in a
+# row, or one tab/NBSP/... (matching only those keeps the common single spaces untouched, 2x
+# faster than rewriting every run).
+_SPACES = re.compile(r"[^\S\n]{2,}|[^\S \n]")
 _LINE_EDGES = re.compile(r" *\n[\n ]*")
 # How far back from a cut a heading may have begun (titles are at most 200 characters).
 _HEADING_ZONE = 512
@@ -128,7 +131,10 @@ def _boundaries(piece: str, s: CleanSettings) -> list[tuple[int, int, str]]:
 def _tidy(text: str) -> str:
   """A finished document: no spaces around line breaks, no empty lines, no double spaces
   (left where tags were removed), no leading or trailing whitespace."""
-  return _LINE_EDGES.sub("\n", text.replace("  ", " ")).strip()
+  text = text.replace("  ", " ")
+  if "\n" in text:  # the regex is slow on long one-line text, where it would do nothing
+    text = _LINE_EDGES.sub("\n", text)
+  return text.strip()
 
 
 class _Doc:
