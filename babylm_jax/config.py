@@ -156,7 +156,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.use_ema = True
   c.eval.batch_size = 64
   # Padded tokens per scoring batch; rows = tokens_per_batch // bucket length.
-  c.eval.tokens_per_batch = 4096
+  c.eval.tokens_per_batch = 1024
   c.eval.data = ml_collections.ConfigDict()
   c.eval.data.blimp = "../shared/data/blimp"
   c.eval.data.blimp_fast = "../shared/data/babylm_eval/fast_eval/blimp_fast"

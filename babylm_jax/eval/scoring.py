@@ -170,7 +170,7 @@ class Scorer:
   length. `tokens_per_batch` sets the rows per batch.
   """
 
-  def __init__(self, model, max_len: int, tokens_per_batch: int = 4096, pack_len: int = 64):
+  def __init__(self, model, max_len: int, tokens_per_batch: int = 1024, pack_len: int = 64):
     self.graphdef, self.state = nnx.split(model)
     self.max_len = max_len
     self.pack_len = min(pack_len, max_len)

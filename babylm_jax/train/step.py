@@ -50,14 +50,14 @@ def abstract_model(config):
   """(graphdef, logical axes tree, ShapeDtypeStruct tree) of the parameters; allocates nothing."""
   model = nnx.eval_shape(lambda: GPTBert(config.model, rngs=nnx.Rngs(0)))
   graphdef, state = nnx.split(model)
-  axes = jax.tree.map(lambda v: v.axes, state, is_leaf=_is_variable).to_pure_dict()
-  return graphdef, axes, state.to_pure_dict()
+  axes = nnx.to_pure_dict(jax.tree.map(lambda v: v.axes, state, is_leaf=_is_variable))
+  return graphdef, axes, nnx.to_pure_dict(state)
 
 
 def _init_fn(config, tx):
   def init():
     model = GPTBert(config.model, rngs=nnx.Rngs(params=jax.random.key(config.seed)))
-    params = nnx.state(model).to_pure_dict()
+    params = nnx.to_pure_dict(nnx.state(model))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params))
   return init
@@ -207,7 +207,7 @@ def make_train_step(config, derived, graphdef, mesh, state_shardings):
       if t.inject_nan_at_step >= 0:
         metrics["loss"] = jnp.where(state.step == t.inject_nan_at_step, jnp.nan,
                                     metrics["loss"])
-      metrics.update(grad_norm=optax.global_norm(grads),
+      metrics.update(grad_norm=optax.tree.norm(grads),
                      lr=jnp.asarray(schedule(state.step), jnp.float32))
       new_state = TrainState(step=state.step + 1, params=params, ema_params=ema,
                              opt_state=opt_state)
