@@ -239,3 +239,29 @@ def test_relative_workdir(tmp_path, cache_dir):
                      cwd=tmp_path, capture_output=True, text=True, timeout=600, env=_env())
   _ok(r)
   assert sorted(p.name for p in (tmp_path / "runs/rel/checkpoints").iterdir()) == ["2", "4"]
+
+
+def test_milestone_checkpoints_by_words_seen(tmp_path, cache_dir):
+  """A run that crosses 1M words keeps a milestone named by words seen, beside the rolling ones."""
+  from babylm_jax.train.checkpoint import MILESTONES, milestones_crossed
+  assert MILESTONES[:3] == (1_000_000, 2_000_000, 3_000_000)
+  assert MILESTONES[9:12] == (10_000_000, 20_000_000, 30_000_000)
+  assert MILESTONES[-2:] == (900_000_000, 1_000_000_000) and len(MILESTONES) == 28
+  assert milestones_crossed(999_999, 1_000_000) == [1_000_000]
+  assert milestones_crossed(1_000_000, 1_999_999) == []
+  wd = tmp_path / "milestones"
+  # About 7,800 words a step: 140 steps cross 1M words once.
+  _ok(run(wd, cache_dir, "--config.train.tokens_per_step=16384", "--config.train.seq_lens=(64,)",
+          "--config.train.seq_len_fractions=(1.0,)", "--config.checkpoint.every=1000", steps=140))
+  words = [json.loads(l)["words_seen"] for l in (wd / "metrics.jsonl").read_text().splitlines()
+           if '"loss"' in l]
+  assert 1_000_000 < max(words) < 2_000_000
+  assert [p.name for p in (wd / "milestones").iterdir()] == ["words_1000000"]
+  assert sorted(int(p.name) for p in (wd / "checkpoints").iterdir()) == [140]
+  import orbax.checkpoint as ocp
+  mngr = ocp.CheckpointManager(wd / "milestones", item_names=("state", "meta"),
+                               options=ocp.CheckpointManagerOptions(step_prefix="words",
+                                                                    read_only=True))
+  meta = mngr.restore(1_000_000, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  # Saved at the first step whose words seen reach 1M.
+  assert 1_000_000 <= meta["words_seen"] < 1_000_000 + 10_000 and 120 < meta["step"] < 140

@@ -119,14 +119,14 @@ def train(config, workdir) -> dict:
     writer.write(rec, kind="val")
     return rec
 
-  def save(step: int, metrics_of_step) -> None:
+  def checked_meta(step: int, metrics_of_step) -> dict:
+    """The checkpoint metadata of `step`, after making sure its loss is finite."""
     loss = float(jax.device_get(metrics_of_step["loss"]))
     if not math.isfinite(loss):
       raise UserError(f"the loss became non-finite ({loss}) at step {step}; no checkpoint was "
                       f"saved for it. Lower train.lr or check the data.")
-    meta = ckpt_lib.make_meta(config, step, source.words_before(step),
-                              step_tokens(step), tokenizer_sha)
-    ckpt.save(state, meta)
+    return ckpt_lib.make_meta(config, step, source.words_before(step), step_tokens(step),
+                              tokenizer_sha)
 
   def step_tokens(step: int) -> int:
     return sum(min(max(step - p.start, 0), p.end - p.start) * p.batch_rows * p.seq_len
@@ -155,14 +155,16 @@ def train(config, workdir) -> dict:
       if pending is not None:
         look_at(*pending)
       pending = (done, metrics)
-      words_prev, words_now = source.words_before(step), source.words_before(done)
-      crossed = ckpt_lib.milestones_crossed(words_prev, words_now) if (
+      crossed = ckpt_lib.milestones_crossed(
+          source.words_before(step), source.words_before(done)) if (
           config.checkpoint.milestones) else []
-      if done % config.checkpoint.every == 0 or done == end or crossed or preempted.flag:
-        save(done, metrics)
+      rolling = done % config.checkpoint.every == 0 or done == end or preempted.flag
+      if rolling or crossed:
+        meta = checked_meta(done, metrics)
+        if rolling:
+          ckpt.save(state, meta)
         for m in crossed:
-          ckpt.save(state, ckpt_lib.make_meta(config, done, words_now, step_tokens(done),
-                                              tokenizer_sha), milestone_words=m)
+          ckpt.save(state, meta, milestone_words=m)
       if done % t.eval_every == 0 or done == end:
         last_val = validate(done)
       if preempted.flag:
