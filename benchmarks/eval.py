@@ -7,6 +7,7 @@ float32 matmul peak measured in the same run. Compilation is timed apart: each b
 is compiled once on a warm-up set, then the scores are forgotten and the suite is scored.
 
   python benchmarks/eval.py [--suite_dir DIR] [--tokens_per_batch N] [--limit PAIRS]
+                            [--backends causal,mntp]
 
 The last line is one JSON object.
 """
@@ -61,6 +62,7 @@ def main():
   ap.add_argument("--suite_dir", default=str(DATA / "babylm_eval/fast_eval/blimp_fast"))
   ap.add_argument("--tokens_per_batch", type=int, default=None)
   ap.add_argument("--limit", type=int, default=None, help="score only this many pairs")
+  ap.add_argument("--backends", default="causal,mntp", help="comma-separated backends to time")
   args = ap.parse_args()
 
   config = get_config()
@@ -83,7 +85,7 @@ def main():
                 matmul_peak_gflops=round(peak / 1e9, 2),
                 longest_sentence=max(len(s[0]) for s in seqs))
   scorer = scoring.Scorer(model, config.model.max_position, tokens_per_batch)
-  for backend in ("causal", "mntp"):
+  for backend in args.backends.split(","):
     t0 = time.perf_counter()
     scorer.score(list(warm.values()), backend)
     compile_s = time.perf_counter() - t0
