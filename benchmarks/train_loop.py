@@ -46,7 +46,6 @@ def main():
   args = p.parse_args()
 
   import jax
-  from babylm_jax import config as config_lib
   from babylm_jax.data.batches import BatchSource
   from babylm_jax.data.prepare import prepare_data
   from babylm_jax.train import loop, sharding, step as step_lib
@@ -61,8 +60,7 @@ def main():
 
     # The bare step: same config, same shapes, batches already on the device.
     prepared = prepare_data(config)
-    derived = config_lib.derive(config, corpus_tokens=prepared.train.num_tokens
-                                + prepared.train.num_docs)
+    derived = loop.derive_for_corpus(config, prepared.train)
     source = BatchSource(prepared.train, config, derived)
     mesh = sharding.make_mesh(config)
     graphdef, state, shardings = step_lib.create_train_state(config, derived, mesh)

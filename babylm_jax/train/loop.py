@@ -47,7 +47,7 @@ def check_rules(config, derived, words_planned: int):
         f"train.epochs, or set --config.outside_rules=True for a run outside the BabyLM rules.")
 
 
-def _write_config(workdir: epath.Path, config, derived, prepared):
+def _write_config(workdir: epath.Path, config, derived):
   if jax.process_index() != 0:
     return
   resolved = config_lib.to_dict(config)
@@ -58,6 +58,13 @@ def _write_config(workdir: epath.Path, config, derived, prepared):
   tmp = workdir / "config.json.tmp"
   tmp.write_text(json.dumps(resolved, indent=2, default=str))
   tmp.replace(workdir / "config.json")
+
+
+def derive_for_corpus(config, store):
+  """derive() with the measured corpus: one epoch of the packed stream is every token plus
+  one <s> per document."""
+  return config_lib.derive(config, corpus_tokens=store.num_tokens + store.num_docs,
+                           corpus_words=store.num_words)
 
 
 def train(config, workdir) -> dict:
@@ -75,17 +82,14 @@ def train(config, workdir) -> dict:
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   prepared = prepare_data(config, str(workdir))
-  # One epoch of the packed stream is every token plus one <s> per document.
-  derived = config_lib.derive(
-      config, corpus_tokens=prepared.train.num_tokens + prepared.train.num_docs,
-      corpus_words=prepared.train.num_words)
+  derived = derive_for_corpus(config, prepared.train)
   pid, nproc = jax.process_index(), jax.process_count()
   source = BatchSource(prepared.train, config, derived, process_index=pid, process_count=nproc)
   check_rules(config, derived, source.words_before(derived.total_steps))
   # Validation: half causal rows and the final mask rate, so both losses are measured alike.
   dev = BatchSource(prepared.dev, config, derived, process_index=pid, process_count=nproc,
                     causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1)
-  _write_config(workdir, config, derived, prepared)
+  _write_config(workdir, config, derived)
   tokenizer_sha = ckpt_lib.tokenizer_sha256(prepared.tokenizer)
 
   mesh = sharding.make_mesh(config)
