@@ -109,6 +109,16 @@ def test_losses_are_float32_from_bfloat16_logits():
   assert all(v.dtype == jnp.float32 for v in sums.values())
 
 
+def test_accuracy_counts_a_strict_maximum_and_a_tie_as_wrong():
+  logits = jnp.asarray([[0.0, 3.0, 1.0],    # target 1 is the strict maximum: right
+                        [2.0, 2.0, 1.0],    # target 1 ties token 0: wrong
+                        [5.0, 1.0, 4.0],    # target 2 is second: wrong
+                        [1.0, 1.0, 9.0]])   # target 2 is the maximum, causal row: right
+  sums = loss_lib.target_sums(logits, jnp.asarray([1, 1, 2, 2]), jnp.ones(4, bool),
+                              jnp.asarray([False, False, False, True]))
+  assert float(sums["masked_correct"]) == 1.0 and float(sums["causal_correct"]) == 1.0
+
+
 # ----------------------------------------------------------------------------- optimizer
 
 

@@ -142,6 +142,11 @@ def forward_sums(model, batch, config, *, deterministic, rngs=None, divisor=1):
 
   if cap >= B * T:
     return every_position()
+  # Under jax.grad both branches of the cond hand their residuals to the backward pass, the
+  # branch not taken as zeros: the fallback's [B*T, V] logits would be a zero-filled buffer
+  # written every step (~30 ms of a strict_small CPU step). Rematerialised, its residuals
+  # are only its [B*T, D] inputs; the rare batch that takes it recomputes its head.
+  every_position = jax.checkpoint(every_position)
 
   def gathered():
     (idx_C,) = jnp.nonzero(mask_N, size=cap, fill_value=0)
