@@ -255,3 +255,36 @@ def test_tiny_model_overfits_one_batch():
     if losses[-1] < 0.5:
       break
   assert losses[-1] < 0.5, losses[::20]
+
+
+# ----------------------------------------------------------------------------- FLOP counts
+
+
+def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding():
+  """flops.matmul_params counts exactly the parameters that take part in a matmul per token."""
+  from flax import nnx
+  from babylm_jax.model.gpt_bert import GPTBert
+  from babylm_jax.train import flops
+  cfg = tiny_config().model
+  state = nnx.to_pure_dict(nnx.state(GPTBert(cfg, rngs=nnx.Rngs(0)), nnx.Param))
+  flat = jax.tree_util.tree_flatten_with_path(state)[0]
+  names = ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in flat]
+  in_matmuls = sum(int(np.prod(x.shape)) for n, (_, x) in zip(names, flat)
+                   if (n.endswith(("kernel", "bias")) and "norm" not in n)
+                   or n == "embedding/word")
+  assert flops.matmul_params(cfg) == in_matmuls
+
+
+def test_chip_peak_is_known_for_accelerators_in_bfloat16_only():
+  from types import SimpleNamespace
+  from babylm_jax.train import flops
+  h200 = SimpleNamespace(platform="gpu", device_kind="NVIDIA H200")
+  v5e = SimpleNamespace(platform="tpu", device_kind="TPU v5 lite")
+  assert flops.chip_peak_flops(h200, "bfloat16") == 989.4e12
+  assert flops.chip_peak_flops(v5e, jnp.bfloat16) == 197.0e12
+  assert flops.chip_peak_flops(h200, "float32") is None
+  assert flops.chip_peak_flops(SimpleNamespace(platform="gpu", device_kind="Unknown X"),
+                               "bfloat16") is None
+  assert flops.chip_peak_flops(jax.devices()[0], "bfloat16") is None  # the CPU
+  peak, source = flops.peak_flops("float32")
+  assert peak > 0 and source.startswith("measured")

@@ -36,6 +36,46 @@ def flops_per_token(model_cfg, seq_len: int) -> float:
   return 6.0 * matmul_params(model_cfg) + 12.0 * L * D * (seq_len + R)
 
 
+# Dense bfloat16 peak FLOP/s per chip, from the vendors' data sheets (no sparsity), matched by
+# a substring of jax's `device_kind`, most specific first. MFU on an accelerator is quoted
+# against these: a jitted 2048 x 2048 matmul is far from a GPU's or TPU's peak.
+_BF16_PEAKS = (
+    ("H200", 989.4e12), ("H100 PCIe", 756.0e12), ("H100", 989.4e12), ("GH200", 989.4e12),
+    ("A100", 312.0e12), ("L4", 121.0e12), ("A10G", 70.0e12),
+    ("TPU v6 lite", 918.0e12), ("TPU v6e", 918.0e12), ("TPU v5 lite", 197.0e12),
+    ("TPU v5e", 197.0e12), ("TPU v5p", 459.0e12), ("TPU v5", 459.0e12), ("TPU v4", 275.0e12),
+)
+
+
+def chip_peak_flops(device, dtype) -> float | None:
+  """The data-sheet dense peak of one accelerator chip for `dtype`, or None when unknown.
+
+  Known only for bfloat16 on the GPUs and TPUs listed above; CPUs have no such figure (use
+  measure_matmul_peak there).
+  """
+  if device.platform == "cpu" or jnp.dtype(dtype) != jnp.bfloat16:
+    return None
+  kind = str(getattr(device, "device_kind", ""))
+  for name, peak in _BF16_PEAKS:
+    if name.lower() in kind.lower():
+      return peak
+  return None
+
+
+def peak_flops(dtype) -> tuple[float, str]:
+  """(peak FLOP/s of one device, where it comes from) for MFU figures.
+
+  The chip's data-sheet peak where known (accelerators in bfloat16), else the measured
+  throughput of a jitted 2048 x 2048 matmul on the default device. Multiply by the device
+  count for a whole mesh.
+  """
+  device = jax.local_devices()[0]
+  chip = chip_peak_flops(device, dtype)
+  if chip is not None:
+    return chip, f"data sheet ({device.device_kind})"
+  return measure_matmul_peak(dtype), "measured 2048x2048 matmul"
+
+
 def measure_matmul_peak(dtype="float32", n: int = 2048, repeats: int = 10) -> float:
   """FLOP/s of a jitted n x n matmul on the default device (best of `repeats`)."""
   dtype = jnp.dtype(dtype)

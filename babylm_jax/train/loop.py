@@ -107,7 +107,7 @@ def train(config, workdir) -> dict:
   eval_step = step_lib.make_eval_step(config, graphdef, mesh, shardings)
 
   writer = MetricsWriter(workdir, derived.total_steps, resume_step=start)
-  peak = flops.measure_matmul_peak(config.model.compute_dtype) * jax.device_count()
+  peak = flops.peak_flops(config.model.compute_dtype)[0] * jax.device_count()
   preempted = _Preempted()
   t, total = config.train, derived.total_steps
   end = min(total, t.stop_after) if t.stop_after else total
