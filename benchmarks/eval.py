@@ -22,14 +22,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
 from babylm_jax.config import SPECIAL_TOKENS  # noqa: E402
 from babylm_jax.eval import scoring, suites  # noqa: E402
 from babylm_jax.model.gpt_bert import GPTBert  # noqa: E402
-from babylm_jax.train.flops import measure_matmul_peak  # noqa: E402
+from babylm_jax.train.flops import matmul_flops_per_cpu_second, measure_matmul_peak  # noqa: E402
 from configs.strict_small import get_config  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -44,17 +43,6 @@ def train_tokenizer(vocab_size: int) -> Tokenizer:
       vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False,
       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
   return tok
-
-
-def matmul_flops_per_cpu_second(n: int = 2048, repeats: int = 10) -> float:
-  """FLOPs per CPU-second (all threads) of a float32 n x n matmul: robust to a shared host."""
-  mm = jax.jit(jnp.matmul)
-  a = jnp.ones((n, n), jnp.float32)
-  mm(a, a).block_until_ready()
-  c0 = time.process_time()
-  for _ in range(repeats):
-    mm(a, a).block_until_ready()
-  return repeats * 2.0 * n ** 3 / (time.process_time() - c0)
 
 
 def main():

@@ -30,9 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from babylm_jax.config import derive  # noqa: E402
-from babylm_jax.train import flops, sharding  # noqa: E402
-from babylm_jax.train import step as step_lib  # noqa: E402
+from babylm_jax.train import flops  # noqa: E402
 import train_step as bench_step  # noqa: E402
 
 
@@ -77,20 +75,11 @@ def main():
   B, T = args.rows, args.seq_len
 
   c = bench_step.load_config(str(ROOT / "configs" / "strict_small.py"))
-  c.train.tokens_per_step = B * T
-  c.train.seq_lens, c.train.seq_len_fractions = (T,), (1.0,)
-  c.train.steps = 1000
-  c.mesh.data, c.mesh.fsdp, c.mesh.tensor = -1, 1, 1
   m = c.model
   D, L, H, V, F = m.hidden_size, m.num_layers, m.num_heads, m.vocab_size, 4 * m.hidden_size
 
   # GPT-BERT: the project's own step.
-  d = derive(c)
-  mesh = sharding.make_mesh(c)
-  graphdef, state, shardings = step_lib.create_train_state(c, d, mesh)
-  gb_step = step_lib.make_train_step(c, d, graphdef, mesh, shardings)
-  causal_rows = max(1, round(B * c.objective.causal_fraction))
-  batch = sharding.global_batch(bench_step.make_batch(0, B, T, V, causal_rows), mesh)
+  gb_step, state, (batch,), _ = bench_step.fixed_shape_step(c, B, T, n_batches=1)
 
   # The plain transformer, functional like ours: split outside, merge inside one jax.jit.
   plain = Plain(V, D, L, H, F, nnx.Rngs(0))

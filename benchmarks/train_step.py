@@ -36,7 +36,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from babylm_jax.config import MASK_ID, derive  # noqa: E402
@@ -68,6 +67,26 @@ def make_batch(seed, B, T, V, causal_rows, rate=0.3):
               is_causal=is_causal)
 
 
+def fixed_shape_step(c, B, T, n_batches=2):
+  """(jitted step, state, n_batches global batches, mesh) for B x T rows of config `c`.
+
+  Sets `c` to one sequence length and B x T tokens per step, all local devices on the data
+  axis; the batches are make_batch(0..n_batches-1).
+  """
+  c.train.tokens_per_step = B * T
+  c.train.seq_lens, c.train.seq_len_fractions = (T,), (1.0,)
+  c.train.steps = 1000
+  c.mesh.data, c.mesh.fsdp, c.mesh.tensor = -1, 1, 1
+  d = derive(c)
+  mesh = sharding.make_mesh(c)
+  graphdef, state, shardings = step_lib.create_train_state(c, d, mesh)
+  train_step = step_lib.make_train_step(c, d, graphdef, mesh, shardings)
+  causal_rows = max(1, round(B * c.objective.causal_fraction))
+  batches = [sharding.global_batch(make_batch(i, B, T, c.model.vocab_size, causal_rows), mesh)
+             for i in range(n_batches)]
+  return train_step, state, batches, mesh
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--config", default=str(ROOT / "configs" / "strict_small.py"))
@@ -84,18 +103,7 @@ def main():
   if args.target_capacity is not None:
     c.train.target_capacity = args.target_capacity
   B, T = args.rows, args.seq_len
-  c.train.tokens_per_step = B * T
-  c.train.seq_lens, c.train.seq_len_fractions = (T,), (1.0,)
-  c.train.steps = 1000
-  c.mesh.data, c.mesh.fsdp, c.mesh.tensor = -1, 1, 1
-  d = derive(c)
-  mesh = sharding.make_mesh(c)
-
-  graphdef, state, shardings = step_lib.create_train_state(c, d, mesh)
-  train_step = step_lib.make_train_step(c, d, graphdef, mesh, shardings)
-  causal_rows = max(1, round(B * c.objective.causal_fraction))
-  batches = [sharding.global_batch(make_batch(i, B, T, c.model.vocab_size, causal_rows), mesh)
-             for i in range(2)]
+  train_step, state, batches, mesh = fixed_shape_step(c, B, T)
   t0 = time.perf_counter()
   state, m = train_step(state, batches[0])
   jax.block_until_ready(m)
@@ -113,13 +121,7 @@ def main():
     jax.block_until_ready((state, m))
     times.append(time.perf_counter() - t0)
     cpu_times.append(time.process_time() - c0)
-  mm = jax.jit(jnp.matmul)
-  a = jnp.ones((2048, 2048), c.model.compute_dtype)
-  mm(a, a).block_until_ready()
-  c0 = time.process_time()
-  for _ in range(20):
-    mm(a, a).block_until_ready()
-  matmul_flops_per_cpu_s = 20 * 2 * 2048 ** 3 / (time.process_time() - c0)
+  matmul_flops_per_cpu_s = flops.matmul_flops_per_cpu_second(c.model.compute_dtype, repeats=20)
   step_s = statistics.median(times)
   peak = statistics.median(peaks)
   mfu_pairs = [B * T / t * flops.flops_per_token(c.model, T) / pk for t, pk in zip(times, peaks)]

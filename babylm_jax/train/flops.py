@@ -90,3 +90,15 @@ def measure_matmul_peak(dtype="float32", n: int = 2048, repeats: int = 10) -> fl
     f(a, b).block_until_ready()
     best = min(best, time.perf_counter() - t0)
   return 2.0 * n ** 3 / best
+
+
+def matmul_flops_per_cpu_second(dtype="float32", n: int = 2048, repeats: int = 10) -> float:
+  """FLOPs per CPU-second (all threads) of a jitted n x n matmul: less sensitive than
+  wall-clock FLOP/s to other jobs on a shared host."""
+  mm = jax.jit(jnp.matmul)
+  a = jnp.ones((n, n), dtype)
+  mm(a, a).block_until_ready()
+  c0 = time.process_time()
+  for _ in range(repeats):
+    mm(a, a).block_until_ready()
+  return repeats * 2.0 * n ** 3 / (time.process_time() - c0)
