@@ -65,6 +65,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.clean.max_doc_chars = 20_000
   # Documents encoded per tokenizer call while building a token store.
   c.data.encode_batch_docs = 4096
+  # Each step reads a random sample of the epoch's rows (False: consecutive stream rows).
+  c.data.shuffle_rows = True
 
   c.tokenizer = ml_collections.ConfigDict()
   # A tokenizer.json to load; '' trains one on the corpus (vocab size from model.vocab_size).
@@ -115,6 +117,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.cooldown_fraction = 0.016
   c.train.min_lr_ratio = 0.1
   c.train.ema_decay = 0.999
+  # Warm the EMA decay up as min(ema_decay, (1 + step) / (10 + step)) (see optimizer.py).
+  c.train.ema_warmup = True
   c.train.micro_batches = 1  # gradient accumulation
   # Fraction of a batch's positions given to the vocabulary projection (gathered at the
   # targets); a batch with more targets projects every position. Speed only, never results.

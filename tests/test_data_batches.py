@@ -54,23 +54,90 @@ def test_shapes_dtypes_and_phases(source, setup):
     assert b["input_ids"].size == c.train.tokens_per_step
 
 
-def test_rows_are_the_stream_cut_with_one_token_overlap(source):
-  """Rows continue where the last stopped, segments start with <s>, and nothing is padded."""
+def _check_rows(b, starts, source):
+  """Each row is the stream at its start position, with <s> first and segments at <s>."""
+  tok, _, index = source.lookup(starts[:, None] + np.arange(T + 1)[None, :])
+  rows = b["original"]
+  assert (rows[:, 1:] == tok[:, 1:]).all()  # every stream token of the row is a target once
+  assert (rows[:, 0] == BOS_ID).all()
+  assert (b["segment_ids"] >= 1).all()  # no padding
+  # Segment ids step exactly at <s>; within a segment the store indices are consecutive,
+  # so a segment never mixes documents.
+  seg = b["segment_ids"]
+  seg_starts = np.concatenate([np.ones((len(seg), 1), bool), seg[:, 1:] != seg[:, :-1]], 1)
+  assert (seg_starts == (rows[:, :T] == BOS_ID)).all()
+  inner = ~seg_starts[:, 1:] & ~seg_starts[:, :-1]
+  assert (np.diff(index[:, :T], axis=1)[inner] == 1).all()
+
+
+def test_contiguous_rows_are_the_stream_cut_with_one_token_overlap(setup):
+  c, p, d = setup
+  c = _config(c.data.cache_dir)
+  c.data.shuffle_rows = False
+  source = BatchSource(p.train, c, d)
   for step in (0, 7):
     b = source.batch(step, with_spans=True)
-    tok, is_start, index = source.stream(step * 8192, (step + 1) * 8192 + 1)
-    rows = b["original"]
-    assert (rows[:, 1:].reshape(-1) == tok[1:]).all()  # every stream token is a target once
-    assert (rows[:, 0] == BOS_ID).all()
-    assert (b["segment_ids"] >= 1).all()  # no padding
-    # Segment ids step exactly at <s>; within a segment the store indices are consecutive,
-    # so a segment never mixes documents.
-    seg = b["segment_ids"]
-    starts = np.concatenate([np.ones((len(seg), 1), bool), seg[:, 1:] != seg[:, :-1]], 1)
-    assert (starts == (rows[:, :T] == BOS_ID)).all()
-    idx = index[np.arange(len(rows))[:, None] * T + np.arange(T + 1)[None]]
-    inner = ~starts[:, 1:] & ~starts[:, :-1]
-    assert (np.diff(idx[:, :T], axis=1)[inner] == 1).all()
+    starts = source.row_starts(step)
+    assert (starts == step * 8192 + np.arange(64) * T).all()
+    _check_rows(b, starts, source)
+
+
+def test_shuffled_rows_are_whole_stream_rows(source):
+  for step in (0, 7, 480):
+    b = source.batch(step, with_spans=True)
+    starts = source.row_starts(step)
+    assert (starts % T == 0).all() and len(np.unique(starts)) == len(starts)
+    _check_rows(b, starts, source)
+
+
+def test_every_row_of_an_epoch_is_read_once(source):
+  """Steps of the first phase read each row starting in epoch 0 exactly once, in an order
+  that is not the stream's."""
+  L = source.stream_len
+  rows_in_epoch = -(-L // T)
+  steps = -(-rows_in_epoch // 64) + 1
+  starts = np.concatenate([source.row_starts(s) for s in range(steps)])
+  first_epoch = np.sort(starts[starts < L])
+  assert (first_epoch == np.arange(rows_in_epoch) * T).all()
+  assert not (starts[:64] == np.arange(64) * T).all()
+  # Phase two (length 256) is shuffled too and starts where phase one stopped.
+  phase = source.derived.phases[1]
+  s2 = source.row_starts(phase.start)
+  assert ((s2 - phase.start * 8192) % 256 == 0).all() and (s2 >= phase.start * 8192).all()
+
+
+def _docs_of_rows(source, starts):
+  """The store document of each row's first real token."""
+  _, _, index = source.lookup(starts[:, None] + np.arange(1, T + 1)[None, :])
+  first = np.array([r[r >= 0][0] for r in index])
+  return np.searchsorted(source._doc_offsets, first, "right") - 1
+
+
+def test_a_step_draws_rows_from_many_documents(source, setup):
+  """The expected number of distinct documents among R rows drawn without replacement from the
+  epoch's N rows is sum_d 1 - C(N - n_d, R) / C(N, R) (n_d: rows of document d); the
+  measured mean over 20 steps matches it, far above the contiguous layout's."""
+  c, p, d = setup
+  L, R = source.stream_len, 64
+  all_rows = np.arange(L // T) * T
+  n_d = np.bincount(_docs_of_rows(source, all_rows), minlength=source.store.num_docs)
+  N = len(all_rows)
+  # C(N - n, R) / C(N, R) = prod_{i<R} (N - n - i) / (N - i)
+  i = np.arange(R)
+  miss = np.prod(np.clip((N - n_d[:, None] - i[None]) / (N - i[None]), 0, None), axis=1)
+  expected = float(np.sum(1 - miss))
+  measured = np.mean([len(np.unique(_docs_of_rows(source, source.row_starts(s))))
+                      for s in range(20)])
+  c2 = _config(c.data.cache_dir)
+  c2.data.shuffle_rows = False
+  contiguous = BatchSource(p.train, c2, d)
+  measured_contiguous = np.mean([len(np.unique(_docs_of_rows(contiguous,
+                                                              contiguous.row_starts(s))))
+                                 for s in range(20)])
+  print(f"distinct documents per step: expected {expected:.1f}, shuffled {measured:.1f}, "
+        f"contiguous {measured_contiguous:.1f} ({source.store.num_docs} documents)")
+  assert abs(measured - expected) < 0.05 * expected
+  assert measured > 4 * measured_contiguous
 
 
 def test_an_epoch_holds_every_token_once_and_the_next_is_reordered(source):
@@ -84,18 +151,41 @@ def test_an_epoch_holds_every_token_once_and_the_next_is_reordered(source):
   assert not (index2 == index).all()  # documents land at new offsets: rows are cut anew
 
 
-def test_words_before_is_exact(source, setup):
+def test_words_at_is_exact(source, setup):
   _, p, _ = setup
   L = source.stream_len
   assert source.words_at(L) == p.train.num_words
   assert source.words_at(3 * L) == 3 * p.train.num_words
-  for pos in (0, 1, 12345, L - 1, L + 777):
+  positions = (0, 1, 12345, L - 1, L + 777)
+  for pos in positions:
     _, _, index = source.stream(0, pos)
     flags = p.train.word_starts[index[index >= 0]]
     assert source.words_at(pos) == int(flags.sum())
-  assert source.words_before(5) == source.words_at(5 * 8192)
+  assert (source.words_at_many(np.array(positions)) == [source.words_at(x) for x in positions]
+          ).all()
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_words_before_counts_the_rows_read(setup, shuffle):
+  """words_before(s) == word starts among the tokens read as targets by steps [0, s), including
+  steps that end inside a shuffle block and after an epoch boundary."""
+  c, p, d = setup
+  c = _config(c.data.cache_dir)
+  c.data.shuffle_rows = shuffle
+  source = BatchSource(p.train, c, d)
+  total, checked = 0, []
+  boundary = source.stream_len // 8192 + 1  # the first step past epoch 0
+  for s in range(boundary + 3):
+    starts = source.row_starts(s)
+    _, _, index = source.lookup(starts[:, None] + np.arange(1, T + 1)[None, :])
+    total += int(p.train.word_starts[index[index >= 0]].sum())
+    if s in (0, 1, 5, boundary - 1, boundary, boundary + 2):
+      checked.append(s)
+      assert source.words_before(s + 1) == total, s
+  assert len(checked) == 6
   w = [source.words_before(s) for s in range(0, 200, 10)]
   assert all(a < b for a, b in zip(w, w[1:]))
+  assert source.words_before(d.total_steps + 5) == source.words_before(d.total_steps)
 
 
 def test_mask_rate_spans_and_special_tokens(source, setup):

@@ -203,7 +203,8 @@ def test_ema_dropout_keys_and_nan_hook(main):
   batch = make_batch(3)
   s1, m1 = train_step(fresh(s0), batch)
   p1, e1 = host(s1.params), host(s1.ema_params)
-  jax.tree.map(lambda e, a, b: np.testing.assert_allclose(e, 0.999 * a + 0.001 * b, rtol=1e-6,
+  # The EMA decay warms up: min(0.999, (1 + step) / (10 + step)) = 0.1 at step 0.
+  jax.tree.map(lambda e, a, b: np.testing.assert_allclose(e, 0.1 * a + 0.9 * b, rtol=1e-6,
                                                           atol=1e-7), e1, init, p1)
   # Same seed and step: same dropout masks, same result; the next step draws new ones.
   s1b, m1b = train_step(fresh(s0), batch)
@@ -288,3 +289,13 @@ def test_chip_peak_is_known_for_accelerators_in_bfloat16_only():
   assert flops.chip_peak_flops(jax.devices()[0], "bfloat16") is None  # the CPU
   peak, source = flops.peak_flops("float32")
   assert peak > 0 and source.startswith("measured")
+
+
+def test_ema_decay_warms_up_to_its_cap():
+  from babylm_jax.config import base_config
+  from babylm_jax.train.optimizer import ema_decay_at
+  c = base_config()
+  got = [float(ema_decay_at(c, s)) for s in (0, 90, 990, 10**6)]
+  np.testing.assert_allclose(got, [0.1, 0.91, 0.991, 0.999], rtol=1e-6)
+  c.train.ema_warmup = False
+  assert float(ema_decay_at(c, 0)) == pytest.approx(0.999)

@@ -2,13 +2,22 @@
 
 The stream. Epoch e is every document of the store once, in an order drawn from (seed, e),
 each prefixed by `<s>`; epochs follow each other without a gap, so the stream is endless
-and nothing is padded. Step s reads the stream positions [s*P, (s+1)*P] (P = tokens per
-step, constant across the sequence-length phases), cut into rows of T+1 tokens that overlap
-by one: row i of the step covers [s*P + i*T, s*P + (i+1)*T]. Input is a row's first T
-tokens, targets its last T. A row that starts inside a document starts with `<s>` instead of
-that token (which was the previous row's last target), so every segment of a row begins with
-`<s>`; segment ids count segments from 1. A new epoch's order moves every document to a new
-offset, so rows are cut differently each epoch.
+and nothing is padded.
+
+Rows. A phase of the length schedule (steps [start, end) at length T) reads the stream
+positions [start*P, end*P) (P = tokens per step), cut into rows of T+1 tokens that overlap by
+one: logical row j of the phase covers [start*P + j*T, start*P + (j+1)*T]. Step s reads the
+phase's logical rows [(s-start)*R, (s-start+1)*R) (R = P / T rows). With `data.shuffle_rows`
+(the default) a logical row is mapped to a physical row by a permutation drawn from
+(seed, phase, epoch) over the rows that start in the same epoch, so each step is a random
+sample of that epoch's rows (many documents, all domains), and every row of an epoch is read
+exactly once; without it, step s reads the stream [s*P, (s+1)*P] in order. Input is a row's
+first T tokens, targets its last T. A row that starts inside a document starts with `<s>`
+instead of that token (which is the last target of the row before it in the stream), so every
+segment of a row begins with `<s>`; segment ids count segments from 1. A new epoch's order
+moves every document to a new offset, so rows are cut differently each epoch.
+
+Words seen are exact: the words of the rows actually read, counted per row.
 
 Everything about step s is a pure function of (seed, s, config, store): the per-row random
 numbers come from a counter-based generator (Philox) keyed by (seed, step) and advanced to the
@@ -108,7 +117,9 @@ class BatchSource:
     self._doc_words = np.asarray(store.doc_words, np.int64)
     self.stream_len = int(store.num_tokens + store.num_docs)  # one <s> per document
     self.epoch_words = int(self._doc_words.sum())
+    self.shuffle_rows = bool(config.data.shuffle_rows)
     self._epochs: dict[int, tuple] = {}
+    self._blocks: dict[tuple, tuple] = {}
     self._lock = threading.Lock()
 
   # ------------------------------------------------------------------ the stream
@@ -130,32 +141,69 @@ class BatchSource:
         self._epochs[e] = hit
       return hit
 
+  def lookup(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream positions (any int array): (token ids int32, is segment start bool, store index
+    int64 of each token, -1 for the <s> that precedes each document), shaped like `pos`."""
+    pos = np.asarray(pos, np.int64)
+    flat = pos.reshape(-1)
+    index = np.empty(flat.shape, np.int64)
+    epochs, q = np.divmod(flat, self.stream_len)
+    unique = np.unique(epochs)
+    for e in unique:
+      sel = slice(None) if len(unique) == 1 else epochs == e
+      order, starts, _ = self._epoch(int(e))
+      qe = q[sel]
+      d = np.searchsorted(starts, qe, "right") - 1
+      j = qe - starts[d]  # offset inside the segment; 0 is its <s>
+      index[sel] = np.where(j > 0, self._doc_offsets[order[d]] + j - 1, -1)
+    tok = np.where(index >= 0, self.store.tokens[np.maximum(index, 0)], BOS_ID).astype(np.int32)
+    shape = pos.shape
+    return tok.reshape(shape), (index < 0).reshape(shape), index.reshape(shape)
+
   def stream(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stream positions [a, b): (token ids int32, is segment start bool, store index int64
-    of each token, -1 for the <s> that precedes each document)."""
-    n_all = b - a
-    tok = np.empty(n_all, np.int32)
-    is_start = np.empty(n_all, bool)
-    index = np.empty(n_all, np.int64)
-    pos, out = a, 0
-    while pos < b:
-      e, q = divmod(pos, self.stream_len)
-      n = min(b - pos, self.stream_len - q)
-      order, starts, _ = self._epoch(e)
-      d0 = int(np.searchsorted(starts, q, "right")) - 1
-      d1 = int(np.searchsorted(starts, q + n - 1, "right")) - 1
-      marks = np.zeros(n, np.int64)
-      marks[starts[d0 + 1:d1 + 1] - q] = 1
-      d = d0 + np.cumsum(marks)
-      j = (q + np.arange(n)) - starts[d]  # offset inside the segment; 0 is its <s>
-      idx = np.where(j > 0, self._doc_offsets[order[d]] + j - 1, -1)
-      sl = slice(out, out + n)
-      index[sl] = idx
-      is_start[sl] = j == 0
-      tok[sl] = np.where(j > 0, self.store.tokens[np.maximum(idx, 0)], BOS_ID)
-      pos += n
-      out += n
-    return tok, is_start, index
+    """Stream positions [a, b) (see `lookup`)."""
+    return self.lookup(np.arange(a, b, dtype=np.int64))
+
+  def _word_prefix(self, index: np.ndarray) -> np.ndarray:
+    """For store indices i (0..num_tokens), the number of word starts in tokens [0, i)."""
+    index = np.asarray(index, np.int64)
+    order = np.argsort(index, kind="stable")
+    sorted_i = index[order]
+    ws = self.store.word_starts
+    inner = sorted_i[sorted_i < len(ws)]
+    counts = np.zeros(len(sorted_i), np.int64)
+    if len(inner):
+      # Word starts between consecutive query points, one pass over the flags.
+      sums = np.add.reduceat(ws, inner, dtype=np.int64)
+      between = np.zeros(len(inner), np.int64)
+      between[1:] = sums[:-1]
+      between[0] = int(np.count_nonzero(ws[:inner[0]]))
+      # reduceat of equal neighbours yields the element itself, not 0: fix those.
+      same = np.zeros(len(inner), bool)
+      same[1:] = inner[1:] == inner[:-1]
+      between[same] = 0
+      counts[:len(inner)] = np.cumsum(between)
+    if len(inner) < len(sorted_i):
+      counts[len(inner):] = int(np.count_nonzero(ws))
+    out = np.empty(len(index), np.int64)
+    out[order] = counts
+    return out
+
+  def words_at_many(self, pos: np.ndarray) -> np.ndarray:
+    """words_at for an int array of stream positions."""
+    pos = np.asarray(pos, np.int64).reshape(-1)
+    out = np.empty(len(pos), np.int64)
+    epochs, q = np.divmod(pos, self.stream_len)
+    for e in np.unique(epochs):
+      sel = epochs == e
+      order, starts, words = self._epoch(int(e))
+      d = np.searchsorted(starts, q[sel], "right") - 1
+      inside = np.maximum(0, q[sel] - starts[d] - 1)  # tokens of document d already read
+      first = np.where(d < len(order), self._doc_offsets[order[np.minimum(d, len(order) - 1)]],
+                       0)
+      part = self._word_prefix(first + inside) - self._word_prefix(first)
+      out[sel] = e * self.epoch_words + words[d] + part
+    return out
 
   def words_at(self, pos: int) -> int:
     """Exact whitespace words of the stream positions [0, pos)."""
@@ -167,9 +215,75 @@ class BatchSource:
     part = int(np.count_nonzero(self.store.word_starts[first:first + inside]))
     return e * self.epoch_words + int(words[d]) + part
 
+  # ------------------------------------------------------------------ rows
+
+  def _phase_index(self, step: int) -> int:
+    for i, p in enumerate(self.derived.phases):
+      if step < p.end:
+        return i
+    return len(self.derived.phases) - 1
+
+  def _block(self, phase_index: int, j: int):
+    """The shuffle block of logical row j of a phase: the rows starting in one epoch.
+
+    Returns (first row, permutation of the block's rows, cumulative words of the rows in the
+    order they are read, with a leading 0)."""
+    p = self.derived.phases[phase_index]
+    T, base = p.seq_len, p.start * self.tokens_per_step
+    n_rows = (p.end - p.start) * p.batch_rows
+    e = (base + j * T) // self.stream_len
+    key = (phase_index, e)
+    with self._lock:
+      hit = self._blocks.get(key)
+    if hit is None:
+      def first_row_of(epoch):  # the first logical row that starts at or after epoch's start
+        return min(max(0, -(-(epoch * self.stream_len - base) // T)), n_rows)
+      ja, jb = first_row_of(e), first_row_of(e + 1)
+      perm = np.random.default_rng([*self.seed, 0x5A0F, phase_index, e]).permutation(jb - ja)
+      bounds = self.words_at_many(base + np.arange(ja, jb + 1, dtype=np.int64) * T + 1)
+      row_words = np.diff(bounds)[perm]
+      cum = np.zeros(jb - ja + 1, np.int64)
+      np.cumsum(row_words, out=cum[1:])
+      cum += bounds[0]
+      hit = (ja, perm, cum)
+      with self._lock:
+        if len(self._blocks) >= 4:
+          self._blocks.pop(next(iter(self._blocks)))
+        self._blocks[key] = hit
+    return hit
+
+  def row_starts(self, step: int, first: int = 0, count: int | None = None) -> np.ndarray:
+    """Stream positions where rows [first, first + count) of `step` start (int64)."""
+    i = self._phase_index(step)
+    p = self.derived.phases[i]
+    T = p.seq_len
+    count = p.batch_rows - first if count is None else count
+    base = p.start * self.tokens_per_step
+    j = (step - p.start) * p.batch_rows + first + np.arange(count, dtype=np.int64)
+    if self.shuffle_rows:
+      phys = np.empty_like(j)
+      done = 0
+      while done < count:  # at most two blocks per step (an epoch boundary)
+        ja, perm, _ = self._block(i, int(j[done]))
+        n = min(count - done, ja + len(perm) - int(j[done]))
+        phys[done:done + n] = ja + perm[j[done:done + n] - ja]
+        done += n
+      j = phys
+    return base + j * T
+
   def words_before(self, step: int) -> int:
-    """Words of the text consumed by global steps [0, step)."""
-    return self.words_at(step * self.tokens_per_step)
+    """Exact words of the text read (as targets) by global steps [0, step)."""
+    # A row's words are those of its targets, stream positions [start + 1, start + T + 1).
+    if step <= 0:
+      return 0
+    step = min(step, self.derived.total_steps)  # past the schedule nothing more is read
+    if not self.shuffle_rows:
+      return self.words_at(step * self.tokens_per_step + 1)
+    i = self._phase_index(step - 1)
+    p = self.derived.phases[i]
+    j = (step - p.start) * p.batch_rows  # logical rows of the phase read, >= 1
+    ja, perm, cum = self._block(i, j - 1)
+    return int(cum[j - ja])
 
   # ------------------------------------------------------------------ batches
 
@@ -191,10 +305,8 @@ class BatchSource:
     T = phase.seq_len
     b = phase.batch_rows // self.process_count
     r0 = self.process_index * b
-    a = step * self.tokens_per_step + r0 * T
-    tok, is_start, _ = self.stream(a, a + b * T + 1)
-    rows = np.arange(b)[:, None] * T + np.arange(T + 1)[None, :]
-    tok_r, start_r = tok[rows], is_start[rows]
+    starts = self.row_starts(step, r0, b)
+    tok_r, start_r, _ = self.lookup(starts[:, None] + np.arange(T + 1)[None, :])
     tok_r[:, 0] = BOS_ID  # a row that starts inside a document starts a new segment
     start_r[:, 0] = True
 

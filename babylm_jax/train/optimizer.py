@@ -9,6 +9,7 @@ to biases, LayerNorm parameters, relative-position embeddings or layer weights.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 # Leaf names (the last key of a parameter's path) that weight decay applies to.
@@ -53,5 +54,20 @@ def make_optimizer(config, derived) -> tuple[optax.GradientTransformation, optax
   return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt), schedule
 
 
-def ema_update(ema, params, decay: float):
+def ema_decay_at(config, step):
+  """The EMA decay used by the update that completes `step` + 1 steps.
+
+  With `train.ema_warmup` the decay is min(ema_decay, (1 + step) / (10 + step)): the EMA then
+  averages over about the last tenth of the steps so far until it reaches ema_decay, so that a
+  short run's EMA does not still hold the random initial weights (with a fixed 0.999, 45% of
+  them remain after 800 steps).
+  """
+  t = config.train
+  if not t.ema_warmup:
+    return jnp.asarray(t.ema_decay, jnp.float32)
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.minimum(jnp.float32(t.ema_decay), (1.0 + step) / (10.0 + step))
+
+
+def ema_update(ema, params, decay):
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)

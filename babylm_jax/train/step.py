@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from babylm_jax.model.axes import activation_sharding, constrain
 from babylm_jax.model.gpt_bert import GPTBert
 from babylm_jax.train import loss as loss_lib
-from babylm_jax.train.optimizer import ema_update, make_optimizer
+from babylm_jax.train.optimizer import ema_decay_at, ema_update, make_optimizer
 from babylm_jax.train.sharding import (BATCH_AXES, batch_divisor, batch_sharding,
                                        logical_to_sharding, replicated)
 
@@ -207,7 +207,7 @@ def make_train_step(config, derived, graphdef, mesh, state_shardings):
         (grads, sums), _ = jax.lax.scan(body, (zeros_g, zeros_s), (micro, jnp.arange(M)))
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
-      ema = ema_update(state.ema_params, params, t.ema_decay)
+      ema = ema_update(state.ema_params, params, ema_decay_at(config, state.step))
       metrics = loss_lib.metrics(sums, o.masked_weight, o.z_loss)
       if t.inject_nan_at_step >= 0:
         metrics["loss"] = jnp.where(state.step == t.inject_nan_at_step, jnp.nan,
