@@ -166,7 +166,8 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
                    ", ".join(f"{k} {v if v is None else round(v, 2)}"
                              for k, v in result["headline"].items()), result["seconds"])
       rows.append(result)
-  print(summary_lib.table(summary_lib.write(out_dir, info, missing)), flush=True)
+  names = [f"{r['suite']}-{r['backend']}.json" for r in rows]
+  print(summary_lib.table(summary_lib.write(out_dir, info, missing, names)), flush=True)
   return rows
 
 

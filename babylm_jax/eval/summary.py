@@ -35,7 +35,6 @@ COLUMNS = {
     "reading_self_paced": ("Reading: self-paced reading", "% of possible R2 gain"),
     "glue": ("(Super)GLUE fine-tuning", "accuracy / F1"),
 }
-FULL_METHODS = ("", "full")
 
 
 def _load(path: str) -> dict | None:
@@ -50,16 +49,16 @@ def _load(path: str) -> dict | None:
   return data
 
 
-def zero_shot_reports(eval_dir: str) -> list[dict]:
-  """The --mode=eval reports in `eval_dir` (files with a `suite`, `backend` and `headline`)."""
+def zero_shot_reports(eval_dir: str, names=None) -> list[dict]:
+  """The --mode=eval reports `names` (file names) in `eval_dir`, or all of them."""
+  if names is None:
+    names = [os.path.basename(p) for p in sorted(glob.glob(os.path.join(eval_dir, "*-*.json")))
+             if not os.path.basename(p).startswith("finetune-")]
   out = []
-  for path in sorted(glob.glob(os.path.join(eval_dir, "*-*.json"))):
-    name = os.path.basename(path)
-    if name.startswith("finetune-"):
-      continue
-    r = _load(path)
+  for name in names:
+    r = _load(os.path.join(eval_dir, name))
     if r and {"suite", "backend", "headline"} <= set(r):
-      out.append(r)
+      out.append(dict(r, _file=name))
   return out
 
 
@@ -77,22 +76,27 @@ def _checkpoint(r: dict) -> dict:
               words_seen=r.get("words_seen"), use_ema=r.get("use_ema"))
 
 
-def build(eval_dir: str, info: dict | None = None, missing=None) -> dict:
+def build(eval_dir: str, info: dict | None = None, missing=None, reports=None) -> dict:
   """The summary of the reports in `eval_dir`; `info` names the checkpoint just evaluated.
 
-  Without `info` the checkpoint is that of the newest report. Reports of another checkpoint
-  stay in the table and are listed under `other_checkpoints`. `missing` (tasks whose data
-  folder was absent) is kept from the previous summary when not given.
+  `reports` names the zero-shot report files of the evaluation (all in the folder when no
+  earlier summary names them); `missing` lists tasks whose data folder was absent. Both are
+  kept from the previous summary.json when not given, so fine-tuning can refresh it.
+  Without `info` the checkpoint is that of the newest report. Fine-tuning reports are all
+  read; any report of another checkpoint is listed under `other_checkpoints`.
   """
-  zero, tuned = zero_shot_reports(eval_dir), finetune_reports(eval_dir)
+  previous = _load(os.path.join(eval_dir, "summary.json")) or {}
+  if reports is None:
+    reports = previous.get("reports")
+  if missing is None:
+    missing = previous.get("missing", [])
+  zero, tuned = zero_shot_reports(eval_dir, reports), finetune_reports(eval_dir)
   if info is not None:
     checkpoint = dict(path=str(info.get("path", "")), step=info.get("step"),
                       words_seen=info.get("words_seen"), use_ema=info.get("use_ema"))
   else:
     newest = max(zero + tuned, key=lambda r: r.get("_mtime", 0), default={})
     checkpoint = _checkpoint(newest)
-  if missing is None:
-    missing = (_load(os.path.join(eval_dir, "summary.json")) or {}).get("missing", [])
   backends = list(dict.fromkeys(r["backend"] for r in zero))
   values: dict[str, dict[str, float | None]] = {}
   sources: dict[str, dict] = {}
@@ -107,14 +111,14 @@ def build(eval_dir: str, info: dict | None = None, missing=None) -> dict:
   finetune = []
   by_method: dict[str, list[float]] = {}
   for r in tuned:
-    method = r.get("method") or ""
+    method = r.get("method") or "full"
     by_method.setdefault(method, []).append(float(r["headline"]))
-    finetune.append(dict(task=r["task"], method=method or "full", headline=r["headline"],
+    finetune.append(dict(task=r["task"], method=method, headline=r["headline"],
                          trained_parameters=r.get("trained_parameters"), step=r.get("step")))
     if r.get("step") != checkpoint["step"]:
       others.append(dict(report=f"finetune-{r['task']}", **_checkpoint(r)))
   for method, heads in by_method.items():
-    column = "glue" if method in FULL_METHODS else f"glue_{method}"
+    column = "glue" if method == "full" else f"glue_{method}"
     values[column] = {b: float(np.mean(heads)) for b in backends or ["-"]}
     sources[column] = dict(task=column, tasks=len(heads))
   rows = []
@@ -133,7 +137,7 @@ def build(eval_dir: str, info: dict | None = None, missing=None) -> dict:
     macro[b] = dict(value=float(np.mean(present)) if present else None, columns=len(present))
   return dict(checkpoint=checkpoint, backends=backends or list(macro), rows=rows,
               macro_average=macro, macro_columns=in_macro, missing=list(missing),
-              finetune=finetune, other_checkpoints=others)
+              finetune=finetune, other_checkpoints=others, reports=[r["_file"] for r in zero])
 
 
 def _cell(v) -> str:
@@ -200,9 +204,9 @@ def markdown(summary: dict) -> str:
   return "\n".join(out) + "\n"
 
 
-def write(eval_dir: str, info: dict | None = None, missing=None) -> dict:
+def write(eval_dir: str, info: dict | None = None, missing=None, reports=None) -> dict:
   """Builds the summary of `eval_dir` and writes summary.json and summary.md there."""
-  summary = build(eval_dir, info, missing)
+  summary = build(eval_dir, info, missing, reports)
   write_json(os.path.join(eval_dir, "summary.json"), summary)
   tmp = os.path.join(eval_dir, ".tmp-summary.md")
   with open(tmp, "w") as f:
