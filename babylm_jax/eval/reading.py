@@ -110,17 +110,21 @@ def load(path: str) -> Reading:
                  columns, (meta,))
 
 
+def sequences(tokenizer, data: Reading, max_len: int) -> list[scoring.Seq]:
+  """Every word in its context, then every previous word that has a context."""
+  prev = [i for i, w in enumerate(data.prev_words) if w]
+  contexts = list(data.contexts) + [data.prev_contexts[i] for i in prev]
+  words = list(data.words) + [data.prev_words[i] for i in prev]
+  return scoring.tokenize(tokenizer, contexts, words, max_len - MASK_ENDING)
+
+
 def surprisals(scorer: scoring.Scorer, tokenizer, data: Reading,
                backend: str) -> tuple[np.ndarray, np.ndarray]:
   """(surprisal of each word, of its previous word or NaN), in nats, one batched pass."""
   n = len(data.words)
-  prev = [i for i in range(n) if data.prev_words[i]]
-  contexts = list(data.contexts) + [data.prev_contexts[i] for i in prev]
-  words = list(data.words) + [data.prev_words[i] for i in prev]
-  seqs = scoring.tokenize(tokenizer, contexts, words, scorer.max_len - MASK_ENDING)
-  logp = scorer.score(seqs, backend, ending=MASK_ENDING)
+  logp = scorer.score(sequences(tokenizer, data, scorer.max_len), backend, ending=MASK_ENDING)
   prev_pred = np.full(n, np.nan)
-  prev_pred[prev] = -logp[n:]
+  prev_pred[[i for i, w in enumerate(data.prev_words) if w]] = -logp[n:]
   return -logp[:n], prev_pred
 
 

@@ -71,7 +71,8 @@ def load_tasks(config) -> tuple[list, list[dict]]:
                   else suites_lib.load_suite(name, folder))
   if not loaded:
     raise DataError(f"no task of eval.suites '{config.eval.suites}' has its data; set "
-                    f"--config.eval.data.<task> to the folders ({', '.join(m['task'] for m in missing)}).")
+                    f"--config.eval.data.<task> to the folders of "
+                    f"{', '.join(m['task'] for m in missing)}.")
   return loaded, missing
 
 
@@ -84,17 +85,20 @@ def load_tokenizer(workdir: str):
   return Tokenizer.from_file(path)
 
 
-def score_suite(scorer: scoring.Scorer, tokenizer, suite: suites_lib.Suite,
-                backend: str) -> list[np.ndarray]:
-  """Per item, the scores of its options (option 0 is the correct one)."""
-  contexts, targets, counts = [], [], []
+def suite_sequences(tokenizer, suite: suites_lib.Suite, max_len: int) -> list[scoring.Seq]:
+  """One scored sequence per option of every item, in order."""
+  contexts, targets = [], []
   for item in suite.items:
     contexts += item.contexts()
     targets += list(item.options)
-    counts.append(len(item.options))
-  seqs = scoring.tokenize(tokenizer, contexts, targets, scorer.max_len)
-  flat = scorer.score(seqs, backend)
-  return np.split(flat, np.cumsum(counts)[:-1])
+  return scoring.tokenize(tokenizer, contexts, targets, max_len)
+
+
+def score_suite(scorer: scoring.Scorer, tokenizer, suite: suites_lib.Suite,
+                backend: str) -> list[np.ndarray]:
+  """Per item, the scores of its options (option 0 is the correct one)."""
+  flat = scorer.score(suite_sequences(tokenizer, suite, scorer.max_len), backend)
+  return np.split(flat, np.cumsum([len(item.options) for item in suite.items])[:-1])
 
 
 def score_task(scorer: scoring.Scorer, tokenizer, task, backend: str) -> dict:
