@@ -59,7 +59,7 @@ def task_sequences(tok, name: str, folder: str, limit: int | None, max_len: int)
     cut = {f.name: getattr(data, f.name)[:k] for f in dataclasses.fields(data)
            if f.name in ("contexts", "words", "prev_contexts", "prev_words")}
     data = dataclasses.replace(data, **cut)
-    return reading.sequences(tok, data, max_len), reading.MASK_ENDING, k, n
+    return reading.sequences(tok, data, max_len)[0], reading.MASK_ENDING, k, n
   suite = suites.load_suite(name, folder)
   n = len(suite.items)
   k = min(limit or n, n)

@@ -15,7 +15,7 @@ from babylm_jax.config import BOS_ID, MASK_ID
 from babylm_jax.errors import DataError
 from babylm_jax.eval import reading, run, scoring, suites
 from conftest import data_path
-from eval_helpers import logits_fn_of, small_tokenizer, tiny_gpt_bert
+from eval_helpers import logits_fn_of, project_tokenizer, small_tokenizer, tiny_gpt_bert
 
 WUG_PAST = [
     ("Yesterday I saw him spling the rope. Yesterday he splang.", "Yesterday I saw him spling "
@@ -106,21 +106,22 @@ def test_malformed_lines(tmp_path, name, bad, match):
     suites.load_suite("wug_past" if name == "wug" else "comps", str(folder))
 
 
-def _reference_option_scores(tok, ref_fn, item, backend):
-  seqs = scoring.tokenize(tok, list(item.contexts()), list(item.options), 128)
-  return np.array([scoring.reference_score(ref_fn, s, backend) for s in seqs])
+def _scored_and_reference(setup, suite, backend):
+  """Our batched result for `suite`, and per item the unbatched reference option scores."""
+  tok, model, ref_fn = setup
+  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=128, pack_len=32)
+  reference = []
+  for item in suite.items:
+    seqs = scoring.tokenize(tok, list(item.contexts()), list(item.options), 128)
+    reference.append(np.array([scoring.reference_score(ref_fn, s, backend) for s in seqs]))
+  return run.score_task(scorer, tok, suite, backend), reference
 
 
 @pytest.mark.parametrize("backend", ["causal", "mntp", "pll"])
 def test_wug_correlation_matches_reference(setup, tmp_path, backend):
-  tok, model, ref_fn = setup
   suite = suites.load_suite("wug_past", write_wug_past(tmp_path / "past"))
-  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=128, pack_len=32)
-  got = run.score_task(scorer, tok, suite, backend)
-  prob = []
-  for item in suite.items:
-    s = _reference_option_scores(tok, ref_fn, item, backend)
-    prob.append(np.exp(s[0] - np.logaddexp.reduce(s)))
+  got, reference = _scored_and_reference(setup, suite, backend)
+  prob = [np.exp(s[0] - np.logaddexp.reduce(s)) for s in reference]
   np.testing.assert_allclose(got["probability"], prob, rtol=0, atol=1e-4)
   want = _spearman(prob, [r for _, _, r in WUG_PAST])
   assert got["spearman"] == pytest.approx(want, abs=1e-9)
@@ -129,13 +130,10 @@ def test_wug_correlation_matches_reference(setup, tmp_path, backend):
 
 @pytest.mark.parametrize("backend", ["causal", "mntp", "pll"])
 def test_comps_accuracy_matches_reference(setup, tmp_path, backend):
-  tok, model, ref_fn = setup
   suite = suites.load_suite("comps", write_comps(tmp_path / "comps"))
-  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=128, pack_len=32)
-  got = run.score_task(scorer, tok, suite, backend)
+  got, reference = _scored_and_reference(setup, suite, backend)
   per = {}
-  for item in suite.items:
-    s = _reference_option_scores(tok, ref_fn, item, backend)
+  for item, s in zip(suite.items, reference):
     assert abs(s[0] - s[1]) > 1e-3  # different prefixes, same phrase: not a tie
     per.setdefault(item.paradigm, []).append(float(s[0] > s[1]))
   want = {p: float(np.mean(v)) for p, v in per.items()}
@@ -153,41 +151,68 @@ def test_reading_reader():
   assert np.isnan(data.columns["Subtlex_log10"]).sum() == 30
 
 
-def _reference_surprisal(tok, ref_fn, context, word, backend):
-  """Official-style: <s> + context (+ 3 masks), one call per token of the word."""
-  ctx = tok.encode(context, add_special_tokens=False).ids
-  target = tok.encode(" " + word, add_special_tokens=False).ids
-  total = 0.0
-  for j, t in enumerate(target):
-    x = [BOS_ID] + ctx + target[:j]
-    if backend == "causal":
-      pos = -1
+def _reference_surprisal(tok, ref_fn, context, word, backend, subwords):
+  """<s> + context (+ 3 masks), one model call per token of the word.
+
+  official: the word encoded alone; each later token decoded, appended to the context text,
+  and scored as the first token of its text encoded alone. exact: the word's own tokens.
+  """
+  word_ids = tok.encode(word, add_special_tokens=False).ids
+  total, text = 0.0, context
+  for j, t in enumerate(word_ids):
+    if subwords == "official":
+      ctx = tok.encode(text, add_special_tokens=False).ids
+      target = t if j == 0 else tok.encode(tok.decode([t]), add_special_tokens=False).ids[0]
+      text += tok.decode([t])
     else:
+      ctx = tok.encode(context, add_special_tokens=False).ids + word_ids[:j]
+      target = t
+    x = [BOS_ID] + ctx
+    pos = -1
+    if backend != "causal":
       x, pos = x + [MASK_ID] * 3, (-4 if backend == "mntp" else -3)
     logits = np.asarray(ref_fn(np.array([x]), np.ones((1, len(x)), np.int32),
                                np.array([backend == "causal"])), np.float64)[0]
-    total -= _log_softmax(logits[pos])[t]
+    total -= _log_softmax(logits[pos])[target]
   return total
 
 
-@pytest.mark.parametrize("backend", ["causal", "mntp", "pll"])
-def test_reading_surprisal_matches_reference(setup, backend):
-  tok, model, ref_fn = setup
+@pytest.fixture(scope="module")
+def reading_subset():
   full = reading.load(str(data_path("babylm_eval/reading")))
-  keep = slice(0, 30)
-  data = reading.Reading(full.contexts[keep], full.words[keep], full.prev_contexts[keep],
-                         full.prev_words[keep], {}, full.files)
+  keep = list(range(12)) + list(range(19, 23))  # rows 19-22 have no previous word
+
+  def pick(values):
+    return tuple(values[i] for i in keep)
+  return reading.Reading(pick(full.contexts), pick(full.words), pick(full.prev_contexts),
+                         pick(full.prev_words), {}, full.files)
+
+
+@pytest.mark.parametrize("backend,subwords", [("causal", "official"), ("mntp", "official"),
+                                              ("pll", "exact")])
+def test_reading_surprisal_matches_reference(setup, reading_subset, backend, subwords):
+  _, model, ref_fn = setup
+  tok, data = project_tokenizer(512), reading_subset
   scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=256, pack_len=32)
-  pred, prev = reading.surprisals(scorer, tok, data, backend)
-  want = [_reference_surprisal(tok, ref_fn, c, w, backend)
+  pred, prev = reading.surprisals(scorer, tok, data, backend, subwords)
+  want = [_reference_surprisal(tok, ref_fn, c, w, backend, subwords)
           for c, w in zip(data.contexts, data.words)]
   np.testing.assert_allclose(pred, want, rtol=0, atol=1e-4)
   has = [i for i, w in enumerate(data.prev_words) if w]
-  assert np.isnan(prev[[i for i in range(30) if i not in has]]).all()
+  assert 0 < len(has) < len(data.words)
+  assert np.isnan(np.delete(prev, has)).all()
   want_prev = [_reference_surprisal(tok, ref_fn, data.prev_contexts[i], data.prev_words[i],
-                                    backend) for i in has]
+                                    backend, subwords) for i in has]
   np.testing.assert_allclose(prev[has], want_prev, rtol=0, atol=1e-4)
-  assert any(len(tok.encode(" " + w).ids) > 1 for w in data.words)  # multi-token words
+  # The two ways agree on one-token words and not on longer ones (the official pipeline
+  # scores re-encoded pieces: ' ing' for 'ing' with this prefix-space tokenizer).
+  other, _ = reading.surprisals(scorer, tok, data, backend,
+                                "exact" if subwords == "official" else "official")
+  single = np.array([len(tok.encode(w, add_special_tokens=False).ids) == 1
+                     for w in data.words])
+  assert single.any() and not single.all()
+  np.testing.assert_allclose(pred[single], other[single], rtol=0, atol=1e-9)
+  assert np.max(np.abs(pred - other)[~single]) > 0.1
 
 
 def test_reading_regressions_match_official_formulas():

@@ -9,8 +9,14 @@ components).
 Surprisal is -log p(word | context) in nats, summed over the word's tokens. The causal backend
 reads it as a language model does; the masked backends see the context followed by three
 `<mask>` tokens (the multi-mask ending the official pipeline uses; see scoring.py), each of the
-word's tokens in turn. Every word is one scored sequence, so the pass is packed and bucketed
-like the suites.
+word's tokens in turn. Which tokens (`eval.reading_subwords`):
+  official  as the BabyLM 2025 pipeline: the word encoded alone; each later token is decoded,
+            appended to the context text, and scored as the first token of its decoded text
+            encoded alone (with a prefix-space tokenizer, `ing` becomes ` ing`), the context
+            re-encoded each time. Leaderboard numbers come from this.
+  exact     the word's own tokens after its context, as the text is tokenized.
+Single-token words get the same surprisal either way. Every scored token is one sequence, so
+the pass is packed and bucketed like the suites.
 
 The score is what the BabyLM 2025 pipeline reports: for each measure, the increase in R^2 that
 surprisal adds to an OLS regression on the baseline predictors and their pairwise interactions,
@@ -38,6 +44,7 @@ from babylm_jax.eval import scoring
 
 FILE_NAME = "reading_data.csv"
 MASK_ENDING = 3
+SUBWORDS = ("official", "exact")
 EYE_TRACKING = ("RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound")
 SELF_PACED = "self_paced_reading_time"
 MEASURES = EYE_TRACKING + (SELF_PACED, "ELAN", "LAN", "N400", "P600", "EPNP", "PNP")
@@ -110,22 +117,49 @@ def load(path: str) -> Reading:
                  columns, (meta,))
 
 
-def sequences(tokenizer, data: Reading, max_len: int) -> list[scoring.Seq]:
-  """Every word in its context, then every previous word that has a context."""
+def _official(tokenizer, contexts, words, max_len: int):
+  """The official pipeline's steps, one sequence scoring one token each, and their words."""
+  steps = []  # (word, context text, token, a later token of the word)
+  for k, (context, enc) in enumerate(
+      zip(contexts, tokenizer.encode_batch(list(words), add_special_tokens=False))):
+    text = context
+    for j, token in enumerate(enc.ids):
+      steps.append((k, text, token, j > 0))
+      text += tokenizer.decode([token])
+  ctx = tokenizer.encode_batch([s[1] for s in steps], add_special_tokens=False)
+  alone = tokenizer.encode_batch([tokenizer.decode([s[2]]) for s in steps],
+                                 add_special_tokens=False)
+  seqs = []
+  for (_, _, token, later), c, a in zip(steps, ctx, alone):
+    target = a.ids[0] if later and a.ids else token
+    seqs.append(scoring.to_sequence(c.ids + [target], len(c.ids), max_len))
+  return seqs, np.array([s[0] for s in steps])
+
+
+def sequences(tokenizer, data: Reading, max_len: int,
+              subwords: str = "official") -> tuple[list[scoring.Seq], np.ndarray]:
+  """The scored sequences and the word each belongs to: the words in their contexts first,
+  then the previous words that have a context."""
   prev = [i for i, w in enumerate(data.prev_words) if w]
   contexts = list(data.contexts) + [data.prev_contexts[i] for i in prev]
   words = list(data.words) + [data.prev_words[i] for i in prev]
-  return scoring.tokenize(tokenizer, contexts, words, max_len - MASK_ENDING)
+  if subwords == "official":
+    return _official(tokenizer, contexts, words, max_len - MASK_ENDING)
+  seqs = scoring.tokenize(tokenizer, contexts, words, max_len - MASK_ENDING)
+  return seqs, np.arange(len(seqs))
 
 
-def surprisals(scorer: scoring.Scorer, tokenizer, data: Reading,
-               backend: str) -> tuple[np.ndarray, np.ndarray]:
+def surprisals(scorer: scoring.Scorer, tokenizer, data: Reading, backend: str,
+               subwords: str = "official") -> tuple[np.ndarray, np.ndarray]:
   """(surprisal of each word, of its previous word or NaN), in nats, one batched pass."""
   n = len(data.words)
-  logp = scorer.score(sequences(tokenizer, data, scorer.max_len), backend, ending=MASK_ENDING)
+  prev = [i for i, w in enumerate(data.prev_words) if w]
+  seqs, owner = sequences(tokenizer, data, scorer.max_len, subwords)
+  logp = scorer.score(seqs, backend, ending=MASK_ENDING)
+  total = np.bincount(owner, weights=logp, minlength=n + len(prev))
   prev_pred = np.full(n, np.nan)
-  prev_pred[[i for i, w in enumerate(data.prev_words) if w]] = -logp[n:]
-  return -logp[:n], prev_pred
+  prev_pred[prev] = -total[n:]
+  return -total[:n], prev_pred
 
 
 def _design(columns: dict[str, np.ndarray], names) -> np.ndarray:
@@ -165,13 +199,15 @@ def regressions(data: Reading, pred: np.ndarray, prev_pred: np.ndarray) -> dict:
   return dict(eye_tracking=eye, self_paced_reading=spr, measures=measures)
 
 
-def evaluate(scorer: scoring.Scorer, tokenizer, data: Reading, backend: str) -> dict:
-  pred, prev_pred = surprisals(scorer, tokenizer, data, backend)
+def evaluate(scorer: scoring.Scorer, tokenizer, data: Reading, backend: str,
+             subwords: str = "official") -> dict:
+  pred, prev_pred = surprisals(scorer, tokenizer, data, backend, subwords)
   result = regressions(data, pred, prev_pred)
   result.update(
       headline=dict(reading_eye_tracking=result["eye_tracking"],
                     reading_self_paced=result["self_paced_reading"]),
       words=len(pred), mean_surprisal=float(np.mean(pred)), mask_ending=MASK_ENDING,
+      subwords=subwords,
       # Per word, in the official pipeline's order: the word's and the previous word's.
       surprisal=[round(float(s), 6) for s in pred],
       prev_surprisal=[None if math.isnan(s) else round(float(s), 6) for s in prev_pred])

@@ -101,10 +101,22 @@ def score_suite(scorer: scoring.Scorer, tokenizer, suite: suites_lib.Suite,
   return np.split(flat, np.cumsum([len(item.options) for item in suite.items])[:-1])
 
 
-def score_task(scorer: scoring.Scorer, tokenizer, task, backend: str) -> dict:
-  """The task's numbers with `headline`: {leaderboard column: number as it shows it}."""
+def check_reading_subwords(config) -> str:
+  value = config.eval.reading_subwords
+  if value not in reading.SUBWORDS:
+    raise ConfigError(f"eval.reading_subwords '{value}' is unknown; use "
+                      f"{' or '.join(reading.SUBWORDS)}.")
+  return value
+
+
+def score_task(scorer: scoring.Scorer, tokenizer, task, backend: str,
+               subwords: str = "official") -> dict:
+  """The task's numbers with `headline`: {leaderboard column: number as it shows it}.
+
+  `subwords` is how the reading task scores words of several tokens (see reading.py).
+  """
   if task.name == "reading":
-    return reading.evaluate(scorer, tokenizer, task, backend)
+    return reading.evaluate(scorer, tokenizer, task, backend, subwords)
   scores = score_suite(scorer, tokenizer, task, backend)
   if task.name in suites_lib.CORRELATION_SUITES:
     result = report.correlation(task.items, scores)
@@ -129,13 +141,14 @@ def headlines(model, tokenizer, config, names, backend: str = "causal") -> dict[
   For hooks that follow a few tasks during training: accuracies are macro averages in percent
   (as in the reports' `headline`).
   """
+  subwords = check_reading_subwords(config)
   scorer = scoring.Scorer(model, max_len=config.model.max_position,
                           tokens_per_batch=config.eval.tokens_per_batch)
   out = {}
   for name in names:
     task = (reading.load(config.eval.data[name]) if name == "reading"
             else suites_lib.load_suite(name, config.eval.data[name]))
-    out.update(score_task(scorer, tokenizer, task, backend)["headline"])
+    out.update(score_task(scorer, tokenizer, task, backend, subwords)["headline"])
   return out
 
 
@@ -146,6 +159,7 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
   `tasks` is load_tasks(config) when already read; `out_dir` defaults to workdir/eval.
   """
   backends = scoring.parse_backends(config.eval.backend)
+  subwords = check_reading_subwords(config)
   loaded, missing = tasks if tasks is not None else load_tasks(config)  # fail early
   scorer = scoring.Scorer(model, max_len=config.model.max_position,
                           tokens_per_batch=config.eval.tokens_per_batch)
@@ -155,7 +169,7 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
   for task in loaded:
     for backend in backends:
       t0 = time.perf_counter()
-      result = score_task(scorer, tokenizer, task, backend)
+      result = score_task(scorer, tokenizer, task, backend, subwords)
       result = dict(
           suite=task.name, backend=backend, **result,
           step=info.get("step"), words_seen=info.get("words_seen"),
@@ -194,6 +208,7 @@ def run_eval(config, workdir: str) -> list[dict]:
   from babylm_jax.train.checkpoint import load_model
   resolve_tasks(config.eval.suites)
   scoring.parse_backends(config.eval.backend)
+  check_reading_subwords(config)
   words = config.eval.words
   if words is not None and words != "all" and not isinstance(words, int):
     raise ConfigError(f"eval.words '{words}' is neither a number of words nor 'all'.")
