@@ -238,3 +238,15 @@ def test_eval_of_other_shape_or_tokenizer_is_refused(trained, tmp_path):
   with pytest.raises(UserError, match="tokenizer"):
     run.run_eval(c, str(other))
   assert not (other / "eval").exists()
+
+
+def test_headlines_for_training_hooks(trained):
+  """run.headlines scores a few tasks in memory with the numbers the reports carry."""
+  from babylm_jax.train.checkpoint import load_model
+  workdir, data = trained
+  c = _config(**data)
+  c.eval.suites, c.eval.backend = "blimp_fast,wug_adj", "causal"
+  rows = run.run_eval(c, str(workdir))
+  model, _ = load_model(c, str(workdir))
+  got = run.headlines(model, run.load_tokenizer(str(workdir)), c, ["blimp_fast", "wug_adj"])
+  assert got == {k: pytest.approx(v, abs=1e-9) for r in rows for k, v in r["headline"].items()}
