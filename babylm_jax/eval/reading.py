@@ -34,7 +34,6 @@ import dataclasses
 import hashlib
 import itertools
 import math
-import os
 import pathlib
 
 import numpy as np
