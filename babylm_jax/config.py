@@ -153,10 +153,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint.milestones = True
 
   c.eval = ml_collections.ConfigDict()
+  # A comma list of tasks (blimp, blimp_fast, supplement, ewok, entity_tracking, wug_adj,
+  # wug_past, comps, reading) or presets: 'babylm' (the official full zero-shot set) and
+  # 'babylm_fast' (the fast set); a preset skips tasks whose data folder is absent.
   c.eval.suites = "blimp"
   c.eval.backend = "causal,mntp"
   c.eval.step = config_dict.placeholder(int)
-  c.eval.words = config_dict.placeholder(int)  # a milestone by words seen
+  # A milestone by words seen, or 'all': every milestone, with learning curves.
+  c.eval.words = config_dict.placeholder(object)
   c.eval.use_ema = True
   c.eval.batch_size = 64
   # Padded tokens per scoring batch; rows = tokens_per_batch // bucket length.
@@ -167,6 +171,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.data.supplement = "../shared/data/babylm_eval/fast_eval/supplement_fast"
   c.eval.data.ewok = "../shared/data/babylm_eval/fast_eval/ewok_fast"
   c.eval.data.entity_tracking = "../shared/data/babylm_eval/entity_tracking"
+  c.eval.data.wug_adj = "../shared/data/babylm_eval/wug_adj_nominalization"
+  c.eval.data.wug_past = "../shared/data/babylm_eval/wug_past_tense"
+  c.eval.data.comps = "../shared/data/babylm_eval/comps"
+  c.eval.data.reading = "../shared/data/babylm_eval/reading"  # holds reading_data.csv
+  # Reading task, words of several tokens: 'official' scores them as the BabyLM 2025 pipeline
+  # does (later tokens re-encoded alone; its leaderboard numbers), 'exact' the word's tokens.
+  c.eval.reading_subwords = "official"
 
   c.finetune = ml_collections.ConfigDict()
   c.finetune.task = "rte"

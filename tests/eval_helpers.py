@@ -51,3 +51,12 @@ def logits_fn_of(model):
 
   return lambda ids, seg, causal: fn(state, jnp.asarray(ids), jnp.asarray(seg),
                                      jnp.asarray(causal))
+
+
+@functools.lru_cache(maxsize=None)
+def project_tokenizer(vocab_size: int = 512) -> Tokenizer:
+  """The project's own tokenizer (NFKC, prefix space) trained on train_100k."""
+  from babylm_jax.data.tokenizer import train_tokenizer
+  lines = [l for p in sorted(data_path("babylm_text", "train_100k").glob("*.train"))
+           for l in p.read_text().splitlines() if l.strip()]
+  return train_tokenizer(lines, vocab_size)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from babylm_jax.config import MASK_ID
 from babylm_jax.eval import report, scoring, suites
 from babylm_jax.errors import ConfigError
 from conftest import data_path
@@ -88,3 +89,26 @@ def test_bad_backend_is_refused():
 def test_long_context_keeps_target():
   ids, start = scoring.to_sequence(list(range(20, 220)), 190, 64)
   assert len(ids) == 64 and ids[0] == 1 and ids[start:] == tuple(range(210, 220))
+
+
+@pytest.mark.parametrize("backend", ["mntp", "pll"])
+def test_mask_ending_matches_unbatched_reference(setup, backend):
+  """ending=k: the text is cut before each scored token and k masks appended, read at the
+  last real token (mntp) or the first mask (pll), one model call per token here."""
+  tok, model, seqs, ref_fn = setup
+  seqs = seqs[:6]
+  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=128, pack_len=32)
+  got = scorer.score(seqs, backend, ending=3)
+  want = []
+  for ids, start in seqs:
+    total = 0.0
+    for i in range(start, len(ids)):
+      x = list(ids[:i]) + [MASK_ID] * 3
+      logits = np.asarray(ref_fn(np.array([x]), np.ones((1, len(x)), np.int32),
+                                 np.array([False])), np.float64)[0]
+      row = logits[-4 if backend == "mntp" else -3]
+      total += row[ids[i]] - row.max() - np.log(np.sum(np.exp(row - row.max())))
+    want.append(total)
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+  # The ending changes what the model sees: not the plain masked score.
+  assert np.max(np.abs(got - scorer.score(seqs, backend))) > 1e-3

@@ -13,6 +13,7 @@ FOLDERS = {
     "supplement": "babylm_eval/fast_eval/supplement_fast",
     "ewok": "babylm_eval/fast_eval/ewok_fast",
     "entity_tracking": "babylm_eval/entity_tracking",
+    "wug_adj": "babylm_eval/wug_adj_nominalization",
 }
 
 
@@ -36,15 +37,21 @@ def test_every_file_parses(name):
   if name == "ewok":
     assert suite.paradigms == sorted(p.stem for p in folder.glob("*.jsonl"))
     assert all(item.context for item in suite.items)
-  if name == "entity_tracking":
-    assert suite.paradigms == ["ambiref", "move_contents", "regular"]
+  if name == "entity_tracking":  # the official subsets: file x number of operations
+    assert suite.paradigms == sorted(f"{f}_{k}_ops" for f in ("ambiref", "move_contents",
+                                                            "regular") for k in range(6))
     assert all(item.context and len(item.options) == 5 for item in suite.items)
 
 
 def test_default_config_paths_are_the_suites():
   c = base_config()
-  assert sorted(c.eval.data.keys()) == sorted(suites.SUITES)
+  assert sorted(c.eval.data.keys()) == sorted(run.TASKS)
   assert run.parse_suites("blimp, ewok") == ["blimp", "ewok"]
+  assert run.parse_suites("babylm") == ["blimp", "supplement", "ewok", "entity_tracking",
+                                        "wug_adj", "wug_past", "comps", "reading"]
+  # A task named besides a preset is required; the preset's others are optional.
+  assert run.resolve_tasks("babylm_fast,comps")[-1] == ("comps", True)
+  assert dict(run.resolve_tasks("babylm_fast,comps"))["reading"] is False
   with pytest.raises(ConfigError, match="eval.suites entry 'glue'"):
     run.parse_suites("blimp,glue")
 
@@ -56,6 +63,8 @@ def test_default_config_paths_are_the_suites():
     ("ewok", '{"Context1": "x", "Target1": "y", "Target2": ""}', r"line 3 .*'Target2'"),
     ("entity_tracking", '{"input_prefix": "Box 0 contains ", "options": ["a"]}',
      r"line 3 needs 'options'"),
+    ("entity_tracking", '{"input_prefix": "Box 0 contains ", "options": ["a", "b"]}',
+     r"line 3 needs an integer 'numops'"),
     ("supplement", "[1, 2]", r"line 3 is not a JSON object"),
 ])
 def test_malformed_line_names_file_and_line(tmp_path, name, bad, match):

@@ -1,14 +1,19 @@
-"""Honest accuracy, the per-suite JSON report, its bar chart and the summary table.
+"""Honest accuracy, the WUG correlation, the per-task JSON report and its charts.
 
 An item is won when its correct option scores strictly highest. When the top score is shared,
 the item earns 1/k for k options tied at the top (0.5 for a pair) and counts as a tie: other
 pipelines count such ties as correct, so a model that gives every sentence the same score
 reaches 100% on paradigms whose two sentences are permutations of each other.
+
+The WUG tasks have no correct option: the model's preference for the first form is the
+softmax of the options' summed log-probabilities, and the score is its Spearman correlation
+with the share of people who chose that form (as the BabyLM 2025 pipeline computes it).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 
@@ -42,6 +47,22 @@ def accuracy(items, option_scores) -> dict:
       micro_accuracy=sum(v[0] for v in per.values()) / total,
       ties=sum(v[2] for v in per.values()),
       items=total)
+
+
+def correlation(items, option_scores) -> dict:
+  """Spearman's rho between the model's probability of option 0 and people's share for it."""
+  from scipy.stats import spearmanr
+  prob, human = [], []
+  for item, scores in zip(items, option_scores):
+    s = np.asarray(scores, np.float64)
+    e = np.exp(s - s.max())
+    prob.append(float(e[0] / e.sum()))
+    human.append(item.human)
+  rho = float(spearmanr(prob, human).statistic) if len(set(prob)) > 1 else math.nan
+  # How often the model prefers the form most people chose, ties at 0.5 (for reading along).
+  agree = [0.5 if p == 0.5 else float((p > 0.5) == (h > 0.5)) for p, h in zip(prob, human)]
+  return dict(spearman=None if math.isnan(rho) else rho, items=len(prob),
+              agreement=float(np.mean(agree)), probability=prob, human=human)
 
 
 def write_json(path: str, data: dict):
@@ -80,6 +101,29 @@ def plot(path: str, report: dict, title: str):
   ax.set_title(f"{title}: macro {report['macro_accuracy']:.3f}, "
                f"micro {report['micro_accuracy']:.3f}, ties {report['ties']}")
   ax.legend(loc="lower right")
+  save_figure(fig, path)
+
+
+def plot_correlation(path: str, report: dict, title: str):
+  """The model's preference for the first form against people's, one point per item."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(5, 5))
+  ax.scatter(report["human"], report["probability"], s=12, alpha=0.7)
+  ax.set_xlim(-0.02, 1.02)
+  ax.set_ylim(-0.02, 1.02)
+  ax.set_xlabel("people choosing the first form")
+  ax.set_ylabel("model probability of the first form")
+  rho = report["spearman"]
+  ax.set_title(f"{title}: Spearman {'n/a' if rho is None else f'{rho:.3f}'}", fontsize=9)
+  save_figure(fig, path)
+
+
+def save_figure(fig, path: str):
+  """Saves a PNG under a temporary name, then renames it; closes the figure."""
+  import matplotlib.pyplot as plt
   fig.tight_layout()
   folder = os.path.dirname(path) or "."
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
@@ -92,13 +136,3 @@ def plot(path: str, report: dict, title: str):
     raise
   finally:
     plt.close(fig)
-
-
-def summary_table(rows: list[dict]) -> str:
-  """rows: {'suite', 'backend', 'macro_accuracy', 'micro_accuracy', 'ties', 'items'}."""
-  head = f"{'suite':<16} {'backend':<8} {'macro':>7} {'micro':>7} {'ties':>6} {'items':>7}"
-  lines = [head, "-" * len(head)]
-  for r in rows:
-    lines.append(f"{r['suite']:<16} {r['backend']:<8} {100 * r['macro_accuracy']:7.2f} "
-                 f"{100 * r['micro_accuracy']:7.2f} {r['ties']:6d} {r['items']:7d}")
-  return "\n".join(lines)

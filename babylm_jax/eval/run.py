@@ -1,10 +1,18 @@
-"""`--mode=eval`: score a run's checkpoint on the zero-shot suites and write the reports.
+"""`--mode=eval`: score a run's checkpoint on the zero-shot tasks and write the reports.
 
-For each suite in `eval.suites` and each backend in `eval.backend`:
-  workdir/eval/<suite>-<backend>.json   per-paradigm accuracy, macro/micro, ties, checkpoint,
-                                        data files with their hashes
-  workdir/eval/<suite>-<backend>.png    per-paradigm bars with the chance line
-and a summary table on stdout.
+Tasks (`eval.suites`, a comma list; `babylm` and `babylm_fast` stand for the official full and
+fast zero-shot sets):
+  blimp, blimp_fast, supplement, ewok, entity_tracking, comps   accuracy over option sets
+  wug_adj, wug_past                                            correlation with people
+  reading                                                      surprisal vs reading times
+A task named in eval.suites must have its data (`eval.data.<task>`); one that a preset brings
+in is listed as missing when its folder is absent. For each task and backend in eval.backend:
+  workdir/eval/<task>-<backend>.json   the task's numbers, its `headline` as the leaderboard
+                                       shows it, the checkpoint, data files with their hashes
+  workdir/eval/<task>-<backend>.png    its chart
+then workdir/eval/summary.{json,md} and the same table on stdout (summary.py). With
+eval.words=all every milestone checkpoint is evaluated into eval/words_<N>/, and
+eval/learning_curve.png draws each task's number against words seen.
 """
 
 from __future__ import annotations
@@ -15,20 +23,57 @@ import time
 
 import numpy as np
 
-from babylm_jax.errors import ConfigError, DataError
-from babylm_jax.eval import report, scoring, suites as suites_lib
+from babylm_jax.errors import ConfigError, DataError, UserError
+from babylm_jax.eval import reading, report, scoring, suites as suites_lib
+from babylm_jax.eval import summary as summary_lib
+
+TASKS = suites_lib.SUITES + ("reading",)
+PRESETS = {
+    "babylm": ("blimp", "supplement", "ewok", "entity_tracking", "wug_adj", "wug_past",
+               "comps", "reading"),
+    "babylm_fast": ("blimp_fast", "supplement", "ewok", "entity_tracking", "wug_adj",
+                    "wug_past", "reading"),
+}
+
+
+def resolve_tasks(spec: str) -> list[tuple[str, bool]]:
+  """(task, named itself) in order, presets expanded; a task named itself must have data."""
+  names = [s.strip() for s in str(spec).split(",") if s.strip()]
+  if not names:
+    raise ConfigError(f"eval.suites is empty; set it to some of {', '.join(TASKS)} or a "
+                      f"preset ({', '.join(PRESETS)}).")
+  out: dict[str, bool] = {}
+  for s in names:
+    if s in PRESETS:
+      for t in PRESETS[s]:
+        out.setdefault(t, False)
+    elif s in TASKS:
+      out[s] = True
+    else:
+      raise ConfigError(f"eval.suites entry '{s}' is unknown; use a comma list of "
+                        f"{', '.join(TASKS)} or a preset ({', '.join(PRESETS)}).")
+  return list(out.items())
 
 
 def parse_suites(spec: str) -> list[str]:
-  names = [s.strip() for s in str(spec).split(",") if s.strip()]
-  for s in names:
-    if s not in suites_lib.SUITES:
-      raise ConfigError(f"eval.suites entry '{s}' is unknown; use a comma list of "
-                        f"{', '.join(suites_lib.SUITES)}.")
-  if not names:
-    raise ConfigError(f"eval.suites is empty; set it to some of "
-                      f"{', '.join(suites_lib.SUITES)}.")
-  return names
+  return [t for t, _ in resolve_tasks(spec)]
+
+
+def load_tasks(config) -> tuple[list, list[dict]]:
+  """(the data of every task to run, [{'task', 'folder'}] of preset tasks without data)."""
+  loaded, missing = [], []
+  for name, named in resolve_tasks(config.eval.suites):
+    folder = config.eval.data[name]
+    if not named and not os.path.exists(os.path.expanduser(folder)):
+      missing.append(dict(task=name, folder=folder))
+      continue
+    loaded.append(reading.load(folder) if name == "reading"
+                  else suites_lib.load_suite(name, folder))
+  if not loaded:
+    raise DataError(f"no task of eval.suites '{config.eval.suites}' has its data; set "
+                    f"--config.eval.data.<task> to the folders of "
+                    f"{', '.join(m['task'] for m in missing)}.")
+  return loaded, missing
 
 
 def load_tokenizer(workdir: str):
@@ -40,58 +85,151 @@ def load_tokenizer(workdir: str):
   return Tokenizer.from_file(path)
 
 
+def suite_sequences(tokenizer, suite: suites_lib.Suite, max_len: int) -> list[scoring.Seq]:
+  """One scored sequence per option of every item, in order."""
+  contexts, targets = [], []
+  for item in suite.items:
+    contexts += item.contexts()
+    targets += list(item.options)
+  return scoring.tokenize(tokenizer, contexts, targets, max_len)
+
+
 def score_suite(scorer: scoring.Scorer, tokenizer, suite: suites_lib.Suite,
                 backend: str) -> list[np.ndarray]:
   """Per item, the scores of its options (option 0 is the correct one)."""
-  contexts, targets, counts = [], [], []
-  for item in suite.items:
-    contexts += [item.context] * len(item.options)
-    targets += list(item.options)
-    counts.append(len(item.options))
-  seqs = scoring.tokenize(tokenizer, contexts, targets, scorer.max_len)
-  flat = scorer.score(seqs, backend)
-  return np.split(flat, np.cumsum(counts)[:-1])
+  flat = scorer.score(suite_sequences(tokenizer, suite, scorer.max_len), backend)
+  return np.split(flat, np.cumsum([len(item.options) for item in suite.items])[:-1])
 
 
-def evaluate(model, tokenizer, config, workdir: str, info: dict) -> list[dict]:
-  """Scores every configured suite and backend with `model`; writes and returns the reports."""
-  names = parse_suites(config.eval.suites)
-  backends = scoring.parse_backends(config.eval.backend)
-  loaded = [suites_lib.load_suite(n, config.eval.data[n]) for n in names]  # fail early
+def check_reading_subwords(config) -> str:
+  value = config.eval.reading_subwords
+  if value not in reading.SUBWORDS:
+    raise ConfigError(f"eval.reading_subwords '{value}' is unknown; use "
+                      f"{' or '.join(reading.SUBWORDS)}.")
+  return value
+
+
+def score_task(scorer: scoring.Scorer, tokenizer, task, backend: str,
+               subwords: str = "official") -> dict:
+  """The task's numbers with `headline`: {leaderboard column: number as it shows it}.
+
+  `subwords` is how the reading task scores words of several tokens (see reading.py).
+  """
+  if task.name == "reading":
+    return reading.evaluate(scorer, tokenizer, task, backend, subwords)
+  scores = score_suite(scorer, tokenizer, task, backend)
+  if task.name in suites_lib.CORRELATION_SUITES:
+    result = report.correlation(task.items, scores)
+    rho = result["spearman"]
+    return dict(result, headline={task.name: None if rho is None else 100.0 * rho})
+  result = report.accuracy(task.items, scores)
+  return dict(result, headline={task.name: 100.0 * result["macro_accuracy"]})
+
+
+def _plot(path: str, task_name: str, result: dict, title: str):
+  if task_name == "reading":
+    reading.plot(path, result, title)
+  elif task_name in suites_lib.CORRELATION_SUITES:
+    report.plot_correlation(path, result, title)
+  else:
+    report.plot(path, result, title)
+
+
+def headlines(model, tokenizer, config, names, backend: str = "causal") -> dict[str, float]:
+  """{leaderboard column: number} for `names` scored with `model`; writes nothing.
+
+  For hooks that follow a few tasks during training: accuracies are macro averages in percent
+  (as in the reports' `headline`).
+  """
+  subwords = check_reading_subwords(config)
   scorer = scoring.Scorer(model, max_len=config.model.max_position,
                           tokens_per_batch=config.eval.tokens_per_batch)
-  out_dir = os.path.join(workdir, "eval")
+  out = {}
+  for name in names:
+    task = (reading.load(config.eval.data[name]) if name == "reading"
+            else suites_lib.load_suite(name, config.eval.data[name]))
+    out.update(score_task(scorer, tokenizer, task, backend, subwords)["headline"])
+  return out
+
+
+def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
+             out_dir: str | None = None) -> list[dict]:
+  """Scores every configured task and backend with `model`; writes and returns the reports.
+
+  `tasks` is load_tasks(config) when already read; `out_dir` defaults to workdir/eval.
+  """
+  backends = scoring.parse_backends(config.eval.backend)
+  subwords = check_reading_subwords(config)
+  loaded, missing = tasks if tasks is not None else load_tasks(config)  # fail early
+  scorer = scoring.Scorer(model, max_len=config.model.max_position,
+                          tokens_per_batch=config.eval.tokens_per_batch)
+  out_dir = out_dir or os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   rows = []
-  for suite in loaded:
+  for task in loaded:
     for backend in backends:
       t0 = time.perf_counter()
-      scores = score_suite(scorer, tokenizer, suite, backend)
-      result = report.accuracy(suite.items, scores)
+      result = score_task(scorer, tokenizer, task, backend, subwords)
       result = dict(
-          suite=suite.name, backend=backend, **result,
+          suite=task.name, backend=backend, **result,
           step=info.get("step"), words_seen=info.get("words_seen"),
           tokens_seen=info.get("tokens_seen"), use_ema=info.get("use_ema"),
           checkpoint=str(info.get("path", "")),
-          data_dir=os.path.abspath(config.eval.data[suite.name]), files=list(suite.files),
+          data_dir=os.path.abspath(config.eval.data[task.name]), files=list(task.files),
           seconds=round(time.perf_counter() - t0, 2))
-      stem = os.path.join(out_dir, f"{suite.name}-{backend}")
+      stem = os.path.join(out_dir, f"{task.name}-{backend}")
       report.write_json(stem + ".json", result)
-      report.plot(stem + ".png", result, f"{suite.name} ({backend}, step {info.get('step')})")
-      logging.info("%s/%s: macro %.4f micro %.4f ties %d in %.1fs", suite.name, backend,
-                   result["macro_accuracy"], result["micro_accuracy"], result["ties"],
-                   result["seconds"])
+      _plot(stem + ".png", task.name, result, f"{task.name} ({backend}, step {info.get('step')})")
+      logging.info("%s/%s: %s in %.1fs", task.name, backend,
+                   ", ".join(f"{k} {v if v is None else round(v, 2)}"
+                             for k, v in result["headline"].items()), result["seconds"])
       rows.append(result)
-  print(report.summary_table(rows), flush=True)
+  names = [f"{r['suite']}-{r['backend']}.json" for r in rows]
+  print(summary_lib.table(summary_lib.write(out_dir, info, missing, names)), flush=True)
   return rows
 
 
+def _milestones(config, workdir: str) -> list[int]:
+  from babylm_jax.train.checkpoint import Checkpointer
+  if not os.path.isdir(os.path.join(workdir, "milestones")):
+    return []
+  ckpt = Checkpointer(workdir, config, read_only=True)
+  try:
+    return ckpt.milestone_words()
+  finally:
+    ckpt.close()
+
+
 def run_eval(config, workdir: str) -> list[dict]:
-  """Loads the checkpoint the config names (newest, eval.step or eval.words) and evaluates."""
+  """Loads the checkpoint the config names (newest, eval.step or eval.words) and evaluates.
+
+  eval.words=all evaluates every milestone, each into eval/words_<N>/, and draws the curves.
+  """
   from babylm_jax.train.checkpoint import load_model
-  parse_suites(config.eval.suites)
+  resolve_tasks(config.eval.suites)
   scoring.parse_backends(config.eval.backend)
+  check_reading_subwords(config)
+  words = config.eval.words
+  if words is not None and words != "all" and not isinstance(words, int):
+    raise ConfigError(f"eval.words '{words}' is neither a number of words nor 'all'.")
   tokenizer = load_tokenizer(workdir)
-  model, info = load_model(config, workdir, step=config.eval.step, words=config.eval.words,
-                           use_ema=config.eval.use_ema)
-  return evaluate(model, tokenizer, config, workdir, info)
+  tasks = load_tasks(config)
+  if words != "all":
+    model, info = load_model(config, workdir, step=config.eval.step, words=words,
+                             use_ema=config.eval.use_ema)
+    return evaluate(model, tokenizer, config, workdir, info, tasks=tasks)
+  milestones = _milestones(config, workdir)
+  if not milestones:
+    raise UserError(f"workdir '{workdir}' holds no milestone checkpoints; train with "
+                    f"checkpoint.milestones=True past 1M words, or drop eval.words=all.")
+  rows, summaries = [], []
+  eval_dir = os.path.join(workdir, "eval")
+  for n in milestones:
+    model, info = load_model(config, workdir, words=n, use_ema=config.eval.use_ema)
+    out_dir = os.path.join(eval_dir, f"words_{n}")
+    rows += evaluate(model, tokenizer, config, workdir, info, tasks=tasks, out_dir=out_dir)
+    summaries.append(summary_lib.build(out_dir, info))
+  report.write_json(os.path.join(eval_dir, "learning_curve.json"),
+                    dict(milestones=summaries))
+  summary_lib.plot_learning_curve(os.path.join(eval_dir, "learning_curve.png"), summaries)
+  return rows

@@ -9,6 +9,10 @@ token whose log-probability counts (the ones before it are context). The backend
   pll     as mntp but read at position i, the plain masked-LM convention.
   fused   causal + mntp.
 
+With `ending=k` the masked backends read a token as if the text stopped there: the sequence is
+cut before token i and k `<mask>` tokens are appended (the "multi-mask ending" of Samuel, 2024,
+that the BabyLM reading task uses with k=3); mntp reads at position i-1, pll at the first mask.
+
 Sequences are bucketed by length so that few shapes compile; every masked variant is one row
 of a fixed-size batch; the vocabulary projection of the masked backends runs only at the one
 read position of each row; log-softmax is float32. Identical sequences are scored once, so
@@ -121,7 +125,7 @@ def _masked_batch(graphdef, state, ids_BT, seg_BT, row_N, pos_N, target_N):
 Unit = tuple[Seq, tuple[int, ...], list[tuple[int, int]]]
 
 
-def _units(seqs: list[Seq], backend: str) -> list[Unit]:
+def _units(seqs: list[Seq], backend: str, ending: int = 0) -> list[Unit]:
   units = []
   for key in seqs:
     ids, start = key
@@ -131,8 +135,8 @@ def _units(seqs: list[Seq], backend: str) -> list[Unit]:
       continue
     offset = 1 if backend == "mntp" else 0
     for i in range(start, n):
-      masked = ids[:i] + (MASK_ID,) + ids[i + 1:]
-      units.append((key, masked, [(i - offset, ids[i])]))
+      after = (MASK_ID,) * ending if ending else (MASK_ID,) + ids[i + 1:]
+      units.append((key, ids[:i] + after, [(i - offset, ids[i])]))
   return units
 
 
@@ -187,22 +191,27 @@ class Scorer:
     self.stats = dict(rows=0, padded_tokens=0, real_tokens=0, real_tokens_sq=0,
                       read_positions=0)
 
-  def score(self, seqs: Iterable[Seq], backend: str) -> np.ndarray:
-    """Summed log-probability of each sequence's scored span (float64 on the host)."""
+  def score(self, seqs: Iterable[Seq], backend: str, ending: int = 0) -> np.ndarray:
+    """Summed log-probability of each sequence's scored span (float64 on the host).
+
+    `ending` > 0 reads the masked backends with that many `<mask>` tokens in place of the
+    rest of the sequence (see the module docstring); the causal backend ignores it.
+    """
     seqs = list(seqs)
     if backend == "fused":
-      return self.score(seqs, "causal") + self.score(seqs, "mntp")
+      return self.score(seqs, "causal") + self.score(seqs, "mntp", ending)
     if backend not in BACKENDS:
       raise ConfigError(f"eval.backend '{backend}' is unknown; use {', '.join(BACKENDS)}.")
-    cache = self._cache.setdefault(backend, {})
+    ending = 0 if backend == "causal" else ending
+    cache = self._cache.setdefault(f"{backend}/{ending}", {})
     todo = sorted({s for s in seqs if s not in cache})
     for s in todo:
-      if len(s[0]) > self.max_len:
+      if len(s[0]) + ending > self.max_len:
         raise ConfigError(f"a sequence of {len(s[0])} tokens exceeds the model's "
                           f"{self.max_len} positions; shorten it with to_sequence().")
     if todo:
       totals = dict.fromkeys(todo, 0.0)
-      for rows, T in self._layout(_units(todo, backend)):
+      for rows, T in self._layout(_units(todo, backend, ending)):
         self._run(rows, T, backend == "causal", totals)
       cache.update(totals)
     return np.array([cache[s] for s in seqs], dtype=np.float64)

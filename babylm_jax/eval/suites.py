@@ -1,9 +1,11 @@
-"""The zero-shot suites on disk: BLiMP, the BLiMP supplement, EWoK and entity tracking.
+"""The zero-shot suites on disk: BLiMP, the supplement, EWoK, entity tracking, WUGs, COMPS.
 
-Every suite becomes a list of `Item`s: a context (maybe empty) and two or more candidate
-continuations, the first of which is the correct one. Minimal pairs are the two-option case
-with an empty context. A suite is a folder of *.jsonl files; every line must parse, and a bad
-one raises `DataError` naming the file and the line.
+Every suite becomes a list of `Item`s: a context (maybe empty, or one per option) and two or
+more candidate continuations, the first of which is the correct one (for the WUG tasks: the
+one whose human preference `human` gives). Minimal pairs are the two-option case with an
+empty context. Paradigms are the `UID`s of the official BabyLM 2025 pipeline, so that the
+macro average over them is the number its leaderboard reports. A suite is a folder of *.jsonl
+files; every line must parse, and a bad one raises `DataError` naming the file and the line.
 """
 
 from __future__ import annotations
@@ -15,15 +17,32 @@ import pathlib
 
 from babylm_jax.errors import DataError
 
-SUITES = ("blimp", "blimp_fast", "supplement", "ewok", "entity_tracking")
+SUITES = ("blimp", "blimp_fast", "supplement", "ewok", "entity_tracking", "wug_adj",
+          "wug_past", "comps")
+# Suites scored by the Spearman correlation of the model's preference with people's.
+CORRELATION_SUITES = ("wug_adj", "wug_past")
+# COMPS file stem -> the official pipeline's subset name.
+_COMPS_SUBSETS = {"comps_base": "base", "comps_wugs": "wugs",
+                  "comps_wugs_dist-before": "wugs_dist_before",
+                  "comps_wugs_dist-in-between": "wugs_dist_in_between"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Item:
-  """One decision: which of `options` (the first is correct) best continues `context`."""
+  """One decision: which of `options` (the first is correct) best continues `context`.
+
+  `context` is one string for every option or a tuple of one per option (COMPS); `human` is
+  the share of people who chose option 0 (the WUG tasks), else None.
+  """
   paradigm: str
-  context: str
+  context: str | tuple[str, ...]
   options: tuple[str, ...]
+  human: float | None = None
+
+  def contexts(self) -> tuple[str, ...]:
+    if isinstance(self.context, tuple):
+      return self.context
+    return (self.context,) * len(self.options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,11 +82,37 @@ def _entity(record, stem, where) -> Item:
       or not all(isinstance(o, str) and o.strip() for o in options)):
     raise DataError(f"{where} needs 'options': a list of at least two non-empty strings "
                     f"(the first the correct one); fix or remove that line.")
-  return Item(stem, _text(record, "input_prefix", where), tuple(options))
+  numops = record.get("numops")
+  if not isinstance(numops, int) or isinstance(numops, bool):
+    raise DataError(f"{where} needs an integer 'numops' (the number of operations); fix or "
+                    f"remove that line.")
+  # The official subsets: one per file and number of operations.
+  return Item(f"{stem}_{numops}_ops", _text(record, "input_prefix", where), tuple(options))
+
+
+def _wug(record, stem, where) -> Item:
+  # Alternative sentences separated by tabs; 'ratio' is people's share for the first one.
+  options = tuple(_text(record, "sentences", where).split("\t"))
+  ratio = record.get("ratio")
+  if len(options) < 2 or not all(o.strip() for o in options):
+    raise DataError(f"{where} needs 'sentences': two or more non-empty sentences separated "
+                    f"by tabs; fix or remove that line.")
+  if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 <= ratio <= 1:
+    raise DataError(f"{where} needs a number 'ratio' in [0, 1] (people's preference for the "
+                    f"first sentence); fix or remove that line.")
+  return Item(stem, "", options, float(ratio))
+
+
+def _comps(record, stem, where) -> Item:
+  # The same property phrase after an acceptable and an unacceptable prefix.
+  phrase = _text(record, "property_phrase", where)
+  contexts = (_text(record, "prefix_acceptable", where),
+              _text(record, "prefix_unacceptable", where))
+  return Item(_COMPS_SUBSETS.get(stem, stem), contexts, (phrase, phrase))
 
 
 _PARSERS = {"blimp": _pair, "blimp_fast": _pair, "supplement": _pair, "ewok": _ewok,
-            "entity_tracking": _entity}
+            "entity_tracking": _entity, "wug_adj": _wug, "wug_past": _wug, "comps": _comps}
 
 
 def read_jsonl(path, what: str):

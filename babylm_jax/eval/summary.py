@@ -1,0 +1,250 @@
+"""One table for a run's evaluation: each task's number as the BabyLM 2025 leaderboard shows it.
+
+The summary is rebuilt from the reports in an eval folder, so any mode can refresh it:
+  <task>-<backend>.json    written by --mode=eval; `headline` maps columns to numbers
+  finetune-<name>.json     written by --mode=finetune: `task`, `headline` (percent, as the
+                           leaderboard shows it), optionally `method` ('full' when absent)
+It writes summary.json and summary.md beside them. Columns follow the leaderboard: accuracy
+tasks as macro averages over their subsets (x100), WUGs as Spearman's rho (x100), reading as the
+percentage of the possible R^2 increase, (Super)GLUE as the mean over its tasks of full
+fine-tuning. The macro average is the plain mean of the columns present for a backend
+(BLiMP once: the full set when both it and blimp_fast are there); it says how many it covers.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+
+from babylm_jax.eval.report import save_figure, write_json
+
+# column -> (label, metric), in the leaderboard's order.
+COLUMNS = {
+    "blimp": ("BLiMP", "accuracy"),
+    "blimp_fast": ("BLiMP (fast)", "accuracy"),
+    "supplement": ("BLiMP supplement", "accuracy"),
+    "ewok": ("EWoK", "accuracy"),
+    "entity_tracking": ("Entity tracking", "accuracy"),
+    "wug_adj": ("WUG adjective nominalization", "Spearman x100"),
+    "wug_past": ("WUG past tense", "Spearman x100"),
+    "comps": ("COMPS", "accuracy"),
+    "reading_eye_tracking": ("Reading: eye tracking", "% of possible R2 gain"),
+    "reading_self_paced": ("Reading: self-paced reading", "% of possible R2 gain"),
+    "glue": ("(Super)GLUE fine-tuning", "accuracy / F1"),
+}
+
+
+def _load(path: str) -> dict | None:
+  """A report with its file's modification time as `_mtime`; None if unreadable."""
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return None
+  if isinstance(data, dict):
+    data["_mtime"] = os.path.getmtime(path)
+  return data
+
+
+def zero_shot_reports(eval_dir: str, names=None) -> list[dict]:
+  """The --mode=eval reports `names` (file names) in `eval_dir`, or all of them."""
+  if names is None:
+    names = [os.path.basename(p) for p in sorted(glob.glob(os.path.join(eval_dir, "*-*.json")))
+             if not os.path.basename(p).startswith("finetune-")]
+  out = []
+  for name in names:
+    r = _load(os.path.join(eval_dir, name))
+    if r and {"suite", "backend", "headline"} <= set(r):
+      out.append(dict(r, _file=name))
+  return out
+
+
+def finetune_reports(eval_dir: str) -> list[dict]:
+  out = []
+  for path in sorted(glob.glob(os.path.join(eval_dir, "finetune-*.json"))):
+    r = _load(path)
+    if r and isinstance(r.get("headline"), (int, float)) and r.get("task"):
+      out.append(r)
+  return out
+
+
+def _checkpoint(r: dict) -> dict:
+  return dict(path=r.get("checkpoint", ""), step=r.get("step"),
+              words_seen=r.get("words_seen"), use_ema=r.get("use_ema"))
+
+
+def build(eval_dir: str, info: dict | None = None, missing=None, reports=None) -> dict:
+  """The summary of the reports in `eval_dir`; `info` names the checkpoint just evaluated.
+
+  `reports` names the zero-shot report files of the evaluation (all in the folder when no
+  earlier summary names them); `missing` lists tasks whose data folder was absent. Both are
+  kept from the previous summary.json when not given, so fine-tuning can refresh it.
+  Without `info` the checkpoint is that of the newest report. Fine-tuning reports are all
+  read; any report of another checkpoint is listed under `other_checkpoints`.
+  """
+  previous = _load(os.path.join(eval_dir, "summary.json")) or {}
+  if reports is None:
+    reports = previous.get("reports")
+  if missing is None:
+    missing = previous.get("missing", [])
+  zero, tuned = zero_shot_reports(eval_dir, reports), finetune_reports(eval_dir)
+  if info is not None:
+    checkpoint = dict(path=str(info.get("path", "")), step=info.get("step"),
+                      words_seen=info.get("words_seen"), use_ema=info.get("use_ema"))
+  else:
+    newest = max(zero + tuned, key=lambda r: r.get("_mtime", 0), default={})
+    checkpoint = _checkpoint(newest)
+  backends = list(dict.fromkeys(r["backend"] for r in zero))
+  values: dict[str, dict[str, float | None]] = {}
+  sources: dict[str, dict] = {}
+  others = []
+  for r in zero:
+    for column, value in r["headline"].items():
+      values.setdefault(column, {})[r["backend"]] = value
+      sources[column] = dict(task=r["suite"], data_dir=r.get("data_dir"),
+                             files=r.get("files", []))
+    if r.get("step") != checkpoint["step"]:
+      others.append(dict(report=f"{r['suite']}-{r['backend']}", **_checkpoint(r)))
+  finetune = []
+  by_method: dict[str, list[float]] = {}
+  for r in tuned:
+    method = r.get("method") or "full"
+    by_method.setdefault(method, []).append(float(r["headline"]))
+    finetune.append(dict(task=r["task"], method=method, headline=r["headline"],
+                         trained_parameters=r.get("trained_parameters"), step=r.get("step")))
+    if r.get("step") != checkpoint["step"]:
+      others.append(dict(report=f"finetune-{r['task']}", **_checkpoint(r)))
+  for method, heads in by_method.items():
+    column = "glue" if method == "full" else f"glue_{method}"
+    values[column] = {b: float(np.mean(heads)) for b in backends or ["-"]}
+    sources[column] = dict(task=column, tasks=len(heads))
+  rows = []
+  for column in list(COLUMNS) + sorted(c for c in values if c not in COLUMNS):
+    if column in values:
+      label, metric = COLUMNS.get(column, (f"(Super)GLUE, {column[5:]}", "accuracy / F1"))
+      if column.startswith("glue"):
+        label += f" ({sources[column]['tasks']} tasks)"
+      rows.append(dict(column=column, label=label, metric=metric, values=values[column],
+                       **sources[column]))
+  in_macro = [r["column"] for r in rows if r["column"] in COLUMNS
+              and not (r["column"] == "blimp_fast" and "blimp" in values)]
+  macro = {}
+  for b in backends or (["-"] if "glue" in values else []):
+    present = [values[c].get(b) for c in in_macro if values[c].get(b) is not None]
+    macro[b] = dict(value=float(np.mean(present)) if present else None, columns=len(present))
+  return dict(checkpoint=checkpoint, backends=backends or list(macro), rows=rows,
+              macro_average=macro, macro_columns=in_macro, missing=list(missing),
+              finetune=finetune, other_checkpoints=others, reports=[r["_file"] for r in zero])
+
+
+def _cell(v) -> str:
+  return "n/a" if v is None else f"{v:.2f}"
+
+
+def table(summary: dict) -> str:
+  """The plain-text table printed at the end of an evaluation."""
+  backends = summary["backends"]
+  head = f"{'task':<34} {'metric':<22}" + "".join(f" {b:>8}" for b in backends)
+  lines = [head, "-" * len(head)]
+  for r in summary["rows"]:
+    lines.append(f"{r['label']:<34} {r['metric']:<22}"
+                 + "".join(f" {_cell(r['values'].get(b)):>8}" for b in backends))
+  lines.append("-" * len(head))
+  macro = summary["macro_average"]
+  n = max((m["columns"] for m in macro.values()), default=0)
+  lines.append(f"{f'macro average ({n} columns)':<34} {'':<22}"
+               + "".join(f" {_cell(macro.get(b, {}).get('value')):>8}" for b in backends))
+  c = summary["checkpoint"]
+  lines.append(f"checkpoint {c['path'] or '?'}: step {c['step']}, {c['words_seen']} words seen"
+               + (", EMA weights" if c["use_ema"] else ""))
+  for m in summary["missing"]:
+    lines.append(f"missing {m['task']}: no data at '{m['folder']}'")
+  for o in summary["other_checkpoints"]:
+    lines.append(f"note: {o['report']} is of step {o['step']}, not this checkpoint's")
+  return "\n".join(lines)
+
+
+def markdown(summary: dict) -> str:
+  backends = summary["backends"]
+  c = summary["checkpoint"]
+  out = ["# Evaluation summary", "",
+         f"Checkpoint `{c['path']}`: step {c['step']}, {c['words_seen']} words seen"
+         + (", EMA weights." if c["use_ema"] else "."), "",
+         "| task | metric | " + " | ".join(backends) + " |",
+         "| --- | --- | " + " | ".join("---:" for _ in backends) + " |"]
+  for r in summary["rows"]:
+    out.append(f"| {r['label']} | {r['metric']} | "
+               + " | ".join(_cell(r["values"].get(b)) for b in backends) + " |")
+  macro = summary["macro_average"]
+  out.append("| **macro average** | | " + " | ".join(
+      f"**{_cell(macro.get(b, {}).get('value'))}** ({macro.get(b, {}).get('columns', 0)})"
+      for b in backends) + " |")
+  out += ["", "Accuracy counts a tie between options as 1/k, never as correct (the official "
+          "pipeline counts ties as correct). The macro average is the mean of the columns "
+          "present (their number in brackets)."]
+  if summary["missing"]:
+    out += ["", "Not evaluated (no data): " + ", ".join(
+        f"{m['task']} (`{m['folder']}`)" for m in summary["missing"]) + "."]
+  if summary["finetune"]:
+    out += ["", "| fine-tuning task | method | headline | trained parameters |",
+            "| --- | --- | ---: | ---: |"]
+    out += [f"| {f['task']} | {f['method']} | {f['headline']:.2f} | "
+            f"{f['trained_parameters'] if f['trained_parameters'] is not None else ''} |"
+            for f in summary["finetune"]]
+  out += ["", "| task | data file | sha256 |", "| --- | --- | --- |"]
+  seen = set()
+  for r in summary["rows"]:
+    for f in r.get("files") or []:
+      if (r["task"], f["name"]) not in seen:
+        seen.add((r["task"], f["name"]))
+        out.append(f"| {r['task']} | {f['name']} | `{f['sha256']}` |")
+  return "\n".join(out) + "\n"
+
+
+def write(eval_dir: str, info: dict | None = None, missing=None, reports=None) -> dict:
+  """Builds the summary of `eval_dir` and writes summary.json and summary.md there."""
+  summary = build(eval_dir, info, missing, reports)
+  write_json(os.path.join(eval_dir, "summary.json"), summary)
+  tmp = os.path.join(eval_dir, ".tmp-summary.md")
+  with open(tmp, "w") as f:
+    f.write(markdown(summary))
+  os.replace(tmp, os.path.join(eval_dir, "summary.md"))
+  return summary
+
+
+def refresh(workdir: str) -> dict | None:
+  """Rebuilds workdir/eval/summary.{json,md} from the reports there (for --mode=finetune)."""
+  eval_dir = os.path.join(workdir, "eval")
+  return write(eval_dir) if os.path.isdir(eval_dir) else None
+
+
+def plot_learning_curve(path: str, summaries: list[dict]):
+  """Each column's number against words seen, one panel per column, a line per backend."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  columns = list(dict.fromkeys(r["column"] for s in summaries for r in s["rows"]))
+  backends = list(dict.fromkeys(b for s in summaries for b in s["backends"]))
+  cols = min(3, len(columns))
+  rows = -(-len(columns) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  for ax, column in zip(axes.flat, columns):
+    for b in backends:
+      points = [(s["checkpoint"]["words_seen"], r["values"].get(b)) for s in summaries
+                for r in s["rows"] if r["column"] == column]
+      points = sorted((w, v) for w, v in points if v is not None)
+      if points:
+        ax.plot(*zip(*points), marker="o", label=b)
+    label, metric = COLUMNS.get(column, (column, ""))
+    ax.set_title(label, fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("words seen")
+    ax.set_ylabel(metric, fontsize=8)
+    ax.legend(fontsize=7)
+  for ax in list(axes.flat)[len(columns):]:
+    ax.axis("off")
+  save_figure(fig, path)
