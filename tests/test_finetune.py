@@ -59,6 +59,10 @@ def test_recipe_overrides_and_errors():
     finetune.recipe(c, "rte")
   with pytest.raises(ConfigError, match="finetune.task 'cola' is unknown"):
     finetune.recipe(base_config(), "cola")
+  c = base_config()
+  c.finetune.batch_size = 0  # not "unset": an error, never silently the official 32
+  with pytest.raises(ConfigError, match=r"finetune.batch_size \(0\) must be positive"):
+    finetune.recipe(c, "rte")
 
 
 def test_lr_schedule_warms_up_then_falls_to_a_tenth():

@@ -69,17 +69,21 @@ def recipe(config, task: str) -> Recipe:
                       f"{', '.join(glue.TASKS)}.")
   if fc.method not in DEFAULT_LR:
     raise ConfigError(f"finetune.method '{fc.method}' is unknown; use full or warp.")
+  official = dict(batch_size=16 if task in ("boolq", "multirc") else 32,
+                  lr=DEFAULT_LR[fc.method], epochs=30 if task == "wsc" else 10)
   r = Recipe(
       method=fc.method,
-      batch_size=fc.batch_size or (16 if task in ("boolq", "multirc") else 32),
-      lr=fc.lr or DEFAULT_LR[fc.method],
-      epochs=fc.epochs or (30 if task == "wsc" else 10),
+      **{k: v if fc[k] is None else fc[k] for k, v in official.items()},
       seed=fc.seed, max_length=fc.max_length, warmup_fraction=fc.warmup_fraction,
       weight_decay=fc.weight_decay, min_lr_ratio=fc.min_lr_ratio,
       classifier_dropout=fc.classifier_dropout, eval_batch_size=fc.eval_batch_size)
-  for name in ("batch_size", "epochs", "max_length", "eval_batch_size"):
+  for name in ("batch_size", "lr", "epochs", "max_length", "eval_batch_size"):
     if getattr(r, name) <= 0:
-      raise ConfigError(f"finetune.{name} must be positive.")
+      raise ConfigError(f"finetune.{name} ({getattr(r, name)}) must be positive; leave it "
+                        f"unset for the official value.")
+  for name in ("warmup_fraction", "min_lr_ratio", "classifier_dropout"):
+    if not 0 <= getattr(r, name) < 1:
+      raise ConfigError(f"finetune.{name} ({getattr(r, name)}) must lie in [0, 1).")
   if r.max_length < 16:
     raise ConfigError(f"finetune.max_length ({r.max_length}) leaves no room for the pair; "
                       f"raise it (the official value is 512).")
