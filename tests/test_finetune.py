@@ -157,24 +157,21 @@ def test_pair_encoding_is_the_exported_tokenizers(tmp_path):
     assert sorted(i for i in ids if i in warp._SLOTS) == sorted(warp._SLOTS)
 
 
-def _rte_subset(tmp_path, n):
-  lines = data_path(GLUE, "rte.train.jsonl").read_text().splitlines()[:n]
-  for split in ("train", "valid"):  # validation on the training pairs measures the fit
+def _fit_rte_subset(tmp_path, model, c, method, lr, epochs):
+  """Fine-tunes on 48 RTE training pairs, validating on the same pairs to measure the fit."""
+  lines = data_path(GLUE, "rte.train.jsonl").read_text().splitlines()[:48]
+  for split in ("train", "valid"):
     (tmp_path / f"rte.{split}.jsonl").write_text("\n".join(lines) + "\n")
-  return str(tmp_path)
+  c.finetune.update(dict(method=method, data_dir=str(tmp_path), max_length=64, batch_size=16,
+                         lr=lr, epochs=epochs))
+  return finetune.finetune(model, small_tokenizer(512), c, "rte")
 
 
 def test_full_finetuning_fits_a_small_rte_subset(tmp_path):
   """With a high learning rate the tiny model fits 48 RTE pairs: the whole loop learns, and
   the kept epoch is the one with the best validation accuracy."""
-  tok = small_tokenizer(512)
   model, c = tiny_gpt_bert(512)
-  c.finetune.data_dir = _rte_subset(tmp_path, 48)
-  c.finetune.max_length = 64
-  c.finetune.batch_size = 16
-  c.finetune.lr = 3e-3
-  c.finetune.epochs = 12
-  result, pred, _ = finetune.finetune(model, tok, c, "rte")
+  result, pred, _ = _fit_rte_subset(tmp_path, model, c, "full", lr=3e-3, epochs=12)
   assert result["accuracy"] >= 0.9, result["history"]
   losses = [h["train_loss"] for h in result["history"]]
   assert losses[-1] < 0.5 * losses[0]
@@ -192,16 +189,9 @@ def test_full_finetuning_fits_a_small_rte_subset(tmp_path):
 
 
 def test_warp_fits_a_small_rte_subset_with_every_pretrained_weight_unchanged(tmp_path):
-  tok = small_tokenizer(512)
   model, c = tiny_gpt_bert(512)
   before = jax.tree.map(np.array, nnx.state(model))
-  c.finetune.method = "warp"
-  c.finetune.data_dir = _rte_subset(tmp_path, 48)
-  c.finetune.max_length = 64
-  c.finetune.batch_size = 16
-  c.finetune.lr = 3e-2
-  c.finetune.epochs = 20
-  result, _, tuned = finetune.finetune(model, tok, c, "rte")
+  result, _, tuned = _fit_rte_subset(tmp_path, model, c, "warp", lr=3e-2, epochs=20)
   assert result["accuracy"] >= 0.9, result["history"]
   D = c.model.hidden_size
   assert result["trained_params"] == (warp.NUM_PROMPTS + 2) * D
@@ -210,7 +200,8 @@ def test_warp_fits_a_small_rte_subset_with_every_pretrained_weight_unchanged(tmp
   assert len(flat_before) == len(flat_after)
   for b, a in zip(flat_before, flat_after):
     assert b.dtype == a.dtype and np.array_equal(b, a)  # bit for bit
-  fresh = warp.Warp(model, glue.TASKS["rte"], finetune.recipe(c, "rte"), tok, rngs=None)
+  fresh = warp.Warp(model, glue.TASKS["rte"], finetune.recipe(c, "rte"), small_tokenizer(512),
+                    rngs=None)
   assert not np.allclose(fresh.prompts[...], tuned.prompts[...])
   assert not np.allclose(fresh.verbalizers[...], tuned.verbalizers[...])
 
