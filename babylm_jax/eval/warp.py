@@ -24,8 +24,8 @@ from flax import nnx
 from babylm_jax.config import NUM_SPECIAL_TOKENS, SPECIAL_TOKENS
 
 NUM_PROMPTS = 8
-_SLOTS = tuple(SPECIAL_TOKENS.index(f"<special_{i}>") for i in range(NUM_PROMPTS))
 _P = [f"<special_{i}>" for i in range(NUM_PROMPTS)]
+_SLOTS = tuple(SPECIAL_TOKENS.index(p) for p in _P)  # their token ids
 TEMPLATE = (f"<s> {_P[0]} {_P[1]} $A {_P[2]} {_P[3]} <mask> "
             f"{_P[4]}:1 {_P[5]}:1 $B:1 {_P[6]}:1 {_P[7]}:1")
 # The prediction for the token after position i is read at i (masked-next-token).
