@@ -180,17 +180,29 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.reading_subwords = "official"
 
   c.finetune = ml_collections.ConfigDict()
+  # A task, a comma list, or 'all' (every task with train and valid files in data_dir).
   c.finetune.task = "rte"
+  # 'full' (the official BabyLM recipe) or 'warp' (WARP-8 prompt tuning of the frozen model).
+  c.finetune.method = "full"
   c.finetune.data_dir = "../shared/data/babylm_eval/glue_filtered"
-  c.finetune.lr = 3e-5
-  c.finetune.batch_size = 32
+  # Unset: the official per-task value (batch 16 for boolq/multirc, else 32; 30 epochs for
+  # wsc, else 10) and lr 3e-5 (3e-3 for warp).
+  c.finetune.lr = config_dict.placeholder(float)
+  c.finetune.batch_size = config_dict.placeholder(int)
+  c.finetune.epochs = config_dict.placeholder(int)
+  c.finetune.seed = 42
+  c.finetune.max_length = 512
   c.finetune.weight_decay = 0.01
   c.finetune.warmup_fraction = 0.06
-  c.finetune.epochs = config_dict.placeholder(int)  # default 10, 30 for wsc
-  c.finetune.max_length = 256
+  c.finetune.min_lr_ratio = 0.1
+  c.finetune.classifier_dropout = 0.1
+  c.finetune.eval_batch_size = 64
   c.finetune.max_train_examples = config_dict.placeholder(int)
   c.finetune.max_valid_examples = config_dict.placeholder(int)
-  c.finetune.seed = 0
+  # The official results layout: <results_dir>/<model_name>/<revision>/finetune/<task>/;
+  # '' means workdir/results and the workdir's name (WARP adds '-warp').
+  c.finetune.results_dir = ""
+  c.finetune.model_name = ""
 
   c.export = ml_collections.ConfigDict()
   c.export.dir = ""

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from babylm_jax.errors import DataError, UserError
-from babylm_jax.eval import finetune, run, summary
+from babylm_jax.eval import finetune, glue, run, summary
 from conftest import ROOT, data_path, load_config
 from eval_helpers import small_tokenizer
 from test_eval_tasks import write_comps, write_wug_past
@@ -144,8 +144,8 @@ def test_babylm_preset_from_one_command(trained):
                                       trained_parameters=4096))):
     (eval_dir / f"finetune-{name}.json").write_text(json.dumps(rep))
   s = summary.refresh(str(workdir))
-  glue = {r["column"]: r for r in s["rows"]}
-  assert glue["glue"]["values"]["causal"] == 65.0 and glue["glue_warp"]["values"]["mntp"] == 55
+  cols = {r["column"]: r for r in s["rows"]}
+  assert cols["glue"]["values"]["causal"] == 65.0 and cols["glue_warp"]["values"]["mntp"] == 55
   assert s["macro_columns"][-1] == "glue" and s["macro_average"]["causal"]["columns"] == 10
   assert "| rte | warp | 55.00 | 4096 |" in (eval_dir / "summary.md").read_text()
 
@@ -195,22 +195,63 @@ def test_every_milestone_and_learning_curve(trained):
   assert (workdir / "eval" / "learning_curve.png").stat().st_size > 5000
 
 
-def test_finetune_fits_small_rte_subset(trained, tmp_path):
+def _glue_subset(tmp_path, lines=48):
+  """rte and wsc with both splits (validation = the training pairs, to measure the fit),
+  boolq with its validation split only, as in ../shared/data."""
+  src = data_path("babylm_eval/glue_filtered")
+  for task, splits in (("rte", ("train", "valid")), ("wsc", ("train", "valid")),
+                       ("boolq", ("valid",))):
+    head = (src / f"{task}.{'valid' if splits == ('valid',) else 'train'}.jsonl")
+    text = "\n".join(head.read_text().splitlines()[:lines]) + "\n"
+    for split in splits:
+      (tmp_path / f"{task}.{split}.jsonl").write_text(text)
+  return str(tmp_path)
+
+
+def test_finetune_all_fits_writes_official_outputs_and_warp_beside(trained, tmp_path,
+                                                                   capsys):
+  """task=all runs the tasks with both splits and lists the one without; each fits its 48
+  pairs, writes eval/finetune-<task>.json with the headline and the pipeline's
+  predictions.json / results.txt, which read back to the reported metrics. WARP then writes
+  its own files, and its table shows both methods."""
   workdir, _ = trained
-  lines = data_path("babylm_eval/glue_filtered/rte.train.jsonl").read_text().splitlines()[:48]
-  for split in ("train", "valid"):  # validation on the training pairs measures the fit
-    (tmp_path / f"rte.{split}.jsonl").write_text("\n".join(lines) + "\n")
   c = _config()
-  c.finetune.task = "rte"
-  c.finetune.data_dir = str(tmp_path)
+  c.finetune.task = "all"
+  c.finetune.data_dir = _glue_subset(tmp_path)
   c.finetune.lr = 3e-3
   c.finetune.epochs = 12
   c.finetune.batch_size = 16
   c.finetune.max_length = 64
-  result = finetune.run_finetune(c, str(workdir))
-  saved = json.loads((workdir / "finetune" / "rte.json").read_text())
-  assert saved["accuracy"] == result["accuracy"] >= 0.9, saved["history"]
-  assert saved["seed"] == 0 and saved["step"] == STEPS
+  rows = finetune.run_finetune(c, str(workdir))
+  out = capsys.readouterr().out
+  assert "skipped boolq, mnli, mrpc, multirc, qqp (no train or valid file" in out
+  assert [r["task"] for r in rows] == ["rte", "wsc"]
+  for task in ("rte", "wsc"):
+    saved = json.loads((workdir / "eval" / f"finetune-{task}.json").read_text())
+    assert saved["accuracy"] >= 0.9, saved["history"]
+    assert saved["headline"] == pytest.approx(100 * saved["accuracy"])
+    assert saved["method"] == "full" and saved["step"] == STEPS and saved["recipe"]["seed"] == 42
+    folder = workdir / "results" / "run" / "main" / "finetune" / task
+    assert saved["predictions"] == str(folder / "predictions.json")
+    pred = glue.read_predictions(str(folder), task)
+    labels = glue.load_split(c.finetune.data_dir, task, "valid").labels
+    assert len(pred) == 48 and np.mean(pred == labels) == saved["accuracy"]
+    text = (folder / "results.txt").read_text().splitlines()
+    assert [line.split(": ")[0] for line in text] == ["accuracy", "f1", "mcc"]
+    assert {k: float(v) for k, v in (line.split(": ") for line in text)} == {
+        k: saved[k] for k in ("accuracy", "f1", "mcc")}
+  assert not (workdir / "results" / "run" / "main" / "finetune" / "boolq").exists()
+
+  c.finetune.method = "warp"
+  c.finetune.task = "rte"
+  c.finetune.epochs = 2
+  (row,) = finetune.run_finetune(c, str(workdir))
+  table = capsys.readouterr().out.splitlines()
+  assert [line.split()[:2] for line in table[2:]] == [["rte", "warp"], ["rte", "full"]]
+  saved = json.loads((workdir / "eval" / "warp-rte.json").read_text())
+  assert saved["trained_params"] == row["trained_params"] == 10 * c.model.hidden_size
+  assert len(glue.read_predictions(str(workdir / "results" / "run-warp" / "main" / "finetune"
+                                       / "rte"), "rte")) == 48
 
 
 def test_finetune_without_train_split_is_refused(trained):
@@ -220,6 +261,15 @@ def test_finetune_without_train_split_is_refused(trained):
   c.finetune.data_dir = str(data_path("babylm_eval/glue_filtered"))
   with pytest.raises(UserError, match=r"boolq\.train\.jsonl' is missing"):
     finetune.run_finetune(c, str(workdir))
+  c.finetune.task = "rte,boolq"  # named explicitly, so its missing split is an error
+  with pytest.raises(UserError, match=r"boolq\.train\.jsonl' is missing"):
+    finetune.run_finetune(c, str(workdir))
+  assert not (workdir / "results" / "run" / "main" / "finetune" / "boolq").exists()
+  cmd = [sys.executable, "launch.py", "--mode=finetune", "--config", "configs/smoke.py",
+         f"--workdir={workdir}", "--config.finetune.method=lora"]
+  p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+  assert p.returncode == 2 and "Traceback" not in p.stderr
+  assert "error: finetune.method 'lora' is unknown; use full or warp." in p.stderr
 
 
 def test_eval_of_other_shape_or_tokenizer_is_refused(trained, tmp_path):
@@ -232,7 +282,7 @@ def test_eval_of_other_shape_or_tokenizer_is_refused(trained, tmp_path):
   assert p.returncode == 2, p.stderr
   assert "hidden_size" in p.stderr and "Traceback" not in p.stderr
   other = tmp_path / "run"
-  shutil.copytree(workdir, other, ignore=shutil.ignore_patterns("eval", "finetune"))
+  shutil.copytree(workdir, other, ignore=shutil.ignore_patterns("eval", "results"))
   small_tokenizer(1024).save(str(other / "tokenizer.json"))
   c = _config()
   with pytest.raises(UserError, match="tokenizer"):

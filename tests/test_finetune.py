@@ -1,35 +1,126 @@
-"""Fine-tuning on the BabyLM glue_filtered files with a tiny GPT-BERT."""
+"""Fine-tuning on the BabyLM glue_filtered files: the official recipe, its metrics, the pair
+encoding of the exported tokenizer, and WARP prompt tuning, with a tiny GPT-BERT."""
 
+import dataclasses
 import json
+import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
-from babylm_jax.config import BOS_ID, EOS_ID
-from babylm_jax.errors import DataError
-from babylm_jax.eval import finetune
-from conftest import data_path
+from babylm_jax.config import MASK_ID, base_config
+from babylm_jax.errors import ConfigError, DataError
+from babylm_jax.eval import finetune, glue, warp
+from conftest import data_path, load_config
 from eval_helpers import small_tokenizer, tiny_gpt_bert
 
 GLUE = "babylm_eval/glue_filtered"
+
+# The official BabyLM 2025 recipe, read off the pipeline's eval_finetuning.sh and its
+# finetune/run.py defaults: task -> (batch, lr, epochs, seed, metrics, selection metric).
+BINARY = ("accuracy", "f1", "mcc")
+OFFICIAL = {
+    "boolq": (16, 3e-5, 10, 42, BINARY, "accuracy"),
+    "multirc": (16, 3e-5, 10, 42, BINARY, "accuracy"),
+    "rte": (32, 3e-5, 10, 42, BINARY, "accuracy"),
+    "wsc": (32, 3e-5, 30, 42, BINARY, "accuracy"),
+    "mrpc": (32, 3e-5, 10, 42, BINARY, "f1"),
+    "qqp": (32, 3e-5, 10, 42, BINARY, "f1"),
+    "mnli": (32, 3e-5, 10, 42, ("accuracy",), "accuracy"),
+}
+
+
+@pytest.mark.parametrize("config_name", ["base", "smoke", "strict_small", "strict"])
+def test_recipe_is_the_official_one(config_name):
+  c = base_config() if config_name == "base" else load_config(config_name)
+  assert set(glue.TASKS) == set(OFFICIAL)
+  for task, (batch, lr, epochs, seed, metrics, select) in OFFICIAL.items():
+    r = finetune.recipe(c, task)
+    assert (r.batch_size, r.lr, r.epochs, r.seed) == (batch, lr, epochs, seed), task
+    assert (r.max_length, r.warmup_fraction, r.weight_decay, r.min_lr_ratio,
+            r.classifier_dropout, r.eval_batch_size) == (512, 0.06, 0.01, 0.1, 0.1, 64)
+    assert glue.TASKS[task].metrics == metrics and glue.TASKS[task].select == select
+    # The leaderboard reports F1 for mrpc and qqp and accuracy for the others.
+    assert glue.TASKS[task].headline == ("f1" if task in ("mrpc", "qqp") else "accuracy")
+
+
+def test_recipe_overrides_and_errors():
+  c = base_config()
+  c.finetune.batch_size, c.finetune.epochs, c.finetune.lr = 8, 2, 1e-4
+  assert dataclasses.astuple(finetune.recipe(c, "boolq"))[1:4] == (8, 1e-4, 2)
+  c = base_config()
+  c.finetune.method = "warp"
+  assert finetune.recipe(c, "rte").lr == 3e-3
+  c.finetune.method = "lora"
+  with pytest.raises(ConfigError, match="finetune.method 'lora' is unknown"):
+    finetune.recipe(c, "rte")
+  with pytest.raises(ConfigError, match="finetune.task 'cola' is unknown"):
+    finetune.recipe(base_config(), "cola")
+  c = base_config()
+  c.finetune.batch_size = 0  # not "unset": an error, never silently the official 32
+  with pytest.raises(ConfigError, match=r"finetune.batch_size \(0\) must be positive"):
+    finetune.recipe(c, "rte")
+
+
+def test_lr_schedule_warms_up_then_falls_to_a_tenth():
+  r = finetune.recipe(base_config(), "rte")
+  lr = finetune.lr_schedule(r, 1000)  # int(0.06 x 1000) = 60 warmup steps
+  at = lr
+  assert at(0) == 0.0 and at(30) == pytest.approx(1.5e-5) and at(60) == pytest.approx(3e-5)
+  mid = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5))
+  assert at(530) == pytest.approx(3e-5 * mid) and at(1000) == pytest.approx(3e-6)
+  after = [at(s) for s in range(60, 1001, 10)]
+  assert all(a >= b for a, b in zip(after, after[1:]))
+
+
+def test_metrics_against_hand_computation():
+  pred = np.array([1, 1, 0, 0, 1, 0, 1, 1])
+  gold = np.array([1, 0, 0, 1, 1, 0, 0, 1])
+  # tp 3, fp 2, fn 1, tn 2
+  m = glue.metrics(pred, gold)
+  assert m["accuracy"] == 5 / 8
+  assert m["f1"] == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))
+  assert m["mcc"] == pytest.approx((3 * 2 - 2 * 1) / math.sqrt(5 * 4 * 4 * 3))
+  # Three classes (mnli): confusion rows [1 0 0], [0 1 1], [0 0 1]; MCC = (3x4 - 5) / 10.
+  m = glue.metrics(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]))
+  assert m["accuracy"] == 0.75 and m["mcc"] == pytest.approx(0.7)
+  # A constant prediction: no correlation, and F1 0 when label 1 is never predicted.
+  m = glue.metrics(np.zeros(4, int), np.array([0, 1, 0, 1]))
+  assert m == dict(accuracy=0.5, f1=0.0, mcc=0.0)
 
 
 def test_every_split_parses():
   folder = data_path(GLUE)
   found = 0
-  for task in finetune.TASKS:
+  for task, t in glue.TASKS.items():
     for split in ("train", "valid"):
       if (folder / f"{task}.{split}.jsonl").exists():
-        ex = finetune.load_split(str(folder), task, split)
-        labels = {y for _, y in ex}
-        assert labels == set(range(finetune.TASKS[task][1])), (task, split)
+        s = glue.load_split(str(folder), task, split)
+        assert set(s.labels.tolist()) == set(range(t.num_labels)), (task, split)
+        assert len(s.pairs) == s.file["examples"] and len(s.file["sha256"]) == 64
         found += 1
   assert found == 12  # boolq and multirc ship without a training split
+  assert glue.available(str(folder)) == (["mnli", "mrpc", "qqp", "rte", "wsc"],
+                                         ["boolq", "multirc"])
+
+
+def test_pairs_are_built_as_the_pipeline_builds_them():
+  folder = str(data_path(GLUE))
+  wsc = json.loads(data_path(GLUE, "wsc.valid.jsonl").read_text().splitlines()[0])
+  assert glue.load_split(folder, "wsc", "valid", 1).pairs[0] == (
+      f'Does "{wsc["span2_text"]}" refer to "{wsc["span1_text"]}" in this passage?',
+      wsc["text"])
+  mrc = json.loads(data_path(GLUE, "multirc.valid.jsonl").read_text().splitlines()[0])
+  assert glue.load_split(folder, "multirc", "valid", 1).pairs[0] == (
+      f"Question: {mrc['question']} Answer: {mrc['answer']}", mrc["paragraph"])
 
 
 def test_missing_train_split_names_the_file():
   with pytest.raises(DataError, match=r"boolq\.train\.jsonl' is missing"):
-    finetune.load_split(str(data_path(GLUE)), "boolq", "train")
+    glue.load_split(str(data_path(GLUE)), "boolq", "train")
 
 
 def test_malformed_line_names_file_and_line(tmp_path):
@@ -37,48 +128,127 @@ def test_malformed_line_names_file_and_line(tmp_path):
   lines[3] = '{"sentence1": "A.", "sentence2": "B.", "label": 7}'
   (tmp_path / "rte.valid.jsonl").write_text("\n".join(lines) + "\n")
   with pytest.raises(DataError, match=r"rte\.valid\.jsonl' line 4 .*label in 0\.\.1"):
-    finetune.load_split(str(tmp_path), "rte", "valid")
+    glue.load_split(str(tmp_path), "rte", "valid")
   lines[3] = lines[3][:-3]
   (tmp_path / "rte.valid.jsonl").write_text("\n".join(lines) + "\n")
   with pytest.raises(DataError, match=r"line 4 is not valid JSON"):
-    finetune.load_split(str(tmp_path), "rte", "valid")
+    glue.load_split(str(tmp_path), "rte", "valid")
 
 
-def test_encoding_fits_and_keeps_every_part():
+def test_pair_encoding_is_the_exported_tokenizers(tmp_path):
+  """What the model reads equals `tokenizer(a, b, truncation=True, max_length=L)` of the
+  Hugging Face tokenizer that --mode=export writes, long passages cut included."""
+  from transformers import AutoTokenizer
+  from babylm_jax.export import hf
   tok = small_tokenizer(512)
-  ex = finetune.load_split(str(data_path(GLUE)), "boolq", "valid", 20)
-  ids, labels = finetune.encode_examples(tok, ex, 64)
-  for s in ids:
-    assert len(s) <= 64 and s[0] == BOS_ID and s[-1] == EOS_ID and s.count(EOS_ID) == 2
-  assert labels.shape == (20,)
+  tok.save(str(tmp_path / "raw.json"))
+  hf._write_tokenizer(tmp_path / "raw.json", tmp_path, 512)
+  auto = AutoTokenizer.from_pretrained(str(tmp_path))
+  for task in ("boolq", "multirc", "wsc"):
+    pairs = glue.load_split(str(data_path(GLUE)), task, "valid", 12).pairs
+    enc = finetune.encode(tok, finetune.Classifier, pairs, 64)
+    want = auto([a for a, _ in pairs], [b for _, b in pairs], truncation=True, max_length=64)
+    assert enc.seqs == want["input_ids"], task
+    assert (enc.reads == 0).all() and enc.truncated > 0
+  # WARP frames the same pair with its eight prompt slots and a mask, within the same length.
+  enc = finetune.encode(tok, warp.Warp, pairs, 64)
+  for ids, read in zip(enc.seqs, enc.reads):
+    assert len(ids) <= 64 and ids.count(MASK_ID) == 1 and ids[read + 1] == MASK_ID
+    assert sorted(i for i in ids if i in warp._SLOTS) == sorted(warp._SLOTS)
 
 
-def test_small_rte_subset_is_learned(tmp_path):
-  """With a high learning rate the tiny model fits 48 RTE pairs: the whole loop learns.
-
-  The validation split is the training subset itself, so the best kept epoch is the one that
-  fits it best and its accuracy measures the fit.
-  """
+def _fit_rte_subset(tmp_path, model, c, method, lr, epochs):
+  """Fine-tunes on 48 RTE training pairs, validating on the same pairs to measure the fit."""
   lines = data_path(GLUE, "rte.train.jsonl").read_text().splitlines()[:48]
   for split in ("train", "valid"):
     (tmp_path / f"rte.{split}.jsonl").write_text("\n".join(lines) + "\n")
-  tok = small_tokenizer(512)
+  c.finetune.update(dict(method=method, data_dir=str(tmp_path), max_length=64, batch_size=16,
+                         lr=lr, epochs=epochs))
+  return finetune.finetune(model, small_tokenizer(512), c, "rte")
+
+
+def test_full_finetuning_fits_a_small_rte_subset(tmp_path):
+  """With a high learning rate the tiny model fits 48 RTE pairs: the whole loop learns, and
+  the kept epoch is the one with the best validation accuracy."""
   model, c = tiny_gpt_bert(512)
-  c.finetune.data_dir = str(tmp_path)
-  c.finetune.max_length = 64
-  c.finetune.batch_size = 16
-  c.finetune.lr = 3e-3
-  c.finetune.epochs = 12
-  result = finetune.finetune(model, tok, c, "rte")
-  assert result["accuracy"] >= 0.9 and result["train_accuracy"] >= 0.9, result["history"]
+  result, pred, _ = _fit_rte_subset(tmp_path, model, c, "full", lr=3e-3, epochs=12)
+  assert result["accuracy"] >= 0.9, result["history"]
   losses = [h["train_loss"] for h in result["history"]]
   assert losses[-1] < 0.5 * losses[0]
   best = max(h["valid_accuracy"] for h in result["history"])
-  assert result["accuracy"] == best and result["seed"] == 0
+  assert result["accuracy"] == best and result["headline"] == pytest.approx(100 * best)
+  assert result["accuracy"] == np.mean(pred == glue.load_split(c.finetune.data_dir, "rte",
+                                                               "valid").labels)
+  assert result["recipe"]["seed"] == 42 and result["method"] == "full"
   assert result["valid_examples"] == result["train_examples"] == 48
+  D = c.model.hidden_size
+  lm_head = D * D + D + c.model.vocab_size  # the LM head is not part of the classifier
+  encoder = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  assert result["trained_params"] == encoder - lm_head + (D * D + D) + (D * 2 + 2)
   json.dumps(result)  # the report is plain JSON
 
 
-def test_f1_for_mrpc():
-  m = finetune._metrics(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]), "mrpc")
-  assert m == dict(accuracy=0.5, f1=0.5)
+def test_warp_fits_a_small_rte_subset_with_every_pretrained_weight_unchanged(tmp_path):
+  model, c = tiny_gpt_bert(512)
+  before = jax.tree.map(np.array, nnx.state(model))
+  result, _, tuned = _fit_rte_subset(tmp_path, model, c, "warp", lr=3e-2, epochs=20)
+  assert result["accuracy"] >= 0.9, result["history"]
+  D = c.model.hidden_size
+  assert result["trained_params"] == (warp.NUM_PROMPTS + 2) * D
+  after = jax.tree.map(np.asarray, nnx.state(tuned.encoder))
+  flat_before, flat_after = jax.tree.leaves(before), jax.tree.leaves(after)
+  assert len(flat_before) == len(flat_after)
+  for b, a in zip(flat_before, flat_after):
+    assert b.dtype == a.dtype and np.array_equal(b, a)  # bit for bit
+  fresh = warp.Warp(model, glue.TASKS["rte"], finetune.recipe(c, "rte"), small_tokenizer(512),
+                    rngs=None)
+  assert not np.allclose(fresh.prompts[...], tuned.prompts[...])
+  assert not np.allclose(fresh.verbalizers[...], tuned.verbalizers[...])
+
+
+def test_warp_reads_the_mask_where_the_masked_next_token_head_does():
+  """With prompts set to real tokens' embeddings and verbalizers to two words' embeddings,
+  WARP's scores are the frozen model's own logits for those two words at the position
+  before the mask, less the LM head's bias: the substitution, the read position and the head
+  transform are those of the unmodified network."""
+  tok = small_tokenizer(512)
+  model, c = tiny_gpt_bert(512, seed=3)
+  r = finetune.recipe(c, "rte")
+  w = warp.Warp(model, glue.TASKS["rte"], r, tok, rngs=None)
+  word = model.embedding.word[...]
+  stand_in = np.arange(100, 100 + warp.NUM_PROMPTS)
+  labels = np.array([200, 300])
+  w.prompts[...] = word[stand_in]
+  w.verbalizers[...] = word[labels]
+  pairs = glue.load_split(str(data_path(GLUE)), "rte", "valid", 6).pairs
+  enc = finetune.encode(tok, warp.Warp, pairs, 96)
+  ids, seg, read = finetune._batch(enc, np.arange(6), 6, 96)
+  got = nnx.jit(lambda w, *a: w(*a, deterministic=True))(w, ids, seg, read)
+  plain = ids.copy()
+  for slot, t in zip(warp._SLOTS, stand_in):
+    plain[plain == slot] = t
+  logits = nnx.jit(lambda m, *a: m(*a))(model, plain, seg, np.zeros(6, bool))
+  want = logits[np.arange(6)[:, None], read[:, None], labels] - model.head_module.bias[...][labels]
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  assert all(ids[i, read[i] + 1] == MASK_ID for i in range(6))
+
+
+def test_dropout_in_training_follows_the_model_config():
+  """The pipeline trains the encoder in training mode, so its dropout is the model's: two
+  steps from one state with different dropout keys give different losses."""
+  tok = small_tokenizer(512)
+  model, c = tiny_gpt_bert(512)
+  model.cfg.dropout = 0.3  # the encoder's own rate; the head's dropout is turned off
+  c.finetune.classifier_dropout = 0.0
+  r = finetune.recipe(c, "rte")
+  clf = finetune.Classifier(model, glue.TASKS["rte"], r, tok, rngs=nnx.Rngs(0))
+  graphdef, trained, frozen = nnx.split(clf, finetune.Classifier.trainable, ...)
+  tx, step, _ = finetune._make_steps(graphdef, 0.01)
+  pairs = glue.load_split(str(data_path(GLUE)), "rte", "valid", 8).pairs
+  enc = finetune.encode(tok, finetune.Classifier, pairs, 64)
+  batch = finetune._batch(enc, np.arange(8), 8, 64)
+  labels = np.zeros(8, np.int32)
+  state = tx.init(trained)
+  losses = [float(step(trained, frozen, state, *batch, labels, 0.0, jax.random.key(k))[2])
+            for k in (0, 1, 0)]
+  assert losses[0] != losses[1] and losses[0] == losses[2]

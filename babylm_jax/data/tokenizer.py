@@ -15,10 +15,15 @@ from typing import Sequence
 
 import numpy as np
 import tokenizers
-from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from babylm_jax.config import NUM_SPECIAL_TOKENS, SPECIAL_TOKENS
 from babylm_jax.errors import ConfigError, DataError
+
+# How the exported Hugging Face tokenizer frames one text and a pair (`tokenizer(a, b)` in
+# BabyLM's fine-tuning pipeline): `<s> A` and `<s> A </s> B`, B with token type 1.
+SINGLE_TEMPLATE = "<s> $A"
+PAIR_TEMPLATE = "<s> $A </s> $B:1"
 
 # Byte-level BPE needs its 256 byte symbols besides the special tokens.
 MIN_VOCAB = NUM_SPECIAL_TOKENS + 256
@@ -73,6 +78,24 @@ def load_tokenizer(path: str, vocab_size: int) -> tokenizers.Tokenizer:
                       f"{vocab_size}; set --config.model.vocab_size={size} or larger.")
   return tok
 
+
+
+def framed(tok: tokenizers.Tokenizer, pair: str = PAIR_TEMPLATE,
+           max_length: int | None = None) -> tokenizers.Tokenizer:
+  """A copy of `tok` that frames pairs with the template `pair` (special tokens by name,
+  `$A`/`$B`, `:1` for token type 1) and, given `max_length`, truncates the longer text first
+  so that the framed pair fits, as `tokenizer(a, b, truncation=True)` does in transformers."""
+  out = tokenizers.Tokenizer.from_str(tok.to_str())
+  names = {p.split(":")[0] for p in (SINGLE_TEMPLATE + " " + pair).split()}
+  out.post_processor = processors.TemplateProcessing(
+      single=SINGLE_TEMPLATE, pair=pair,
+      special_tokens=[(n, tok.token_to_id(n)) for n in sorted(names) if n[0] != "$"])
+  out.no_padding()
+  if max_length is None:
+    out.no_truncation()
+  else:
+    out.enable_truncation(max_length)
+  return out
 
 
 def _byte_of_char() -> dict[str, int]:

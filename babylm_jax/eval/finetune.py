@@ -1,16 +1,28 @@
-"""`--mode=finetune`: the BabyLM (Super)GLUE tasks on a run's checkpoint.
+"""`--mode=finetune`: the BabyLM (Super)GLUE tasks on a run's checkpoint, fine-tuned as the
+official BabyLM 2025 pipeline does it (`finetune.method=full`) or prompt-tuned with WARP
+(`finetune.method=warp`, see eval/warp.py).
 
-A linear classification head reads the final hidden state of the first token (`<s>`) under
-bidirectional attention; the whole network is trained with AdamW (lr, batch, weight decay and
-warmup fraction from `config.finetune`, cosine decay to zero) for 10 epochs (30 for wsc). The
-epoch with the best validation accuracy is kept and reported, with F1 for mrpc and qqp, in
-workdir/finetune/<task>.json. Data: `<task>.train.jsonl` / `<task>.valid.jsonl` in
-`finetune.data_dir`, in the format of BabyLM's glue_filtered files.
+The official recipe (the pipeline's eval_finetuning.sh and its trainer): the pair framed as
+the exported tokenizer frames it (`<s> a </s> b`, the longer text cut first to 512 tokens);
+the encoder under bidirectional attention, in training mode (its dropout is the model's
+`model.dropout`, as the exported model's `hidden_dropout_prob`), and a new head on the first
+token: LayerNorm -> dense -> GELU -> LayerNorm -> dropout 0.1 -> dense. AdamW (betas 0.9,
+0.999, eps 1e-8, weight decay 0.01 on every trained parameter), lr 3e-5 rising linearly over
+the first 6% of the steps and falling along a cosine to 0.1 x lr; batches of 32 (16 for boolq
+and multirc), shuffled, the last partial batch dropped; 10 epochs (30 for wsc); seed 42.
+After every epoch the validation split is scored, and the epoch with the best selection metric
+(accuracy, F1 for mrpc and qqp) is kept; its validation metrics and predictions are the result.
+
+Writes workdir/eval/finetune-<task>.json (WARP: warp-<task>.json) with the leaderboard's
+`headline` number, and the pipeline's results layout (eval/glue.py) under finetune.results_dir.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import math
 import os
 import time
 
@@ -20,195 +32,339 @@ import numpy as np
 import optax
 from flax import nnx
 
-from babylm_jax.config import BOS_ID, EOS_ID, PAD_ID
+from babylm_jax.config import BOS_ID, PAD_ID
+from babylm_jax.data.tokenizer import PAIR_TEMPLATE, framed
 from babylm_jax.errors import ConfigError, DataError
+from babylm_jax.eval import glue
 from babylm_jax.eval.report import write_json
-from babylm_jax.eval.suites import read_jsonl
+from babylm_jax.eval.warp import Warp
+from babylm_jax.model.gpt_bert import dropout, layer_norm
 
-# Task -> (text fields in reading order, number of labels).
-TASKS = {
-    "boolq": (("question", "passage"), 2),
-    "mnli": (("premise", "hypothesis"), 3),
-    "mrpc": (("sentence1", "sentence2"), 2),
-    "multirc": (("paragraph", "question", "answer"), 2),
-    "qqp": (("question1", "question2"), 2),
-    "rte": (("sentence1", "sentence2"), 2),
-    "wsc": (("text", "span1_text", "span2_text"), 2),
-}
-F1_TASKS = ("mrpc", "qqp")
+# The pipeline's learning rate; WARP trains a few vectors from scratch and needs a larger one.
+DEFAULT_LR = {"full": 3e-5, "warp": 3e-3}
+REPORT_PREFIX = {"full": "finetune", "warp": "warp"}
 
 
-def load_split(data_dir: str, task: str, split: str, limit: int | None = None):
-  """[(texts, label)] of `<task>.<split>.jsonl`; DataError names a missing file or bad line."""
-  fields, num_labels = TASKS[task]
-  path = os.path.join(data_dir, f"{task}.{split}.jsonl")
-  if not os.path.isfile(path):
-    raise DataError(f"fine-tuning file '{path}' is missing; put the {task} {split} split "
-                    f"there or point --config.finetune.data_dir at a folder that has it.")
-  examples = []
-  for where, record in read_jsonl(path, "fine-tuning"):
-    texts = tuple(record.get(k) for k in fields)
-    label = record.get("label")
-    if not all(isinstance(t, str) for t in texts) or label not in range(num_labels):
-      raise DataError(f"{where} needs string fields {', '.join(fields)} and a label in "
-                      f"0..{num_labels - 1}; fix or remove that line.")
-    examples.append((texts, int(label)))
-    if limit is not None and len(examples) >= limit:
-      break
-  if not examples:
-    raise DataError(f"fine-tuning file '{path}' holds no examples.")
-  return examples
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """The hyperparameters of one task's run, after the per-task defaults are filled in."""
+  method: str
+  batch_size: int
+  lr: float
+  epochs: int
+  seed: int
+  max_length: int
+  warmup_fraction: float
+  weight_decay: float
+  min_lr_ratio: float
+  classifier_dropout: float
+  eval_batch_size: int
 
 
-def encode_examples(tokenizer, examples, max_length: int):
-  """(ids list, labels): `<s> a </s> b </s> ...`, cutting the longest part first to fit."""
-  parts_per = len(examples[0][0])
-  flat = [t for texts, _ in examples for t in texts]
-  encoded = [e.ids for e in tokenizer.encode_batch(flat, add_special_tokens=False)]
-  out = []
-  budget = max_length - 1 - parts_per  # <s> and one </s> per part
-  for k in range(len(examples)):
-    parts = [list(p) for p in encoded[k * parts_per:(k + 1) * parts_per]]
-    lens = [len(p) for p in parts]
-    while sum(lens) > budget:
-      lens[int(np.argmax(lens))] -= 1
-    ids = [BOS_ID]
-    for p, n in zip(parts, lens):
-      ids += p[:n] + [EOS_ID]
-    out.append(ids)
-  return out, np.array([label for _, label in examples], np.int32)
+def recipe(config, task: str) -> Recipe:
+  """`config.finetune` for `task`: unset batch size, epochs and lr take the official value."""
+  fc = config.finetune
+  if task not in glue.TASKS:
+    raise ConfigError(f"finetune.task '{task}' is unknown; use all or some of "
+                      f"{', '.join(glue.TASKS)}.")
+  if fc.method not in DEFAULT_LR:
+    raise ConfigError(f"finetune.method '{fc.method}' is unknown; use full or warp.")
+  official = dict(batch_size=16 if task in ("boolq", "multirc") else 32,
+                  lr=DEFAULT_LR[fc.method], epochs=30 if task == "wsc" else 10)
+  r = Recipe(
+      method=fc.method,
+      **{k: v if fc[k] is None else fc[k] for k, v in official.items()},
+      seed=fc.seed, max_length=fc.max_length, warmup_fraction=fc.warmup_fraction,
+      weight_decay=fc.weight_decay, min_lr_ratio=fc.min_lr_ratio,
+      classifier_dropout=fc.classifier_dropout, eval_batch_size=fc.eval_batch_size)
+  for name in ("batch_size", "lr", "epochs", "max_length", "eval_batch_size"):
+    if getattr(r, name) <= 0:
+      raise ConfigError(f"finetune.{name} ({getattr(r, name)}) must be positive; leave it "
+                        f"unset for the official value.")
+  for name in ("warmup_fraction", "min_lr_ratio", "classifier_dropout"):
+    if not 0 <= getattr(r, name) < 1:
+      raise ConfigError(f"finetune.{name} ({getattr(r, name)}) must lie in [0, 1).")
+  if r.max_length < 16:
+    raise ConfigError(f"finetune.max_length ({r.max_length}) leaves no room for the pair; "
+                      f"raise it (the official value is 512).")
+  return r
+
+
+def lr_schedule(r: Recipe, total_steps: int):
+  """step -> lr: a linear rise from 0 over int(warmup_fraction x steps), then a cosine down
+  to min_lr_ratio x lr (the pipeline's cosine_schedule_with_warmup)."""
+  warmup = int(r.warmup_fraction * total_steps)
+
+  def schedule(step: int) -> float:
+    if step < warmup:
+      return r.lr * step / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return r.lr * max(r.min_lr_ratio, r.min_lr_ratio + (1 - r.min_lr_ratio) * 0.5
+                      * (1 + math.cos(math.pi * progress)))
+
+  return schedule
+
+
+def _torch_linear(d_in: int, d_out: int, rngs: nnx.Rngs) -> nnx.Linear:
+  # PyTorch's nn.Linear initialisation, as the pipeline's head starts: U(+-1/sqrt(d_in)).
+  bound = d_in ** -0.5
+  return nnx.Linear(d_in, d_out, rngs=rngs,
+                    kernel_init=nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+                    bias_init=lambda key, shape, dtype: jax.random.uniform(
+                        key, shape, dtype, -bound, bound))
 
 
 class Classifier(nnx.Module):
-  """The pretrained encoder and a linear head on the first token's final state."""
+  """Full fine-tuning: the encoder and the pipeline's classification head on `<s>`.
 
-  def __init__(self, encoder, num_labels: int, *, rngs: nnx.Rngs):
-    self.encoder = encoder
+  The LM head is not part of it (the pipeline loads the bare encoder), so it is not trained.
+  """
+
+  template = PAIR_TEMPLATE
+  trainable = nnx.All(nnx.Param, nnx.Not(nnx.PathContains("head_module")))
+
+  def __init__(self, encoder, task, recipe, tokenizer, *, rngs: nnx.Rngs):
+    del tokenizer
     D = encoder.cfg.hidden_size
-    self.classifier = nnx.Linear(D, num_labels, rngs=rngs)
+    self.encoder = encoder
+    self.dense = _torch_linear(D, D, rngs)
+    self.out = _torch_linear(D, task.num_labels, rngs)
+    self.dropout = recipe.classifier_dropout
 
-  def __call__(self, ids_BT, seg_BT):
+  @staticmethod
+  def read_position(type_ids) -> int:
+    del type_ids
+    return 0
+
+  def __call__(self, ids_BT, seg_BT, read_B, *, deterministic, rngs=None):
     is_causal_B = jnp.zeros((ids_BT.shape[0],), bool)
-    hidden_BTD = self.encoder.encode(ids_BT, seg_BT, is_causal_B, deterministic=True)
-    return self.classifier(hidden_BTD[:, 0].astype(jnp.float32))
+    hidden_BTD = self.encoder.encode(ids_BT, seg_BT, is_causal_B, deterministic=deterministic,
+                                     rngs=rngs)
+    x_BD = hidden_BTD[jnp.arange(ids_BT.shape[0]), read_B].astype(jnp.float32)
+    h_BD = jax.nn.gelu(self.dense(layer_norm(x_BD, 1e-5)), approximate=False)
+    h_BD = dropout(layer_norm(h_BD, 1e-5), self.dropout, deterministic, rngs)
+    return self.out(h_BD)
 
 
-def _pad_batch(seqs, rows: int, max_length: int):
-  T = min(max_length, -(-max(len(s) for s in seqs) // 32) * 32)
+METHODS = {"full": Classifier, "warp": Warp}
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+  seqs: list  # token ids per example
+  reads: np.ndarray  # int32 [N]: the position the method reads
+  truncated: int  # examples whose pair was cut to fit
+
+
+def encode(tokenizer, method, pairs, max_length: int) -> Encoded:
+  """The framed, truncated token ids of text pairs, as the method's template frames them."""
+  tok = framed(tokenizer, method.template, max_length)
+  encs = tok.encode_batch(list(pairs))
+  reads = np.asarray([method.read_position(np.asarray(e.type_ids)) for e in encs], np.int32)
+  return Encoded([e.ids for e in encs], reads, sum(bool(e.overflowing) for e in encs))
+
+
+def _length_bucket(n: int, max_length: int) -> int:
+  # Powers of two from 32: a handful of compiled shapes per run.
+  T = 32
+  while T < n:
+    T *= 2
+  return min(T, max_length)
+
+
+def _batch(data: Encoded, idx, rows: int, max_length: int):
+  seqs = [data.seqs[i] for i in idx]
+  T = _length_bucket(max(len(s) for s in seqs), max_length)
   ids = np.full((rows, T), PAD_ID, np.int32)
   seg = np.zeros((rows, T), np.int32)
-  ids[:, 0], seg[:, 0] = BOS_ID, 1  # filler rows: one real token, zero weight
+  read = np.zeros(rows, np.int32)
+  ids[:, 0], seg[:, 0] = BOS_ID, 1  # filler rows of an eval batch: one token, ignored
   for r, s in enumerate(seqs):
     ids[r, :len(s)], seg[r, :len(s)] = s, 1
-  return ids, seg
+  read[:len(idx)] = data.reads[idx]
+  return ids, seg, read
 
 
-def _metrics(pred, labels, task) -> dict:
-  m = dict(accuracy=float(np.mean(pred == labels)))
-  if task in F1_TASKS:
-    tp = float(np.sum((pred == 1) & (labels == 1)))
-    fp = float(np.sum((pred == 1) & (labels == 0)))
-    fn = float(np.sum((pred == 0) & (labels == 1)))
-    m["f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-  return m
-
-
-def finetune(encoder, tokenizer, config, task: str, info: dict | None = None) -> dict:
-  """Fine-tunes `encoder` (a GPTBert) on `task`; returns the report of the best epoch."""
-  if task not in TASKS:
-    raise ConfigError(f"finetune.task '{task}' is unknown; use one of {', '.join(TASKS)}.")
-  fc = config.finetune
-  train = load_split(fc.data_dir, task, "train", fc.max_train_examples)
-  valid = load_split(fc.data_dir, task, "valid", fc.max_valid_examples)
-  num_labels = TASKS[task][1]
-  train_ids, train_y = encode_examples(tokenizer, train, fc.max_length)
-  valid_ids, valid_y = encode_examples(tokenizer, valid, fc.max_length)
-
-  epochs = fc.epochs if fc.epochs is not None else (30 if task == "wsc" else 10)
-  B = fc.batch_size
-  steps_per_epoch = -(-len(train_ids) // B)
-  total = epochs * steps_per_epoch
-  schedule = optax.warmup_cosine_decay_schedule(
-      0.0, fc.lr, max(1, round(fc.warmup_fraction * total)), max(total, 2), end_value=0.0)
-  model = Classifier(encoder, num_labels, rngs=nnx.Rngs(fc.seed))
-  graphdef, params = nnx.split(model)
-  tx = optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=fc.weight_decay,
-                   mask=jax.tree.map(lambda p: p.ndim >= 2, params))
-  opt_state = tx.init(params)
+def _make_steps(graphdef, weight_decay: float):
+  """(optimizer, train_step, predict), jitted. The learning rate is an argument, so tasks
+  whose models have one structure share the compiled steps; the frozen state is an argument
+  too, never a constant. AdamW as PyTorch's: decay of lr x weight_decay x p on every trained
+  parameter, decoupled from the Adam step."""
+  tx = optax.chain(optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+                   optax.add_decayed_weights(weight_decay))
 
   @jax.jit
-  def train_step(params, opt_state, ids, seg, labels, weight):
-    def loss_fn(p):
-      logits = nnx.merge(graphdef, p)(ids, seg)
-      nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-      return jnp.sum(nll * weight) / jnp.maximum(jnp.sum(weight), 1.0)
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+  def train_step(trained, frozen, opt_state, ids, seg, read, labels, lr, key):
+    def loss_fn(t):
+      model = nnx.merge(graphdef, t, frozen)
+      logits = model(ids, seg, read, deterministic=False, rngs=nnx.Rngs(dropout=key))
+      return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+    loss, grads = jax.value_and_grad(loss_fn)(trained)
+    updates, opt_state = tx.update(grads, opt_state, trained)
+    return jax.tree.map(lambda p, u: p - lr * u, trained, updates), opt_state, loss
 
   @jax.jit
-  def predict(params, ids, seg):
-    return jnp.argmax(nnx.merge(graphdef, params)(ids, seg), axis=-1)
+  def predict(trained, frozen, ids, seg, read):
+    logits = nnx.merge(graphdef, trained, frozen)(ids, seg, read, deterministic=True)
+    return jnp.argmax(logits, axis=-1)
 
-  def evaluate(params, seqs, labels):
-    # Sorted by length so that each batch pads little; predictions put back in order.
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    pred = np.zeros(len(seqs), np.int32)
-    for lo in range(0, len(seqs), B):
-      idx = order[lo:lo + B]
-      ids, seg = _pad_batch([seqs[i] for i in idx], B, fc.max_length)
-      pred[idx] = np.asarray(predict(params, ids, seg))[:len(idx)]
-    return _metrics(pred, labels, task)
+  return tx, train_step, predict
 
-  rng = np.random.default_rng(fc.seed)
-  best, best_params, history = None, params, []
+
+def count_params(state) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state))
+
+
+def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = None,
+             compiled: dict | None = None):
+  """Trains on `task_name` with the configured method: (report, predictions, best model).
+
+  The predictions are the best epoch's labels for the validation split, in file order.
+  `encoder` itself is never changed. `compiled` keeps the jitted steps for the next task
+  with the same encoder.
+  """
+  r = recipe(config, task_name)
+  task, fc = glue.TASKS[task_name], config.finetune
+  train = glue.load_split(fc.data_dir, task_name, "train", fc.max_train_examples)
+  valid = glue.load_split(fc.data_dir, task_name, "valid", fc.max_valid_examples)
+  method = METHODS[r.method]
+  train_x = encode(tokenizer, method, train.pairs, r.max_length)
+  valid_x = encode(tokenizer, method, valid.pairs, r.max_length)
+  B = r.batch_size
+  steps_per_epoch = len(train_x.seqs) // B
+  if steps_per_epoch == 0:
+    raise ConfigError(f"{task_name} has {len(train_x.seqs)} training examples, fewer than "
+                      f"one batch of {B}; lower finetune.batch_size or use more examples.")
+  total = steps_per_epoch * r.epochs
+
+  model = method(encoder, task, r, tokenizer, rngs=nnx.Rngs(r.seed))
+  graphdef, trained, frozen = nnx.split(model, method.trainable, ...)
+  compiled = {} if compiled is None else compiled
+  key = (r.method, task.num_labels, r.weight_decay, r.classifier_dropout)
+  if key not in compiled:
+    compiled[key] = _make_steps(graphdef, r.weight_decay)
+  tx, train_step, predict = compiled[key]
+  opt_state = tx.init(trained)
+  schedule = lr_schedule(r, total)
+
+  def predict_split(trained, data: Encoded) -> np.ndarray:
+    order = np.argsort([len(s) for s in data.seqs], kind="stable")  # little padding
+    pred = np.zeros(len(data.seqs), np.int32)
+    for lo in range(0, len(order), r.eval_batch_size):
+      idx = order[lo:lo + r.eval_batch_size]
+      batch = _batch(data, idx, r.eval_batch_size, r.max_length)
+      pred[idx] = np.asarray(predict(trained, frozen, *batch))[:len(idx)]
+    return pred
+
+  rng = np.random.default_rng(r.seed)
+  base_key = jax.random.key(r.seed)
+  best, history, step = None, [], 0
   t0 = time.perf_counter()
-  for epoch in range(1, epochs + 1):
-    perm = rng.permutation(len(train_ids))
+  for epoch in range(1, r.epochs + 1):
+    perm = rng.permutation(len(train_x.seqs))
     losses = []
-    for lo in range(0, len(perm), B):
+    for lo in range(0, steps_per_epoch * B, B):
       idx = perm[lo:lo + B]
-      ids, seg = _pad_batch([train_ids[i] for i in idx], B, fc.max_length)
-      labels = np.zeros(B, np.int32)
-      labels[:len(idx)] = train_y[idx]
-      weight = (np.arange(B) < len(idx)).astype(np.float32)
-      params, opt_state, loss = train_step(params, opt_state, ids, seg, labels, weight)
-      losses.append(float(loss))
-    m = evaluate(params, valid_ids, valid_y)
-    history.append(dict(epoch=epoch, train_loss=float(np.mean(losses)),
-                        **{f"valid_{k}": v for k, v in m.items()}))
-    logging.info("finetune %s epoch %d: loss %.4f valid %s", task, epoch, np.mean(losses), m)
-    if best is None or m["accuracy"] > best[1]["accuracy"]:
-      best, best_params = (epoch, m), params
-  train_m = evaluate(best_params, train_ids, train_y)
-  info = info or {}
-  return dict(task=task, seed=fc.seed, best_epoch=best[0], **best[1],
-              train_accuracy=train_m["accuracy"], epochs=epochs, lr=fc.lr, batch_size=B,
-              weight_decay=fc.weight_decay, warmup_fraction=fc.warmup_fraction,
-              train_examples=len(train_ids), valid_examples=len(valid_ids),
-              step=info.get("step"), words_seen=info.get("words_seen"),
-              use_ema=info.get("use_ema"), checkpoint=str(info.get("path", "")),
-              seconds=round(time.perf_counter() - t0, 1), history=history)
+      ids, seg, read = _batch(train_x, idx, B, r.max_length)
+      trained, opt_state, loss = train_step(
+          trained, frozen, opt_state, ids, seg, read, train.labels[idx],
+          np.float32(schedule(step)), jax.random.fold_in(base_key, step))
+      losses.append(loss)
+      step += 1
+    pred = predict_split(trained, valid_x)
+    scores = glue.metrics(pred, valid.labels, task.metrics)
+    history.append(dict(epoch=epoch, train_loss=float(np.mean(jax.device_get(losses))),
+                        **{f"valid_{k}": v for k, v in scores.items()}))
+    logging.info("finetune %s (%s) epoch %d: %s", task_name, r.method, epoch, history[-1])
+    if best is None or scores[task.select] > best[2][task.select]:
+      best = (epoch, trained, scores, pred)
+  epoch, trained, scores, pred = best
+  report = dict(
+      task=task_name, method=r.method, headline=round(100 * scores[task.headline], 4),
+      headline_metric=task.headline, **scores, select_metric=task.select, best_epoch=epoch,
+      trained_params=count_params(trained), recipe=dataclasses.asdict(r),
+      model_dropout=float(encoder.cfg.dropout), train_examples=len(train_x.seqs),
+      valid_examples=len(valid_x.seqs), truncated=train_x.truncated + valid_x.truncated,
+      files=[train.file, valid.file], step=(info or {}).get("step"),
+      words_seen=(info or {}).get("words_seen"), use_ema=(info or {}).get("use_ema"),
+      checkpoint=str((info or {}).get("path", "")),
+      seconds=round(time.perf_counter() - t0, 1), history=history)
+  return report, pred, nnx.merge(graphdef, trained, frozen)
 
 
-def run_finetune(config, workdir: str) -> dict:
-  """Loads the run's checkpoint (as eval does), fine-tunes, writes finetune/<task>.json."""
+def parse_tasks(spec: str, data_dir: str) -> tuple[list[str], list[str]]:
+  """(tasks to run, tasks skipped for want of files). `all` takes every task whose train and
+  valid files exist; a task named explicitly must have both."""
+  names = [s.strip() for s in str(spec).split(",") if s.strip()]
+  if names == ["all"]:
+    found, missing = glue.available(data_dir)
+    if not found:
+      raise DataError(f"finetune.data_dir '{data_dir}' holds no <task>.train.jsonl and "
+                      f"<task>.valid.jsonl pair; point it at BabyLM's glue_filtered folder.")
+    return found, missing
+  if not names:
+    raise ConfigError(f"finetune.task is empty; use all or some of {', '.join(glue.TASKS)}.")
+  return names, []  # unknown names fail in recipe()
+
+
+def _revision(config) -> str:
+  """The pipeline's name for the checkpoint: main, or chck_<N>M for a milestone."""
+  words = config.eval.words
+  return "main" if words is None else f"chck_{words // 1_000_000}M"
+
+
+def summary_table(rows: list[dict]) -> str:
+  head = (f"{'task':8s} {'method':6s} {'headline':>9s} {'accuracy':>9s} {'f1':>7s} "
+          f"{'mcc':>7s} {'trained':>11s} {'epoch':>5s} {'seconds':>8s}")
+  lines = [head, "-" * len(head)]
+  for r in rows:
+    f1 = f"{100 * r['f1']:7.2f}" if "f1" in r else f"{'-':>7s}"
+    mcc = f"{100 * r['mcc']:7.2f}" if "mcc" in r else f"{'-':>7s}"
+    lines.append(f"{r['task']:8s} {r['method']:6s} {r['headline']:9.2f} "
+                 f"{100 * r['accuracy']:9.2f} {f1} {mcc} {r['trained_params']:11,d} "
+                 f"{r['best_epoch']:5d} {r['seconds']:8.1f}")
+  return "\n".join(lines)
+
+
+def run_finetune(config, workdir: str) -> list[dict]:
+  """Loads the checkpoint (as eval does), runs every task asked for, writes the reports."""
   from babylm_jax.eval.run import load_tokenizer
   from babylm_jax.train.checkpoint import load_model
-  task = config.finetune.task
-  if task not in TASKS:
-    raise ConfigError(f"finetune.task '{task}' is unknown; use one of {', '.join(TASKS)}.")
-  # Missing data fails before the checkpoint is read.
-  load_split(config.finetune.data_dir, task, "train", 1)
-  load_split(config.finetune.data_dir, task, "valid", 1)
+  fc = config.finetune
+  tasks, skipped = parse_tasks(fc.task, fc.data_dir)
+  for task in tasks:  # bad names, settings or files fail before the checkpoint is read
+    recipe(config, task)
+    for split in ("train", "valid"):
+      glue.load_split(fc.data_dir, task, split, 1)
+  if skipped:
+    print(f"finetune: skipped {', '.join(skipped)} (no train or valid file in "
+          f"'{fc.data_dir}')", flush=True)
   tokenizer = load_tokenizer(workdir)
   model, info = load_model(config, workdir, step=config.eval.step, words=config.eval.words,
                            use_ema=config.eval.use_ema)
-  result = finetune(model, tokenizer, config, task, info)
-  write_json(os.path.join(workdir, "finetune", f"{task}.json"), result)
-  line = f"{task}: accuracy {100 * result['accuracy']:.2f}"
-  if "f1" in result:
-    line += f", F1 {100 * result['f1']:.2f}"
-  print(f"{line} (best epoch {result['best_epoch']} of {result['epochs']}, seed "
-        f"{result['seed']})", flush=True)
-  return result
+  name = fc.model_name or os.path.basename(os.path.abspath(workdir))
+  name += "-warp" if fc.method == "warp" else ""  # never overwrites full fine-tuning's
+  results_dir = fc.results_dir or os.path.join(workdir, "results")
+  rows, compiled = [], {}
+  for task in tasks:
+    report, pred, _ = finetune(model, tokenizer, config, task, info, compiled)
+    folder = glue.official_dir(results_dir, name, _revision(config), task)
+    glue.write_official(folder, task, {k: report[k] for k in glue.TASKS[task].metrics}, pred)
+    report["predictions"] = os.path.join(folder, "predictions.json")
+    write_json(os.path.join(workdir, "eval", f"{REPORT_PREFIX[fc.method]}-{task}.json"),
+               report)
+    rows.append(report)
+  print(summary_table(rows + _other_method_rows(workdir, fc.method, tasks)), flush=True)
+  return rows
+
+
+def _other_method_rows(workdir: str, method: str, tasks) -> list[dict]:
+  """Reports the other method left for these tasks, to print the two side by side."""
+  rows = []
+  for other, prefix in REPORT_PREFIX.items():
+    for task in tasks if other != method else ():
+      path = os.path.join(workdir, "eval", f"{prefix}-{task}.json")
+      if os.path.isfile(path):
+        with open(path) as f:
+          rows.append(json.load(f))
+  return rows

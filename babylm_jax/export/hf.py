@@ -147,14 +147,9 @@ def model_fields_from_hf(folder) -> dict:
 def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length: int):
   """tokenizer.json that prepends <s>, and the two files AutoTokenizer reads beside it."""
   import tokenizers
-  from tokenizers import processors
-  tok = tokenizers.Tokenizer.from_file(str(tokenizer_path))
+  from babylm_jax.data.tokenizer import framed
+  tok = framed(tokenizers.Tokenizer.from_file(str(tokenizer_path)))
   bos, eos = SPECIAL_TOKENS[BOS_ID], SPECIAL_TOKENS[EOS_ID]
-  tok.post_processor = processors.TemplateProcessing(
-      single=f"{bos} $A", pair=f"{bos} $A {eos} $B:1",
-      special_tokens=[(bos, BOS_ID), (eos, EOS_ID)])
-  tok.no_padding()
-  tok.no_truncation()
   (out / "tokenizer.json").write_text(tok.to_str(pretty=True))
   special = dict(bos_token=bos, eos_token=eos, unk_token=SPECIAL_TOKENS[UNK_ID],
                  pad_token=SPECIAL_TOKENS[PAD_ID], mask_token=SPECIAL_TOKENS[MASK_ID],

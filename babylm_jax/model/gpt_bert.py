@@ -187,9 +187,11 @@ class Embedding(nnx.Module):
     self.relative_norm_bias = _param(jnp.zeros((D,), jnp.float32), ("embed",))
     self.cfg = cfg
 
-  def __call__(self, input_ids_BT, deterministic, rngs):
+  def __call__(self, input_ids_BT, deterministic, rngs, word_BTD=None):
     cfg, dtype = self.cfg, _dtype(self.cfg)
-    x_BTD = jnp.take(self.word[...], input_ids_BT, axis=0).astype(dtype)
+    if word_BTD is None:
+      word_BTD = jnp.take(self.word[...], input_ids_BT, axis=0)
+    x_BTD = word_BTD.astype(dtype)
     x_BTD = dropout(layer_norm(x_BTD, cfg.layer_norm_eps), cfg.dropout, deterministic, rngs)
     rel_RD = layer_norm(self.relative[...], cfg.layer_norm_eps)
     rel_RD = rel_RD * self.relative_norm_scale[...] + self.relative_norm_bias[...]
@@ -269,10 +271,14 @@ class Head(nnx.Module):
     self.bias = _param(jnp.zeros((cfg.vocab_size,), jnp.float32), ("vocab",))
     self.cfg = cfg
 
-  def __call__(self, x_xD, word_VD):
+  def transform(self, x_xD):
+    """The head before its projection onto the vocabulary: [..., D] -> [..., D]."""
     eps = self.cfg.layer_norm_eps
     h_xD = self.dense(layer_norm(x_xD, eps))
-    h_xD = layer_norm(jax.nn.gelu(h_xD, approximate=False), eps)
+    return layer_norm(jax.nn.gelu(h_xD, approximate=False), eps)
+
+  def __call__(self, x_xD, word_VD):
+    h_xD = self.transform(x_xD)
     logits_xV = jnp.einsum("...d,vd->...v", h_xD, word_VD.astype(h_xD.dtype),
                            preferred_element_type=jnp.float32)
     return logits_xV + self.bias[...]
@@ -314,14 +320,18 @@ class GPTBert(nnx.Module):
       self.layer_weight = _param(jnp.zeros(shape, jnp.float32), ("layers", "layers"))
 
   def encode(self, input_ids_BT, segment_ids_BT, is_causal_B, *, deterministic=True,
-             rngs: nnx.Rngs | None = None):
-    """Final hidden states [B, T, D] in the compute dtype."""
+             rngs: nnx.Rngs | None = None, word_BTD=None):
+    """Final hidden states [B, T, D] in the compute dtype.
+
+    `word_BTD`, when given, replaces the word-embedding lookup of `input_ids_BT` (prompt
+    tuning inserts learned vectors this way); everything after the lookup is unchanged.
+    """
     cfg = self.cfg
     if not deterministic and cfg.dropout > 0 and rngs is None:
       raise ValueError("encode(deterministic=False) needs rngs with a 'dropout' stream.")
     names = ("batch", "length", "embed")
     mask_B1TT = attention_mask(segment_ids_BT, is_causal_B)
-    x_BTD, rel_RD = self.embedding(input_ids_BT, deterministic, rngs)
+    x_BTD, rel_RD = self.embedding(input_ids_BT, deterministic, rngs, word_BTD)
     x_BTD = constrain(x_BTD, names)
     sublayers = []
     for attn, ffn in zip(self.attention, self.ffn):
