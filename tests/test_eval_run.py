@@ -242,6 +242,7 @@ def test_finetune_all_fits_writes_official_outputs_and_warp_beside(trained, tmp_
         k: saved[k] for k in ("accuracy", "f1", "mcc")}
   assert not (workdir / "results" / "run" / "main" / "finetune" / "boolq").exists()
 
+  saved_full_rte = json.loads((workdir / "eval" / "finetune-rte.json").read_text())["headline"]
   c.finetune.method = "warp"
   c.finetune.task = "rte"
   c.finetune.epochs = 2
@@ -250,6 +251,11 @@ def test_finetune_all_fits_writes_official_outputs_and_warp_beside(trained, tmp_
   assert [line.split()[:2] for line in table[2:]] == [["rte", "warp"], ["rte", "full"]]
   saved = json.loads((workdir / "eval" / "warp-rte.json").read_text())
   assert saved["trained_params"] == row["trained_params"] == 10 * c.model.hidden_size
+  # Both methods join the evaluation summary, WARP with its trained parameters.
+  s = json.loads((workdir / "eval" / "summary.json").read_text())
+  by = {(f["task"], f["method"]): f for f in s["finetune"]}
+  assert by[("rte", "warp")]["trained_parameters"] == row["trained_params"]
+  assert by[("rte", "full")]["headline"] == saved_full_rte
   assert len(glue.read_predictions(str(workdir / "results" / "run-warp" / "main" / "finetune"
                                        / "rte"), "rte")) == 48
 

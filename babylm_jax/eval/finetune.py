@@ -355,6 +355,8 @@ def run_finetune(config, workdir: str) -> list[dict]:
                report)
     rows.append(report)
   print(summary_table(rows + _other_method_rows(workdir, fc.method, tasks)), flush=True)
+  from babylm_jax.eval import summary
+  summary.refresh(workdir)  # the fine-tuning rows join eval/summary.{json,md}
   return rows
 
 

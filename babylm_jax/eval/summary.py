@@ -64,7 +64,10 @@ def zero_shot_reports(eval_dir: str, names=None) -> list[dict]:
 
 def finetune_reports(eval_dir: str) -> list[dict]:
   out = []
-  for path in sorted(glob.glob(os.path.join(eval_dir, "finetune-*.json"))):
+  # --mode=finetune writes finetune-<task>.json (full) and warp-<task>.json (WARP).
+  paths = (glob.glob(os.path.join(eval_dir, "finetune-*.json"))
+           + glob.glob(os.path.join(eval_dir, "warp-*.json")))
+  for path in sorted(paths):
     r = _load(path)
     if r and isinstance(r.get("headline"), (int, float)) and r.get("task"):
       out.append(r)
@@ -114,9 +117,10 @@ def build(eval_dir: str, info: dict | None = None, missing=None, reports=None) -
     method = r.get("method") or "full"
     by_method.setdefault(method, []).append(float(r["headline"]))
     finetune.append(dict(task=r["task"], method=method, headline=r["headline"],
-                         trained_parameters=r.get("trained_parameters"), step=r.get("step")))
+                         trained_parameters=r.get("trained_parameters", r.get("trained_params")),
+                         step=r.get("step")))
     if r.get("step") != checkpoint["step"]:
-      others.append(dict(report=f"finetune-{r['task']}", **_checkpoint(r)))
+      others.append(dict(report=f"{method}-{r['task']}", **_checkpoint(r)))
   for method, heads in by_method.items():
     column = "glue" if method == "full" else f"glue_{method}"
     values[column] = {b: float(np.mean(heads)) for b in backends or ["-"]}
