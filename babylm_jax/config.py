@@ -22,6 +22,7 @@ NUM_SPECIAL_TOKENS = 16
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<mask>") + tuple(
     f"<special_{i}>" for i in range(11))
 UNK_ID, BOS_ID, EOS_ID, PAD_ID, MASK_ID = range(5)
+MASKING_STRATEGIES = ("bernoulli",)  # see data/masking.py
 
 # BabyLM 2025: corpus word budget and the cap on words seen in training (ten epochs).
 TRACKS = {
@@ -93,6 +94,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.objective.masked_weight = 15 / 16  # r in r*masked + (1-r)*causal
   c.objective.mask_rate_start = 0.30
   c.objective.mask_rate_end = 0.15
+  # Which tokens a masked row predicts (data/masking.py): 'bernoulli' (span starts drawn
+  # independently, the masked fraction varies around the rate).
+  c.objective.masking = "bernoulli"
   c.objective.max_span = 3
   c.objective.mask_token_prob = 0.8
   c.objective.random_token_prob = 0.1
@@ -284,6 +288,8 @@ def derive(config, corpus_tokens: int | None = None,
   _require(o.mask_token_prob + o.random_token_prob <= 1.0,
            "objective.mask_token_prob + objective.random_token_prob must not exceed 1.")
   _require(o.max_span >= 1, "objective.max_span must be at least 1.")
+  _require(o.masking in MASKING_STRATEGIES,
+           f"objective.masking '{o.masking}' is unknown; use one of {MASKING_STRATEGIES}.")
 
   seq_lens, fracs = tuple(t.seq_lens), tuple(t.seq_len_fractions)
   _require(len(seq_lens) == len(fracs) and seq_lens,

@@ -26,64 +26,23 @@ share the step. Nothing here touches a device.
 
 Objective per row: causal with probability `causal_fraction`, else masked. The target at
 position k is token k+1. Causal rows score every target inside the same document. Masked rows
-score position k when token k+1 was chosen by span masking: span starts are Bernoulli, span
-lengths uniform in 1..max_span, the start probability solved so that each token is covered
-with probability equal to the mask rate; special tokens and segment starts are never chosen.
-A chosen token's input is `<mask>` (80%), a random non-special token (10%) or unchanged (10%),
-decided once per span.
+score position k when token k+1 was chosen by the masker of `objective.masking` (see
+masking.py); special tokens and segment starts are never chosen.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Iterator
 
 import numpy as np
 
 from babylm_jax import config as config_lib
-from babylm_jax.config import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, Derived
+from babylm_jax.config import BOS_ID, NUM_SPECIAL_TOKENS, Derived
+from babylm_jax.data.masking import make_masker
 from babylm_jax.errors import ConfigError
 
 _TWO_POW_M53 = 2.0 ** -53
-
-
-@functools.lru_cache(maxsize=4096)
-def span_start_prob(rate: float, max_span: int) -> float:
-  """q such that a position is covered by some span with probability `rate` when spans start
-  anywhere with probability q and have lengths uniform in 1..max_span."""
-  def coverage(q):
-    miss = 1.0
-    for d in range(max_span):
-      miss *= 1.0 - q * (max_span - d) / max_span
-    return 1.0 - miss
-  lo, hi = 0.0, 1.0
-  for _ in range(60):
-    mid = 0.5 * (lo + hi)
-    lo, hi = (mid, hi) if coverage(mid) < rate else (lo, mid)
-  return 0.5 * (lo + hi)
-
-
-def span_mask(u_start: np.ndarray, u_len: np.ndarray, u_dec: np.ndarray, rate: float,
-              max_span: int, n: int, mask_prob: float, random_prob: float):
-  """Span masking over n positions per row from uniform numbers of shape [b, n + max_span - 1].
-
-  Span starts sit at extended positions -(max_span-1) .. n-1 so that every position has the
-  same chance of cover. Returns (covered [b, n] bool, decision [b, n] int8: 0 <mask>,
-  1 random token, 2 unchanged, -1 not covered, starts [b, W] bool, lengths [b, W] int).
-  """
-  ext = max_span - 1
-  starts = u_start < span_start_prob(rate, max_span)
-  lengths = 1 + (u_len * max_span).astype(np.int64)
-  decision = np.where(u_dec < mask_prob, 0, np.where(u_dec < mask_prob + random_prob, 1, 2))
-  b, w = starts.shape
-  dec_ext = np.full((b, w + ext), -1, np.int8)
-  for d in range(max_span):
-    hit = starts & (lengths > d)
-    window = dec_ext[:, d:d + w]
-    np.copyto(window, decision.astype(np.int8), where=hit)
-  dec = dec_ext[:, ext:ext + n]
-  return dec >= 0, dec, starts, lengths
 
 
 class BatchSource:
@@ -107,8 +66,7 @@ class BatchSource:
     o = config.objective
     self.causal_fraction = o.causal_fraction if causal_fraction is None else causal_fraction
     self.fixed_mask_rate = mask_rate
-    self.max_span = int(o.max_span)
-    self.mask_prob, self.random_prob = float(o.mask_token_prob), float(o.random_token_prob)
+    self.masker = make_masker(o, store.vocab_size)
     self.seed = (int(config.seed), int(seed_offset))
     self.vocab_size = int(store.vocab_size)
     self.tokens_per_step = int(derived.tokens_per_step)
@@ -310,36 +268,20 @@ class BatchSource:
     tok_r[:, 0] = BOS_ID  # a row that starts inside a document starts a new segment
     start_r[:, 0] = True
 
-    S = self.max_span
-    W = T + 1 + S - 1
-    per_row = -(-(3 * W + T + 2) // 4) * 4
-    u = self._uniforms(step, r0, b, per_row)
-    covered, decision, starts, lengths = span_mask(
-        u[:, :W], u[:, W:2 * W], u[:, 2 * W:3 * W], self.mask_rate(step), S, T + 1,
-        self.mask_prob, self.random_prob)
-    u_tok = u[:, 3 * W:3 * W + T + 1]
+    n = T + 1
+    k = self.masker.uniforms_per_row(n)
+    u = self._uniforms(step, r0, b, -(-(k + 1) // 4) * 4)
     is_causal = u[:, -1] < self.causal_fraction
-
-    eligible = ~start_r & (tok_r >= NUM_SPECIAL_TOKENS)
-    chosen = covered & eligible & ~is_causal[:, None]
-    random_tok = NUM_SPECIAL_TOKENS + (u_tok * (self.vocab_size - NUM_SPECIAL_TOKENS)).astype(
-        np.int32)
-    inputs = tok_r[:, :T].copy()
-    ch = chosen[:, :T]
-    dec = decision[:, :T]
-    inputs[ch & (dec == 0)] = MASK_ID
-    rnd = ch & (dec == 1)
-    inputs[rnd] = random_tok[:, :T][rnd]
-
+    eligible = ~start_r & (tok_r >= NUM_SPECIAL_TOKENS) & ~is_causal[:, None]
+    m = self.masker(u[:, :k], tok_r, eligible, start_r, self.mask_rate(step))
     same_doc = ~start_r[:, 1:]
-    loss_mask = np.where(is_causal[:, None], same_doc, chosen[:, 1:])
-    out = dict(input_ids=inputs, targets=np.ascontiguousarray(tok_r[:, 1:]),
+    loss_mask = np.where(is_causal[:, None], same_doc, m.chosen[:, 1:])
+    out = dict(input_ids=np.ascontiguousarray(m.tokens[:, :T]), targets=np.ascontiguousarray(tok_r[:, 1:]),
                loss_mask=loss_mask, segment_ids=np.cumsum(start_r[:, :T], axis=1,
                                                           dtype=np.int32),
                is_causal=is_causal)
     if with_spans:  # for tests: what span masking chose, before corruption
-      out.update(chosen=chosen, decision=decision, span_starts=starts, span_lengths=lengths,
-                 original=tok_r)
+      out.update(chosen=m.chosen, decision=m.decision, original=tok_r, **m.spans)
     return out
 
   def iterator(self, start_step: int, end_step: int) -> Iterator[tuple[int, dict]]:
