@@ -110,7 +110,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.tokens_per_step = 16_384
   c.train.seq_lens = (128, 256, 512)
   c.train.seq_len_fractions = (0.6, 0.2, 0.2)
-  c.train.optimizer = "adamw"  # or 'lamb'
+  # 'adamw', 'lamb' (optax's: trust ratio on every parameter) or 'gpt_bert_lamb' (GPT-BERT's
+  # reference LAMB: no decay and no trust ratio for biases and norms; train/optimizer.py).
+  c.train.optimizer = "adamw"
   c.train.lr = 7e-3
   c.train.b1 = 0.9
   c.train.b2 = 0.98
@@ -311,8 +313,8 @@ def derive(config, corpus_tokens: int | None = None,
   _require(0 <= t.warmup_fraction and 0 <= t.cooldown_fraction
            and t.warmup_fraction + t.cooldown_fraction < 1.0,
            "train.warmup_fraction + train.cooldown_fraction must be below 1.")
-  _require(t.optimizer in ("adamw", "lamb"),
-           f"train.optimizer '{t.optimizer}' is unknown; use adamw or lamb.")
+  _require(t.optimizer in ("adamw", "lamb", "gpt_bert_lamb"),
+           f"train.optimizer '{t.optimizer}' is unknown; use adamw, lamb or gpt_bert_lamb.")
 
   if t.steps is not None:
     _require(t.steps > 0, f"train.steps ({t.steps}) must be positive.")
