@@ -4,15 +4,17 @@ The stream. Epoch e is every document of the store once, in an order drawn from 
 each prefixed by `<s>`; epochs follow each other without a gap, so the stream is endless
 and nothing is padded.
 
-Rows. A phase of the length schedule (steps [start, end) at length T) reads the stream
-positions [start*P, end*P) (P = tokens per step), cut into rows of T+1 tokens that overlap by
-one: logical row j of the phase covers [start*P + j*T, start*P + (j+1)*T]. Step s reads the
-phase's logical rows [(s-start)*R, (s-start+1)*R) (R = P / T rows). With `data.shuffle_rows`
-(the default) a logical row is mapped to a physical row by a permutation drawn from
-(seed, phase, epoch) over the rows that start in the same epoch, so each step is a random
-sample of that epoch's rows (many documents, all domains), and every row of an epoch is read
-exactly once; without it, step s reads the stream [s*P, (s+1)*P] in order. Input is a row's
-first T tokens, targets its last T. A row that starts inside a document starts with `<s>`
+Rows. A phase (steps [start, end) of one shape: R rows of length T, see config.Phase) reads
+the stream positions [base, base + (end-start)*R*T), base = derived.tokens_before(start), cut
+into rows of T+1 tokens that overlap by one: logical row j of the phase covers
+[base + j*T, base + (j+1)*T]. Step s reads the phase's logical rows [(s-start)*R,
+(s-start+1)*R). Phases change with the sequence length and with each level of a batch-size
+ramp; the stream runs on through them without a gap. With `data.shuffle_rows` (the default)
+a logical row is mapped to a physical row by a permutation drawn from (seed, phase, epoch)
+over the rows that start in the same epoch, so each step is a random sample of that epoch's
+rows (many documents, all domains), and every row of an epoch is read exactly once; without
+it, step s reads the stream from derived.tokens_before(s) on, in order. Input is a row's first
+T tokens, targets its last T. A row that starts inside a document starts with `<s>`
 instead of that token (which is the last target of the row before it in the stream), so every
 segment of a row begins with `<s>`; segment ids count segments from 1. A new epoch's order
 moves every document to a new offset, so rows are cut differently each epoch.
@@ -56,9 +58,9 @@ class BatchSource:
     for p in derived.phases:
       if p.batch_rows % process_count:
         raise ConfigError(
-            f"train.tokens_per_step ({derived.tokens_per_step}) gives {p.batch_rows} rows at "
-            f"length {p.seq_len}, which {process_count} processes cannot share evenly; change "
-            f"train.tokens_per_step.")
+            f"steps {p.start}-{p.end - 1} have {p.batch_rows} rows of length {p.seq_len}, which "
+            f"{process_count} processes cannot share evenly; change train.tokens_per_step (or "
+            f"the batch-size ramp).")
     self.store = store
     self.config = config
     self.derived = derived
@@ -67,9 +69,11 @@ class BatchSource:
     self.causal_fraction = o.causal_fraction if causal_fraction is None else causal_fraction
     self.fixed_mask_rate = mask_rate
     self.masker = make_masker(o, store.vocab_size)
+    self.anti_repeat = bool(o.anti_repeat)
+    self._history: dict[int, np.ndarray] = {}
+    self._history_lock = threading.RLock()
     self.seed = (int(config.seed), int(seed_offset))
     self.vocab_size = int(store.vocab_size)
-    self.tokens_per_step = int(derived.tokens_per_step)
     self._doc_offsets = np.asarray(store.doc_offsets, np.int64)
     self._doc_lens = np.diff(self._doc_offsets)
     self._doc_words = np.asarray(store.doc_words, np.int64)
@@ -187,7 +191,7 @@ class BatchSource:
     Returns (first row, permutation of the block's rows, cumulative words of the rows in the
     order they are read, with a leading 0)."""
     p = self.derived.phases[phase_index]
-    T, base = p.seq_len, p.start * self.tokens_per_step
+    T, base = p.seq_len, self.derived.tokens_before(p.start)
     n_rows = (p.end - p.start) * p.batch_rows
     e = (base + j * T) // self.stream_len
     key = (phase_index, e)
@@ -216,7 +220,7 @@ class BatchSource:
     p = self.derived.phases[i]
     T = p.seq_len
     count = p.batch_rows - first if count is None else count
-    base = p.start * self.tokens_per_step
+    base = self.derived.tokens_before(p.start)
     j = (step - p.start) * p.batch_rows + first + np.arange(count, dtype=np.int64)
     if self.shuffle_rows:
       phys = np.empty_like(j)
@@ -236,7 +240,7 @@ class BatchSource:
       return 0
     step = min(step, self.derived.total_steps)  # past the schedule nothing more is read
     if not self.shuffle_rows:
-      return self.words_at(step * self.tokens_per_step + 1)
+      return self.words_at(self.derived.tokens_before(step) + 1)
     i = self._phase_index(step - 1)
     p = self.derived.phases[i]
     j = (step - p.start) * p.batch_rows  # logical rows of the phase read, >= 1
@@ -257,6 +261,25 @@ class BatchSource:
     raw = bits.random_raw(rows * per_row).reshape(rows, per_row)
     return (raw >> np.uint64(11)).astype(np.float64) * _TWO_POW_M53
 
+  def _masked_rows(self, step: int, T: int, starts: np.ndarray, u: np.ndarray, history=None):
+    """The rows of length T + 1 at stream positions `starts`, with their uniforms `u`: (tokens,
+    segment starts, store indices, is_causal, Masked). `history` maps the rows' store indices
+    to earlier mask counts (see `_history_rows`)."""
+    tok_r, start_r, index = self.lookup(starts[:, None] + np.arange(T + 1)[None, :])
+    tok_r[:, 0] = BOS_ID  # a row that starts inside a document starts a new segment
+    start_r[:, 0] = True
+    is_causal = u[:, -1] < self.causal_fraction
+    eligible = ~start_r & (tok_r >= NUM_SPECIAL_TOKENS) & ~is_causal[:, None]
+    k = self.masker.uniforms_per_row(T + 1)
+    m = self.masker(u[:, :k], tok_r, eligible, start_r, self.mask_rate(step),
+                    None if history is None else history(starts, index))
+    return tok_r, start_r, index, is_causal, m
+
+  def _row_uniforms(self, step: int, T: int, first_row: int, rows: int) -> np.ndarray:
+    """The masker's uniforms and one for the row's objective (last), per row."""
+    per_row = -(-(self.masker.uniforms_per_row(T + 1) + 1) // 4) * 4
+    return self._uniforms(step, first_row, rows, per_row)
+
   def batch(self, step: int, *, with_spans: bool = False) -> dict[str, np.ndarray]:
     """This process's rows of the global batch of `step` (see the module docstring)."""
     phase = self.derived.phase_at(step)
@@ -264,25 +287,86 @@ class BatchSource:
     b = phase.batch_rows // self.process_count
     r0 = self.process_index * b
     starts = self.row_starts(step, r0, b)
-    tok_r, start_r, _ = self.lookup(starts[:, None] + np.arange(T + 1)[None, :])
-    tok_r[:, 0] = BOS_ID  # a row that starts inside a document starts a new segment
-    start_r[:, 0] = True
-
-    n = T + 1
-    k = self.masker.uniforms_per_row(n)
-    u = self._uniforms(step, r0, b, -(-(k + 1) // 4) * 4)
-    is_causal = u[:, -1] < self.causal_fraction
-    eligible = ~start_r & (tok_r >= NUM_SPECIAL_TOKENS) & ~is_causal[:, None]
-    m = self.masker(u[:, :k], tok_r, eligible, start_r, self.mask_rate(step))
+    tok_r, start_r, index, is_causal, m = self._masked_rows(
+        step, T, starts, self._row_uniforms(step, T, r0, b),
+        self._history_rows if self.anti_repeat else None)
     same_doc = ~start_r[:, 1:]
     loss_mask = np.where(is_causal[:, None], same_doc, m.chosen[:, 1:])
-    out = dict(input_ids=np.ascontiguousarray(m.tokens[:, :T]), targets=np.ascontiguousarray(tok_r[:, 1:]),
-               loss_mask=loss_mask, segment_ids=np.cumsum(start_r[:, :T], axis=1,
-                                                          dtype=np.int32),
+    out = dict(input_ids=np.ascontiguousarray(m.tokens[:, :T]),
+               targets=np.ascontiguousarray(tok_r[:, 1:]), loss_mask=loss_mask,
+               segment_ids=np.cumsum(start_r[:, :T], axis=1, dtype=np.int32),
                is_causal=is_causal)
     if with_spans:  # for tests: what span masking chose, before corruption
-      out.update(chosen=m.chosen, decision=m.decision, original=tok_r, **m.spans)
+      out.update(chosen=m.chosen, decision=m.decision, original=tok_r, store_index=index,
+                 **m.spans)
     return out
+
+  # ------------------------------------------------------------------ mask history
+
+  def _history_rows(self, starts: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """[b, T+1] earlier mask counts of the rows' tokens: those of the epoch each row starts
+    in (0 for the <s> before a document)."""
+    out = np.zeros(index.shape, np.uint8)
+    row_epoch = starts // self.stream_len
+    for e in np.unique(row_epoch):
+      if e == 0:
+        continue
+      counts = self.mask_history(int(e))
+      sel = row_epoch == e
+      idx = index[sel]
+      out[sel] = np.where(idx >= 0, counts[np.maximum(idx, 0)], 0)
+    return out
+
+  def mask_history(self, epoch: int) -> np.ndarray:
+    """uint8 [num_tokens]: how often each store token was masked by the rows that start in
+    epochs before `epoch` (saturating at 255).
+
+    The counts are replayed, not stored: the rows that start in an epoch, their uniforms and
+    their masks are pure functions of (seed, step, config, store) given the counts before that
+    epoch, so the counts of any epoch are recomputed from epoch 0 on. A run computes each
+    epoch's counts once (at its first batch in that epoch) and a resumed run recomputes them,
+    which costs about one pass of batch building per epoch before the resumed step."""
+    with self._history_lock:
+      if epoch in self._history:
+        return self._history[epoch]
+      known = max((e for e in self._history if e <= epoch), default=0)
+      counts = self._history.get(known, np.zeros(self.store.num_tokens, np.uint8))
+      for e in range(known, epoch):
+        hits = np.zeros_like(counts)  # at most 2 per token: its own row and a straddling one
+        np.add.at(hits, self._masked_in_epoch(e, counts), 1)
+        counts = counts + np.minimum(hits, 255 - counts)
+        self._history[e + 1] = counts
+        while len(self._history) > 3:
+          self._history.pop(min(self._history))
+      return counts
+
+  def _step_reading(self, pos: int) -> int:
+    """The step whose rows (logically, before shuffling) include the row starting at `pos`."""
+    lo, hi = 0, self.derived.total_steps
+    while lo < hi:  # the last step s with tokens_before(s) <= pos
+      mid = (lo + hi + 1) // 2
+      lo, hi = (mid, hi) if self.derived.tokens_before(mid) <= pos else (lo, mid - 1)
+    return lo
+
+  def _masked_in_epoch(self, e: int, counts: np.ndarray) -> np.ndarray:
+    """Store indices masked by the rows (of every process) that start in epoch e, given the
+    counts before it. Shuffling keeps a row in the epoch where it starts, so these rows belong
+    to the steps that read the stream around the epoch."""
+    L = self.stream_len
+    first = self._step_reading(e * L)
+    last = self._step_reading((e + 1) * L - 1)
+    history = lambda starts, index: np.where(index >= 0, counts[np.maximum(index, 0)], 0)
+    out = []
+    for step in range(first, min(last, self.derived.total_steps - 1) + 1):
+      p = self.derived.phase_at(step)
+      starts = self.row_starts(step)
+      sel = np.flatnonzero(starts // L == e)
+      if len(sel) == 0:
+        continue
+      u = self._row_uniforms(step, p.seq_len, 0, p.batch_rows)[sel]
+      _, _, index, _, m = self._masked_rows(step, p.seq_len, starts[sel], u, history)
+      out.append(index[m.chosen])
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
   def iterator(self, start_step: int, end_step: int) -> Iterator[tuple[int, dict]]:
     """(step, batch(step)) for steps [start_step, end_step), built ahead by grain threads."""
