@@ -289,8 +289,6 @@ def _check_architecture(m):
   _require(m.position != "rotary" or (m.hidden_size // m.num_heads) % 2 == 0,
            f"model.position 'rotary' needs an even head size, not {m.hidden_size} / "
            f"{m.num_heads}; change model.hidden_size or model.num_heads.")
-  _require(isinstance(m.normformer, bool),
-           f"model.normformer must be True or False, not {m.normformer!r}.")
   _require(m.ffn in ("geglu", "gelu"), f"model.ffn '{m.ffn}' is unknown; use geglu or gelu.")
   for name in ("dropout", "head_dropout"):
     _require(0.0 <= m[name] < 1.0, f"model.{name} ({m[name]}) must lie in [0, 1).")
