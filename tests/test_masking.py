@@ -2,13 +2,12 @@
 against a plain transcription of its algorithm, its nearly exact masked fraction, and its
 anti-repeat weighting."""
 
-import math
-
 import numpy as np
 import pytest
 
 from babylm_jax.config import MASK_ID, NUM_SPECIAL_TOKENS, base_config
 from babylm_jax.data import masking
+import reference_recipe
 
 V = 1000
 
@@ -31,46 +30,6 @@ def _rows(rng, b, n, doc_p=0.05, special_p=0.02):
   return tokens, starts, eligible
 
 
-def _reference_row(u, tokens, starts, eligible, rate, history, max_span=3):
-  """GPT-BERT's masking of one row, segment by segment, as its reference code states it:
-  consecutive spans of 1..3 tokens from the segment's first token, one key per span (times
-  e^count), k = max(1, int(n * rate + U)), every token whose key is at most the k-th smallest
-  is masked. The uniforms are read in masking.RankedSpans' layout."""
-  n = len(tokens)
-  u_len, u_key, u_dec, u_k, u_tok = (u[i * n:(i + 1) * n] for i in range(5))
-  chosen = np.zeros(n, bool)
-  inputs = tokens.copy()
-  bounds = [t for t in range(n) if t == 0 or starts[t]] + [n]
-  span_no = -1
-  for seg_no, (t, t1) in enumerate(zip(bounds, bounds[1:])):
-    t0 = t
-    if starts[t]:  # the segment's <s> is a span of its own
-      span_no += 1
-      t0 = t + 1
-    keys, spans = [], []
-    pos = t0
-    while pos < t1:
-      span_no += 1
-      length = 1 + int(u_len[pos] * max_span)
-      for q in range(pos, min(pos + length, t1)):
-        keys.append(u_key[span_no] * math.exp(history[q]) if eligible[q] else math.inf)
-        spans.append(span_no)
-      pos += length
-    if t1 > t0:
-      k = min(max(1, int((t1 - t0) * rate + u_k[seg_no])), int(eligible[t0:t1].sum()))
-      if k > 0:
-        threshold = sorted(keys)[k - 1]
-        for q, key, sp in zip(range(t0, t1), keys, spans):
-          if key <= threshold:
-            chosen[q] = True
-            d = u_dec[sp]
-            if d < 0.8:
-              inputs[q] = MASK_ID
-            elif d < 0.9:
-              inputs[q] = NUM_SPECIAL_TOKENS + int(u_tok[q] * (V - NUM_SPECIAL_TOKENS))
-  return chosen, inputs
-
-
 def test_ranked_masking_is_the_reference_algorithm():
   rng = np.random.default_rng(0)
   m = _masker("ranked")
@@ -82,7 +41,8 @@ def test_ranked_masking_is_the_reference_algorithm():
     u = rng.random((24, m.uniforms_per_row(n)))
     got = m(u, tokens, eligible, starts, rate, history)
     for r in range(24):
-      chosen, inputs = _reference_row(u[r], tokens[r], starts[r], eligible[r], rate, history[r])
+      chosen, inputs = reference_recipe.masked_row(u[r], tokens[r], starts[r], eligible[r], rate,
+                                                   history[r], V)
       np.testing.assert_array_equal(got.chosen[r], chosen, err_msg=f"row {r}, n={n}")
       np.testing.assert_array_equal(got.tokens[r], inputs, err_msg=f"row {r}, n={n}")
     assert not (got.chosen & ~eligible).any()

@@ -17,6 +17,7 @@ from babylm_jax.train import loss as loss_lib
 from babylm_jax.train import optimizer as opt_lib
 from babylm_jax.train import sharding
 from babylm_jax.train import step as step_lib
+import reference_recipe
 
 
 def make_batch(seed, B=8, T=32, V=128, causal_rows=2, rate=0.3):
@@ -137,25 +138,6 @@ def test_decay_mask_leaves_out_biases_norms_positions_and_layer_weights():
   assert sum(flat.values()) == 1 + 2 * (3 + 2) + 1  # word, per layer 3+2 kernels, head dense
 
 
-def _reference_lamb(tensors, grads_seq, decayed, lr, b1=0.9, b2=0.98, eps=1e-8, wd=0.1):
-  """GPT-BERT's reference LAMB step by step, on a list of float64 numpy tensors."""
-  p = [x.astype(np.float64).copy() for x in tensors]
-  m = [np.zeros_like(x) for x in p]
-  v = [np.zeros_like(x) for x in p]
-  for t, grads in enumerate(grads_seq, start=1):
-    for i, g in enumerate(grads):
-      m[i] = b1 * m[i] + (1 - b1) * g
-      v[i] = b2 * v[i] + (1 - b2) * g * g
-      u = (m[i] / (1 - b1 ** t)) / (np.sqrt(v[i] / (1 - b2 ** t)) + eps)
-      ratio = 1.0
-      if decayed[i]:
-        u = u + wd * p[i]
-        pn, un = np.linalg.norm(p[i]), np.linalg.norm(u)
-        ratio = pn / un if pn > 0 and un > 0 else 1.0
-      p[i] = p[i] - lr * ratio * u
-  return p
-
-
 def test_gpt_bert_lamb_is_the_reference_lamb():
   """Three steps on the tiny model's parameters with random gradients equal the reference's
   algorithm applied to its own tensors: the layer-weight matrix as one vector per row (its
@@ -178,23 +160,14 @@ def test_gpt_bert_lamb_is_the_reference_lamb():
     upd, state = tx.update(g, state, got)
     got = optax.apply_updates(got, upd)
 
-  def split(tree):  # (name, tensor) in the reference's granularity
-    out = []
-    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
-      name = "/".join(str(getattr(k, "key", k)) for k in path)
-      if name == "layer_weight":
-        out += [(f"alphas/{i}", np.asarray(x)[i, :i + 2]) for i in range(x.shape[0])]
-      else:
-        out.append((name, np.asarray(x)))
-    return out
-
-  names = [n for n, _ in split(params)]
-  decayed = ["bias" not in n and "norm" not in n for n in names]
+  names, values = zip(*reference_recipe.tensors(params))
+  decayed = reference_recipe.decayed(names)
   assert not decayed[names.index("embedding/relative_norm_scale")]
   assert decayed[names.index("embedding/relative")] and decayed[names.index("alphas/3")]
-  want = _reference_lamb([x for _, x in split(params)],
-                         [[x for _, x in split(g)] for g in grads], decayed, lr=0.01)
-  for (name, x), y in zip(split(got), want):
+  ref = reference_recipe.Lamb(values, decayed)
+  for g in grads:
+    want = ref.step([x for _, x in reference_recipe.tensors(g)], lr=0.01)
+  for (name, x), y in zip(reference_recipe.tensors(got), want):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7, err_msg=name)
 
 

@@ -265,3 +265,52 @@ def test_milestone_checkpoints_by_words_seen(tmp_path, cache_dir):
   meta = mngr.restore(1_000_000, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
   # Saved at the first step whose words seen reach 1M.
   assert 1_000_000 <= meta["words_seen"] < 1_000_000 + 10_000 and 120 < meta["step"] < 140
+
+
+def _reference_args(workdir, cache, steps=30):
+  """configs/gpt_bert_reference_small.py at tiny shapes on one 100 KB file (30,483 tokens an
+  epoch): the ramp's 1,024 -> 4,096 tokens a step enter epoch 1 at step 17."""
+  return [sys.executable, "launch.py", "--config", "configs/gpt_bert_reference_small.py",
+          "--workdir", str(workdir),
+          f"--config.data.path={data_path('babylm_text', 'train_100k', 'bnc_spoken_dev.train')}",
+          f"--config.data.dev_path={data_path('babylm_text', 'dev_bb25_small')}",
+          f"--config.data.cache_dir={cache}", "--config.model.vocab_size=1024",
+          "--config.model.hidden_size=64", "--config.model.num_layers=2",
+          "--config.model.num_heads=2", "--config.model.intermediate_size=128",
+          "--config.train.tokens_per_step=4096", "--config.train.seq_lens=(32,64,128)",
+          f"--config.train.steps={steps}", "--config.train.log_every=5",
+          "--config.train.eval_every=1000", "--config.train.eval_batches=2",
+          "--config.checkpoint.every=10"]
+
+
+def test_reference_recipe_resumes_exactly_inside_a_later_epoch(tmp_path, cache_dir):
+  """The reference recipe (ramp, ranked masks with anti-repeat counts, its LAMB, head dropout),
+  killed with SIGKILL after its step-20 checkpoint (in epoch 1) and resumed, logs the same
+  losses and ends with the same parameters as a straight run: the resumed process replays
+  epoch 0's masks to the same counts."""
+  straight_wd, wd = tmp_path / "straight", tmp_path / "killed"
+  r = subprocess.run(_reference_args(straight_wd, cache_dir), cwd=ROOT, capture_output=True,
+                     text=True, timeout=900, env=_env())
+  _ok(r)
+  recs = [json.loads(l) for l in (straight_wd / "metrics.jsonl").read_text().splitlines()]
+  tokens = {r["step"]: r["tokens_seen"] for r in recs if "loss" in r}
+  assert tokens[5] == 5 * 1024 and tokens[10] == 8 * 1024 + 2 * 2048
+  proc = subprocess.Popen(_reference_args(wd, cache_dir), cwd=ROOT, env=_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 600
+  while time.time() < deadline:
+    if (wd / "checkpoints" / "20").exists() and (wd / "metrics.jsonl").exists() and max(
+        [0] + [json.loads(l)["step"] for l in (wd / "metrics.jsonl").read_text().splitlines()
+               if l.strip()]) >= 25:
+      break
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  r = subprocess.run(_reference_args(wd, cache_dir), cwd=ROOT, capture_output=True, text=True,
+                     timeout=900, env=_env())
+  _ok(r)
+  assert "resumed from step 20" in r.stderr
+  assert losses(wd) == losses(straight_wd)
+  for a, b in zip(final_params(wd, 30), final_params(straight_wd, 30)):
+    np.testing.assert_array_equal(a, b)
