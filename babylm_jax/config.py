@@ -82,7 +82,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.position_bucket_size = 32
   c.model.max_position = 512
   c.model.dropout = 0.1
+  # Dropout before the head's vocabulary projection (GPT-BERT's reference code has it).
+  c.model.head_dropout = 0.0
   c.model.layer_norm_eps = 1e-5
+  # 'disentangled' (GPT-BERT: content and relative-position terms, GELU-gated values) or
+  # 'standard' (scaled dot-product attention).
+  c.model.attention = "disentangled"
+  # 'relative' (bucketed relative positions; disentangled attention only), or for standard
+  # attention 'learned_absolute' (a learned vector per position) or 'rotary' (RoPE).
+  # Absolute and rotary positions restart at 0 at each document of a packed row.
+  c.model.position = "relative"
+  # NormFormer's extra LayerNorms before the attention output and the feed-forward down
+  # projections (GPT-BERT); False gives plain pre-LN blocks.
+  c.model.normformer = True
+  # 'geglu' (GPT-BERT) or 'gelu' (two-matrix MLP with GELU).
+  c.model.ffn = "geglu"
   # 'gpt_bert' (weighted sum of all earlier sublayer outputs), 'elc' (ELC-BERT per-layer
   # softmax weights) or 'residual' (plain residual stream).
   c.model.layer_weighting = "gpt_bert"
@@ -256,6 +270,34 @@ def mask_rate(config, step: int, total_steps: int) -> float:
   return o.mask_rate_start + (o.mask_rate_end - o.mask_rate_start) * frac
 
 
+# Architecture switches added after the first checkpoints and exports were written: one that
+# does not record them holds the network there was then, these fields' defaults.
+LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn")
+
+# model.attention -> the model.position values it works with.
+POSITIONS_OF_ATTENTION = {"disentangled": ("relative",),
+                          "standard": ("learned_absolute", "rotary")}
+
+
+def _check_architecture(m):
+  """The transformer switches: known values, and combinations that exist."""
+  _require(m.attention in POSITIONS_OF_ATTENTION,
+           f"model.attention '{m.attention}' is unknown; use disentangled or standard.")
+  positions = POSITIONS_OF_ATTENTION[m.attention]
+  _require(m.position in ("relative", "learned_absolute", "rotary"),
+           f"model.position '{m.position}' is unknown; use relative, learned_absolute or "
+           f"rotary.")
+  _require(m.position in positions,
+           f"model.position '{m.position}' does not work with model.attention "
+           f"'{m.attention}'; use {' or '.join(positions)}, or change model.attention.")
+  _require(m.position != "rotary" or (m.hidden_size // m.num_heads) % 2 == 0,
+           f"model.position 'rotary' needs an even head size, not {m.hidden_size} / "
+           f"{m.num_heads}; change model.hidden_size or model.num_heads.")
+  _require(m.ffn in ("geglu", "gelu"), f"model.ffn '{m.ffn}' is unknown; use geglu or gelu.")
+  for name in ("dropout", "head_dropout"):
+    _require(0.0 <= m[name] < 1.0, f"model.{name} ({m[name]}) must lie in [0, 1).")
+
+
 def derive(config, corpus_tokens: int | None = None,
            corpus_words: int | None = None) -> Derived:
   """Validates `config` and computes steps, warmup/cooldown and length phases.
@@ -274,6 +316,7 @@ def derive(config, corpus_tokens: int | None = None,
   _require(m.layer_weighting in ("gpt_bert", "elc", "residual"),
            f"model.layer_weighting '{m.layer_weighting}' is unknown; use gpt_bert, elc or "
            f"residual.")
+  _check_architecture(m)
   _require(m.compute_dtype in ("float32", "bfloat16", "float16"),
            f"model.compute_dtype '{m.compute_dtype}' is unknown; use float32 or bfloat16.")
   _require(0.0 <= o.causal_fraction <= 1.0,

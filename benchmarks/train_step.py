@@ -132,7 +132,7 @@ def main():
   targets = int(sum(np.asarray(b["loss_mask"]).sum() for b in batches) / len(batches))
   projected = cap if targets <= cap else B * T
   V, D = c.model.vocab_size, c.model.hidden_size
-  R, H, L = 2 * c.model.position_bucket_size - 1, c.model.num_heads, c.model.num_layers
+  R, H, L = flops.position_buckets(c.model), c.model.num_heads, c.model.num_layers
   executed_per_token = (per_token - 6.0 * (V * D + V) * (1 - projected / (B * T))
                         + 3.0 * L * 4 * T * R * H)
   print(f"compile {compile_s:.1f}s, step times {[round(t, 3) for t in times]}, "

@@ -4,7 +4,8 @@ Weights are the Flax init plus noise (so that biases, layer weights and the rela
 LayerNorm all matter), moved through `params_to_tensors`, the same conversion the export
 writes. Inputs are random ids and real BLiMP sentences encoded by a tokenizer trained on real
 BabyLM text, in padded batches (right and left padding, packed documents), in causal and
-bidirectional mode, for every layer weighting. They must agree within 1e-4 in float32.
+bidirectional mode, for every layer weighting and every architecture switch (VARIANTS). They
+must agree within 1e-4 in float32.
 """
 
 import json
@@ -23,6 +24,17 @@ from babylm_jax.model.gpt_bert import GPTBert
 from conftest import data_path, load_config
 
 TOL = 1e-4
+# config.model overrides: together they take every value of every architecture switch.
+VARIANTS = {
+    "gpt_bert": {},
+    "elc": dict(layer_weighting="elc"),
+    "residual": dict(layer_weighting="residual"),
+    "standard_absolute_plain_gelu": dict(attention="standard", position="learned_absolute",
+                                         normformer=False, ffn="gelu",
+                                         layer_weighting="residual"),
+    "standard_rotary": dict(attention="standard", position="rotary"),
+    "disentangled_plain_gelu_elc": dict(normformer=False, ffn="gelu", layer_weighting="elc"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +54,9 @@ def blimp_sentences():
   return sents
 
 
-def _models(weighting: str, seed: int = 0):
+def _models(variant: str, seed: int = 0):
   config = load_config("smoke")
-  config.model.layer_weighting = weighting
+  config.model.update(VARIANTS[variant])
   model = GPTBert(config.model, rngs=nnx.Rngs(seed))
   rng = np.random.default_rng(seed)
   params = jax.tree.map(
@@ -81,9 +93,9 @@ def _compare(model, ported, ids_BT, segment_ids_BT):
   return worst
 
 
-@pytest.mark.parametrize("weighting", ["gpt_bert", "elc", "residual"])
-def test_random_inputs_padded(weighting):
-  model, ported, config = _models(weighting)
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_random_inputs_padded(variant):
+  model, ported, config = _models(variant)
   rng = np.random.default_rng(1)
   B, T = 4, 48
   ids = rng.integers(0, config.model.vocab_size, (B, T)).astype(np.int32)

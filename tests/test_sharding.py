@@ -35,15 +35,21 @@ SCRIPT = textwrap.dedent("""
     assert jax.device_count() == 8, jax.devices()
     batch = make_batch(0, B=16)
     specs = {}
-    for name, shape, micro in [("one", (1, 1, 1), 1), ("8x1x1", (8, 1, 1), 1),
-                               ("2x4x1", (2, 4, 1), 1), ("2x2x2", (2, 2, 2), 1)]:
+    # The variant: standard attention, rotary positions, GELU FFN, plain pre-LN, head dropout.
+    variant = dict(attention="standard", position="rotary", ffn="gelu", normformer=False,
+                   head_dropout=0.1)
+    for name, shape, micro, model in [
+        ("one", (1, 1, 1), 1, {}), ("8x1x1", (8, 1, 1), 1, {}), ("2x4x1", (2, 4, 1), 1, {}),
+        ("2x2x2", (2, 2, 2), 1, {}), ("variant_one", (1, 1, 1), 1, variant),
+        ("variant_2x2x2", (2, 2, 2), 1, variant)]:
       # Dropout on: its keys must not depend on the layout. A large Adam eps makes the first
       # update linear in the gradient, so parameters compare gradients, not their signs.
       c = tiny_config(tokens_per_step=512, micro_batches=micro, eps=1e-3)
       c.model.dropout = 0.1
+      c.model.update(model)
       c.mesh.data, c.mesh.fsdp, c.mesh.tensor = shape
       d = derive(c)
-      devices = jax.devices()[:1] if name == "one" else None
+      devices = jax.devices()[:1] if name.endswith("one") else None
       mesh = sharding.make_mesh(c, devices)
       graphdef, state, shardings = step_lib.create_train_state(c, d, mesh)
       train_step = step_lib.make_train_step(c, d, graphdef, mesh, shardings)
@@ -58,9 +64,12 @@ SCRIPT = textwrap.dedent("""
       flat["_grad_norm"] = np.asarray(m["grad_norm"])
       flat["_eval_loss"] = np.asarray(ev["loss"])
       np.savez(f"{out_dir}/{name}.npz", **flat)
+      attention_in = "qkv" if model else "qk"
       specs[name] = {
           "word": list(state.params["embedding"]["word"].sharding.spec),
           "up": list(state.params["ffn"][0]["up"]["kernel"].sharding.spec),
+          "attention_in": list(
+              state.params["attention"][0][attention_in]["kernel"].sharding.spec),
           "mu_word": list(state.opt_state[1][0].mu["embedding"]["word"].sharding.spec),
       }
     json.dump(specs, open(f"{out_dir}/specs.json", "w"))
@@ -79,9 +88,9 @@ def eight_devices(tmp_path_factory):
   return out
 
 
-@pytest.mark.parametrize("name", ["8x1x1", "2x4x1", "2x2x2"])
+@pytest.mark.parametrize("name", ["8x1x1", "2x4x1", "2x2x2", "variant_2x2x2"])
 def test_sharded_step_matches_one_device(eight_devices, name):
-  one = np.load(eight_devices / "one.npz")
+  one = np.load(eight_devices / ("variant_one.npz" if name.startswith("variant") else "one.npz"))
   got = np.load(eight_devices / f"{name}.npz")
   assert set(one.files) == set(got.files)
   for key in ("_loss", "_grad_norm", "_eval_loss"):
@@ -97,6 +106,10 @@ def test_parameters_and_adam_moments_are_sharded_by_the_rules(eight_devices):
   assert specs["2x2x2"]["word"] == ["tensor", "fsdp"]
   assert specs["2x2x2"]["up"] == ["fsdp", "tensor"]
   assert specs["2x2x2"]["mu_word"] == specs["2x2x2"]["word"]
+  # The variant's own kernels (qkv, the GELU up-projection) are sharded by the same rules.
+  assert specs["variant_2x2x2"]["attention_in"] == specs["2x2x2"]["attention_in"] == [
+      "fsdp", "tensor"]
+  assert specs["variant_2x2x2"]["up"] == ["fsdp", "tensor"]
 
 
 def test_mesh_sizes_fill_and_fail_clearly():

@@ -261,12 +261,17 @@ def test_tiny_model_overfits_one_batch():
 # ----------------------------------------------------------------------------- FLOP counts
 
 
-def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding():
-  """flops.matmul_params counts exactly the parameters that take part in a matmul per token."""
+@pytest.mark.parametrize("overrides", [
+    {}, dict(attention="standard", position="rotary"),
+    dict(attention="standard", position="learned_absolute", ffn="gelu", normformer=False)])
+def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding(overrides):
+  """flops.matmul_params counts exactly the parameters that take part in a matmul per token,
+  for each architecture variant; the relative-position term only with disentangled attention."""
   from flax import nnx
   from babylm_jax.model.gpt_bert import GPTBert
   from babylm_jax.train import flops
   cfg = tiny_config().model
+  cfg.update(overrides)
   state = nnx.to_pure_dict(nnx.state(GPTBert(cfg, rngs=nnx.Rngs(0)), nnx.Param))
   flat = jax.tree_util.tree_flatten_with_path(state)[0]
   names = ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in flat]
@@ -274,6 +279,9 @@ def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding():
                    if (n.endswith(("kernel", "bias")) and "norm" not in n)
                    or n == "embedding/word")
   assert flops.matmul_params(cfg) == in_matmuls
+  R = 2 * cfg.position_bucket_size - 1 if cfg.attention == "disentangled" else 0
+  L, D, T = cfg.num_layers, cfg.hidden_size, 32
+  assert flops.flops_per_token(cfg, T) == 6 * in_matmuls + 12 * L * D * (T + R)
 
 
 def test_chip_peak_is_known_for_accelerators_in_bfloat16_only():

@@ -19,11 +19,16 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from babylm_jax.config import LATER_MODEL_FIELDS, base_config
 from babylm_jax.errors import UserError
 
 # Model fields that change parameter shapes or meaning; a checkpoint must agree on all of them.
 SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                "position_bucket_size", "layer_weighting")
+                "position_bucket_size", "max_position", "layer_weighting", "attention",
+                "position", "normformer", "ffn")
+# A checkpoint without an architecture switch (config.LATER_MODEL_FIELDS) has its default;
+# one without max_position, which shaped no parameter before learned absolute positions, is
+# not checked on it.
 
 # BabyLM milestones: every 1M words to 10M, every 10M to 100M, every 100M to 1B.
 MILESTONES = tuple(sorted({m * 1_000_000 for m in range(1, 11)}
@@ -60,8 +65,11 @@ def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sh
 
 def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str):
   """Refuses a checkpoint whose model shape or tokenizer differs from the config's."""
+  model, defaults = meta.get("model", {}), base_config().model
   for k in SHAPE_FIELDS:
-    saved = meta.get("model", {}).get(k)
+    if k == "max_position" and k not in model:
+      continue
+    saved = model.get(k, defaults[k] if k in LATER_MODEL_FIELDS else None)
     if saved != config.model[k]:
       raise UserError(f"the checkpoint in {where} has model.{k}={saved!r} but the config says "
                       f"{config.model[k]!r}; use the run's own config or a fresh --workdir.")

@@ -75,7 +75,7 @@ def train(config, workdir) -> dict:
 
   if config.init.from_hf:
     # Check the folder before any data work, and train with its tokenizer (token ids must match).
-    from babylm_jax.export.hf import model_fields_from_hf
+    from babylm_jax.model.hf_weights import model_fields_from_hf
     model_fields_from_hf(config.init.from_hf)
     if not config.tokenizer.path:
       config.tokenizer.path = str(epath.Path(config.init.from_hf) / "tokenizer.json")

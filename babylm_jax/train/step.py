@@ -98,7 +98,7 @@ def create_train_state(config, derived, mesh):
   graphdef, tx, _, shardings = _state_shardings(config, derived, mesh)
   state = jax.jit(_init_fn(config, tx), out_shardings=shardings)()
   if config.init.from_hf:
-    from babylm_jax.export.hf import load_from_hf
+    from babylm_jax.model.hf_weights import load_from_hf
     params = jax.device_put(load_from_hf(config.init.from_hf, config), shardings.params)
     # A copy, not the same buffers: the train step donates params and EMA params separately.
     ema = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=shardings.ema_params)(
@@ -136,9 +136,19 @@ def forward_sums(model, batch, config, *, deterministic, rngs=None, divisor=1):
   mask_N = batch["loss_mask"].reshape(-1)
   causal_N = jnp.broadcast_to(batch["is_causal"][:, None], (B, T)).reshape(-1)
   cap = _capacity(config, B, T, divisor)
+  # The head's dropout key is drawn out here (the cond's branches cannot advance `rngs`);
+  # both branches draw each position's mask from its flat index, so they agree.
+  head_key = None
+  if not deterministic and config.model.head_dropout > 0:
+    head_key = rngs.dropout()
+
+  def head(h_xD, rows_x=None):
+    if head_key is None:
+      return model.head(h_xD)
+    return model.head(h_xD, deterministic=False, rngs=nnx.Rngs(dropout=head_key), rows_x=rows_x)
 
   def every_position():
-    return loss_lib.target_sums(model.head(h_ND), targets_N, mask_N, causal_N)
+    return loss_lib.target_sums(head(h_ND), targets_N, mask_N, causal_N)
 
   if cap >= B * T:
     return every_position()
@@ -152,7 +162,7 @@ def forward_sums(model, batch, config, *, deterministic, rngs=None, divisor=1):
     (idx_C,) = jnp.nonzero(mask_N, size=cap, fill_value=0)
     g_CD = constrain(h_ND[idx_C], ("batch", "embed"))
     weight_C = jnp.arange(cap) < jnp.sum(mask_N)
-    return loss_lib.target_sums(model.head(g_CD), targets_N[idx_C], weight_C, causal_N[idx_C])
+    return loss_lib.target_sums(head(g_CD, idx_C), targets_N[idx_C], weight_C, causal_N[idx_C])
 
   return jax.lax.cond(jnp.sum(mask_N) <= cap, gathered, every_position)
 
