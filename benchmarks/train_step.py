@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 from babylm_jax.config import MASK_ID, derive  # noqa: E402
 from babylm_jax.train import flops, sharding  # noqa: E402
 from babylm_jax.train import step as step_lib  # noqa: E402
+from babylm_jax.train.objectives.targets import capacity  # noqa: E402
 
 
 def load_config(path):
@@ -128,7 +129,7 @@ def main():
   tokens_per_s = B * T / step_s
   per_token = flops.flops_per_token(c.model, T)
   model_flops = tokens_per_s * per_token
-  cap = step_lib._capacity(c, B, T, sharding.batch_divisor(mesh))
+  cap = capacity(c, B, T, sharding.batch_divisor(mesh))
   targets = int(sum(np.asarray(b["loss_mask"]).sum() for b in batches) / len(batches))
   projected = cap if targets <= cap else B * T
   V, D = c.model.vocab_size, c.model.hidden_size

@@ -24,17 +24,27 @@ numbers come from a counter-based generator (Philox) keyed by (seed, step) and a
 first row of this process, so a row's objective and mask do not depend on how many processes
 share the step. Nothing here touches a device.
 
-Objective per row: causal with probability `causal_fraction`, else masked. The target at
-position k is token k+1. Causal rows score every target inside the same document. Masked rows
-score position k when token k+1 was chosen by span masking: span starts are Bernoulli, span
-lengths uniform in 1..max_span, the start probability solved so that each token is covered
-with probability equal to the mask rate; special tokens and segment starts are never chosen.
-A chosen token's input is `<mask>` (80%), a random non-special token (10%) or unchanged (10%),
-decided once per span.
+Span masking: span starts are Bernoulli, span lengths uniform in 1..max_span, the start
+probability solved so that each token is covered with probability equal to the mask rate;
+special tokens and segment starts are never chosen. A chosen token's input is `<mask>` (80%),
+a random non-special token (10%) or unchanged (10%), decided once per span (max_span = 1 is
+BERT/RoBERTa's token-level dynamic masking: a fresh draw every time a row is read).
+
+What a row becomes depends on `objective.kind` (one rule each, below; the objective modules
+in babylm_jax/train/objectives/ name theirs):
+- hybrid (GPT-BERT): a row is causal with probability `causal_fraction`, else masked. The
+  target at position k is token k+1. Causal rows score every target inside the same document;
+  masked rows score position k when token k+1 was chosen (masked-next-token prediction).
+- causal: every row causal.
+- masked: the target at position k is token k itself, scored when it was chosen. The row's
+  last token is read by no input (the next row starts with `<s>` in its place), so words seen
+  may count one word per row that was not shown: a bound from above, never below.
+- bootstrap: as masked, but every chosen token is a `<mask>` hole (never random or kept).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from typing import Iterator
@@ -86,6 +96,78 @@ def span_mask(u_start: np.ndarray, u_len: np.ndarray, u_dec: np.ndarray, rate: f
   return dec >= 0, dec, starts, lengths
 
 
+@dataclasses.dataclass(frozen=True)
+class Rows:
+  """A step's rows as drawn, before an objective's rule turns them into a batch."""
+  tokens: np.ndarray  # [b, T + 1] int32 stream tokens, <s> first
+  starts: np.ndarray  # [b, T + 1] bool segment starts (each at a <s>)
+  chosen: np.ndarray  # [b, T + 1] bool picked by span masking (never special, never a start)
+  decision: np.ndarray  # [b, T + 1] int8 per chosen token: 0 <mask>, 1 random, 2 unchanged
+  random_tokens: np.ndarray  # [b, T + 1] int32 non-special tokens for decision 1
+  u_row: np.ndarray  # [b] float64 uniform per row
+  causal_fraction: float
+
+  @property
+  def length(self) -> int:
+    return self.tokens.shape[1] - 1
+
+
+def corrupt(rows: Rows, chosen_BT: np.ndarray) -> np.ndarray:
+  """The first T tokens with the chosen ones replaced as their span's decision says."""
+  T = rows.length
+  inputs = rows.tokens[:, :T].copy()
+  dec = rows.decision[:, :T]
+  inputs[chosen_BT & (dec == 0)] = MASK_ID
+  rnd = chosen_BT & (dec == 1)
+  inputs[rnd] = rows.random_tokens[:, :T][rnd]
+  return inputs
+
+
+def _batch(rows: Rows, inputs, targets, loss_mask, is_causal) -> dict[str, np.ndarray]:
+  T = rows.length
+  return dict(input_ids=inputs, targets=np.ascontiguousarray(targets), loss_mask=loss_mask,
+              segment_ids=np.cumsum(rows.starts[:, :T], axis=1, dtype=np.int32),
+              is_causal=is_causal)
+
+
+def hybrid_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """GPT-BERT: causal rows and masked-next-token rows."""
+  T = rows.length
+  is_causal = rows.u_row < rows.causal_fraction
+  chosen = rows.chosen & ~is_causal[:, None]
+  same_doc = ~rows.starts[:, 1:]
+  loss_mask = np.where(is_causal[:, None], same_doc, chosen[:, 1:])
+  return _batch(rows, corrupt(rows, chosen[:, :T]), rows.tokens[:, 1:], loss_mask, is_causal)
+
+
+def causal_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """GPT: every row causal, every next token inside the document a target."""
+  T = rows.length
+  is_causal = np.ones(len(rows.tokens), bool)
+  return _batch(rows, rows.tokens[:, :T].copy(), rows.tokens[:, 1:], ~rows.starts[:, 1:],
+                is_causal)
+
+
+def masked_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """BERT-style: a chosen token is predicted at its own position."""
+  T = rows.length
+  chosen = rows.chosen[:, :T]
+  return _batch(rows, corrupt(rows, chosen), rows.tokens[:, :T], chosen,
+                np.zeros(len(rows.tokens), bool))
+
+
+def hole_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """BootBERT: as masked_rows, but every chosen token is a <mask> hole."""
+  T = rows.length
+  chosen = rows.chosen[:, :T]
+  inputs = np.where(chosen, MASK_ID, rows.tokens[:, :T]).astype(np.int32)
+  return _batch(rows, inputs, rows.tokens[:, :T], chosen, np.zeros(len(rows.tokens), bool))
+
+
+ROW_RULES = {"hybrid": hybrid_rows, "causal": causal_rows, "masked": masked_rows,
+             "bootstrap": hole_rows}
+
+
 class BatchSource:
   """Batches for each step of a run from one token store (see the module docstring)."""
 
@@ -109,6 +191,7 @@ class BatchSource:
     self.fixed_mask_rate = mask_rate
     self.max_span = int(o.max_span)
     self.mask_prob, self.random_prob = float(o.mask_token_prob), float(o.random_token_prob)
+    self.make_batch = ROW_RULES[o.kind]
     self.seed = (int(config.seed), int(seed_offset))
     self.vocab_size = int(store.vocab_size)
     self.tokens_per_step = int(derived.tokens_per_step)
@@ -318,28 +401,15 @@ class BatchSource:
         u[:, :W], u[:, W:2 * W], u[:, 2 * W:3 * W], self.mask_rate(step), S, T + 1,
         self.mask_prob, self.random_prob)
     u_tok = u[:, 3 * W:3 * W + T + 1]
-    is_causal = u[:, -1] < self.causal_fraction
-
     eligible = ~start_r & (tok_r >= NUM_SPECIAL_TOKENS)
-    chosen = covered & eligible & ~is_causal[:, None]
     random_tok = NUM_SPECIAL_TOKENS + (u_tok * (self.vocab_size - NUM_SPECIAL_TOKENS)).astype(
         np.int32)
-    inputs = tok_r[:, :T].copy()
-    ch = chosen[:, :T]
-    dec = decision[:, :T]
-    inputs[ch & (dec == 0)] = MASK_ID
-    rnd = ch & (dec == 1)
-    inputs[rnd] = random_tok[:, :T][rnd]
-
-    same_doc = ~start_r[:, 1:]
-    loss_mask = np.where(is_causal[:, None], same_doc, chosen[:, 1:])
-    out = dict(input_ids=inputs, targets=np.ascontiguousarray(tok_r[:, 1:]),
-               loss_mask=loss_mask, segment_ids=np.cumsum(start_r[:, :T], axis=1,
-                                                          dtype=np.int32),
-               is_causal=is_causal)
-    if with_spans:  # for tests: what span masking chose, before corruption
-      out.update(chosen=chosen, decision=decision, span_starts=starts, span_lengths=lengths,
-                 original=tok_r)
+    rows = Rows(tokens=tok_r, starts=start_r, chosen=covered & eligible, decision=decision,
+                random_tokens=random_tok, u_row=u[:, -1], causal_fraction=self.causal_fraction)
+    out = self.make_batch(rows)
+    if with_spans:  # for tests: what span masking chose (in rows not causal), before corruption
+      out.update(chosen=rows.chosen & ~out["is_causal"][:, None], decision=decision,
+                 span_starts=starts, span_lengths=lengths, original=tok_r)
     return out
 
   def iterator(self, start_step: int, end_step: int) -> Iterator[tuple[int, dict]]:

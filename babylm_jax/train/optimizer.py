@@ -3,7 +3,9 @@
 Schedule: linear warmup from 0 to the peak, cosine decay to min_lr_ratio x peak, then a linear
 cooldown to 0 over the last cooldown_steps (steps from `config.derive()`).
 Weight decay applies to matrices only: the dense kernels and the (tied) word embedding; never
-to biases, LayerNorm parameters, relative-position embeddings or layer weights.
+to biases, LayerNorm parameters, relative-position embeddings or layer weights. It is
+train.weight_decay throughout, or with train.weight_decay_end a cosine from the one to the
+other over the run (BootBERT's rising decay).
 """
 
 from __future__ import annotations
@@ -42,15 +44,27 @@ def learning_rate_schedule(config, derived) -> optax.Schedule:
       boundaries=[warmup, warmup + decay])
 
 
+def weight_decay_schedule(config, derived):
+  """train.weight_decay, or a cosine from it (update 0) to train.weight_decay_end (the end)."""
+  t = config.train
+  if t.weight_decay_end is None:
+    return t.weight_decay
+  start, end, total = float(t.weight_decay), float(t.weight_decay_end), derived.total_steps
+
+  def decay(count):
+    frac = jnp.minimum(jnp.asarray(count, jnp.float32) / max(total, 1), 1.0)
+    return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+  return decay
+
+
 def make_optimizer(config, derived) -> tuple[optax.GradientTransformation, optax.Schedule]:
   t = config.train
   schedule = learning_rate_schedule(config, derived)
+  wd = weight_decay_schedule(config, derived)
   if t.optimizer == "adamw":
-    opt = optax.adamw(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=t.weight_decay,
-                      mask=decay_mask)
+    opt = optax.adamw(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd, mask=decay_mask)
   else:
-    opt = optax.lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=t.weight_decay,
-                     mask=decay_mask)
+    opt = optax.lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd, mask=decay_mask)
   return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt), schedule
 
 
