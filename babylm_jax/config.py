@@ -22,6 +22,7 @@ NUM_SPECIAL_TOKENS = 16
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<mask>") + tuple(
     f"<special_{i}>" for i in range(11))
 UNK_ID, BOS_ID, EOS_ID, PAD_ID, MASK_ID = range(5)
+MASKING_STRATEGIES = ("bernoulli", "ranked")  # see data/masking.py
 
 # BabyLM 2025: corpus word budget and the cap on words seen in training (ten epochs).
 TRACKS = {
@@ -116,6 +117,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.objective.masked_weight = 15 / 16  # hybrid: r in r*masked + (1-r)*causal
   c.objective.mask_rate_start = 0.30
   c.objective.mask_rate_end = 0.15
+  # Which tokens a masked row predicts (data/masking.py): 'bernoulli' (span starts drawn
+  # independently, the masked fraction varies around the rate) or 'ranked' (GPT-BERT's
+  # reference: consecutive spans, the lowest-ranked k = int(n * rate + U) of each segment).
+  c.objective.masking = "bernoulli"
+  # With 'ranked' masking: tokens masked in earlier epochs rank later (key x e^count), so they
+  # are less likely to be masked again (GPT-BERT's reference).
+  c.objective.anti_repeat = False
   c.objective.max_span = 3
   c.objective.mask_token_prob = 0.8
   c.objective.random_token_prob = 0.1
@@ -139,7 +147,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.tokens_per_step = 16_384
   c.train.seq_lens = (128, 256, 512)
   c.train.seq_len_fractions = (0.6, 0.2, 0.2)
-  c.train.optimizer = "adamw"  # or 'lamb'
+  # Batch-size ramp: tokens per step rise linearly from batch_ramp_start x tokens_per_step at
+  # step 0 to tokens_per_step at batch_ramp_fraction of the steps, as a staircase of
+  # batch_ramp_levels values (each level and length is one compiled shape). 1.0: no ramp.
+  c.train.batch_ramp_start = 1.0
+  c.train.batch_ramp_fraction = 1.0
+  c.train.batch_ramp_levels = 4
+  # 'adamw', 'lamb' (optax's: trust ratio on every parameter) or 'gpt_bert_lamb' (GPT-BERT's
+  # reference LAMB: no decay and no trust ratio for biases and norms; train/optimizer.py).
+  c.train.optimizer = "adamw"
   c.train.lr = 7e-3
   c.train.b1 = 0.9
   c.train.b2 = 0.98
@@ -236,11 +252,15 @@ def base_config() -> ml_collections.ConfigDict:
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-  """A span of steps [start, end) trained at one sequence length."""
+  """A span of steps [start, end) of one batch shape: batch_rows rows of seq_len tokens."""
   start: int
   end: int
   seq_len: int
   batch_rows: int
+
+  @property
+  def tokens_per_step(self) -> int:
+    return self.batch_rows * self.seq_len
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,8 +268,8 @@ class Derived:
   total_steps: int
   warmup_steps: int
   cooldown_steps: int
-  tokens_per_step: int
-  phases: tuple[Phase, ...]
+  tokens_per_step: int  # the full value; a batch-size ramp starts below it
+  phases: tuple[Phase, ...]  # consecutive, one per (length, ramp level)
   word_budget: int
   exposure_cap: int
   corpus_tokens: int | None
@@ -261,16 +281,25 @@ class Derived:
         return p
     return self.phases[-1]
 
+  def tokens_before(self, step: int) -> int:
+    """Tokens (rows x length) of the batches of steps [0, step): the one place that knows
+    how tokens per step change along the run."""
+    return _tokens_before(self.phases, step)
+
   @property
   def max_seq_len(self) -> int:
     return max(p.seq_len for p in self.phases)
 
   @property
   def planned_words(self) -> int | None:
-    """Words the run will see: steps x tokens per step / (corpus tokens per word)."""
+    """Words the run will see: its tokens / (corpus tokens per word)."""
     if not self.corpus_tokens or not self.corpus_words:
       return None
-    return round(self.total_steps * self.tokens_per_step * self.corpus_words / self.corpus_tokens)
+    return round(self.tokens_before(self.total_steps) * self.corpus_words / self.corpus_tokens)
+
+
+def _tokens_before(phases, step: int) -> int:
+  return sum(min(max(step - p.start, 0), p.end - p.start) * p.tokens_per_step for p in phases)
 
 
 def _require(cond: bool, msg: str):
@@ -378,6 +407,10 @@ def derive(config, corpus_tokens: int | None = None,
   _require(o.mask_token_prob + o.random_token_prob <= 1.0,
            "objective.mask_token_prob + objective.random_token_prob must not exceed 1.")
   _require(o.max_span >= 1, "objective.max_span must be at least 1.")
+  _require(o.masking in MASKING_STRATEGIES,
+           f"objective.masking '{o.masking}' is unknown; use one of {MASKING_STRATEGIES}.")
+  _require(not o.anti_repeat or o.masking == "ranked",
+           "objective.anti_repeat needs objective.masking='ranked' (it reorders ranked spans).")
 
   seq_lens, fracs = tuple(t.seq_lens), tuple(t.seq_len_fractions)
   _require(len(seq_lens) == len(fracs) and seq_lens,
@@ -399,8 +432,15 @@ def derive(config, corpus_tokens: int | None = None,
   _require(0 <= t.warmup_fraction and 0 <= t.cooldown_fraction
            and t.warmup_fraction + t.cooldown_fraction < 1.0,
            "train.warmup_fraction + train.cooldown_fraction must be below 1.")
-  _require(t.optimizer in ("adamw", "lamb"),
-           f"train.optimizer '{t.optimizer}' is unknown; use adamw or lamb.")
+  _require(t.optimizer in ("adamw", "lamb", "gpt_bert_lamb"),
+           f"train.optimizer '{t.optimizer}' is unknown; use adamw, lamb or gpt_bert_lamb.")
+
+  _require(0.0 < t.batch_ramp_start <= 1.0 and 0.0 < t.batch_ramp_fraction <= 1.0,
+           "train.batch_ramp_start and train.batch_ramp_fraction must lie in (0, 1].")
+  _require(t.batch_ramp_levels >= 2, "train.batch_ramp_levels must be at least 2.")
+
+  def layout(total: int) -> tuple[Phase, ...]:
+    return _phases(t, total, seq_lens, fracs)
 
   if t.steps is not None:
     _require(t.steps > 0, f"train.steps ({t.steps}) must be positive.")
@@ -410,24 +450,57 @@ def derive(config, corpus_tokens: int | None = None,
     tokens = corpus_tokens
     if tokens is None:
       tokens = word_budget * config.data.tokens_per_word_estimate
-    total = max(1, math.ceil(t.epochs * tokens / t.tokens_per_step))
-
-  # Phase boundaries at the rounded cumulative fractions; the last ends at `total`.
-  bounds = [round(sum(fracs[:i + 1]) * total) for i in range(len(fracs))]
-  bounds[-1] = total
-  phases, start = [], 0
-  for T, end in zip(seq_lens, bounds):
-    end = max(end, start)
-    if end > start:
-      phases.append(Phase(start, end, T, t.tokens_per_step // T))
-    start = end
+    # The fewest steps whose batches hold epochs x the corpus tokens (a bisection, which a
+    # batch-size ramp needs: its phases depend on the step count).
+    target = t.epochs * tokens
+    lo = max(1, math.ceil(target / t.tokens_per_step))
+    hi = max(lo, math.ceil(target / min(_ramp_tokens(t, seq_lens))))
+    while lo < hi:
+      mid = (lo + hi) // 2
+      lo, hi = (mid + 1, hi) if _tokens_before(layout(mid), mid) < target else (lo, mid)
+    total = lo
+  phases = layout(total)
 
   warmup = round(t.warmup_fraction * total)
   cooldown = round(t.cooldown_fraction * total)
   return Derived(total_steps=total, warmup_steps=warmup, cooldown_steps=cooldown,
-                 tokens_per_step=t.tokens_per_step, phases=tuple(phases),
+                 tokens_per_step=t.tokens_per_step, phases=phases,
                  word_budget=word_budget, exposure_cap=exposure_cap,
                  corpus_tokens=corpus_tokens, corpus_words=corpus_words)
+
+
+def _ramp_tokens(t, seq_lens) -> list[int]:
+  """Tokens per step of each ramp level, rising linearly from batch_ramp_start x the full
+  value to the full value, in whole rows at every length (and micro-batch)."""
+  if t.batch_ramp_start >= 1.0:
+    return [t.tokens_per_step]
+  unit = math.lcm(*seq_lens) * t.micro_batches
+  n = t.batch_ramp_levels
+  out = []
+  for i in range(n - 1):
+    f = t.batch_ramp_start + (1.0 - t.batch_ramp_start) * i / (n - 1)
+    out.append(max(unit, round(t.tokens_per_step * f / unit) * unit))
+  return out + [t.tokens_per_step]
+
+
+def _phases(t, total: int, seq_lens, fracs) -> tuple[Phase, ...]:
+  """Consecutive spans of one (length, ramp level): length phases at the rounded cumulative
+  fractions of the steps, ramp level i from round(i / levels x ramp_fraction x total)."""
+  cuts = [round(sum(fracs[:i + 1]) * total) for i in range(len(fracs))]
+  cuts[-1] = total
+  levels = _ramp_tokens(t, seq_lens)
+  ramp_cuts = [round(i / len(levels) * t.batch_ramp_fraction * total)
+               for i in range(1, len(levels))]
+  bounds = sorted({0, total, *[min(c, total) for c in cuts + ramp_cuts]})
+  phases = []
+  for a, b in zip(bounds, bounds[1:]):
+    T = seq_lens[next(i for i, c in enumerate(cuts) if a < c)]
+    tokens = levels[sum(a >= c for c in ramp_cuts)]
+    if phases and (phases[-1].seq_len, phases[-1].tokens_per_step) == (T, tokens):
+      phases[-1] = dataclasses.replace(phases[-1], end=b)
+    else:
+      phases.append(Phase(a, b, T, tokens // T))
+  return tuple(phases)
 
 
 # ---------------------------------------------------------------------------------------

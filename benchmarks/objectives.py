@@ -7,8 +7,8 @@ For each config, in one process: the jitted training step of that config and of
 configs/strict_small.py (GPT-BERT), each at rows x seq_len tokens (one length phase, all local
 devices on the data axis), alternate step by step for `rounds` rounds, so that a shared
 machine's load falls on both alike. Batches are random tokens (two documents a row) turned
-into each objective's batch by its own row rule (babylm_jax/data/batches.py), with span
-masking at the config's starting rate (15% for these configs, 30% for GPT-BERT, whose rows are
+into each objective's batch by its own row rule (babylm_jax/data/batches.py), masked by the
+config's masker at its starting rate (15% for these configs, 30% for GPT-BERT, whose rows are
 1 in 16 causal). Reports per config
 the median wall-clock and CPU seconds of its step and of GPT-BERT's, and their ratios (the
 median of the per-round ratios). The last line printed is one JSON object.
@@ -31,7 +31,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from babylm_jax.config import BOS_ID, NUM_SPECIAL_TOKENS, derive  # noqa: E402
-from babylm_jax.data.batches import ROW_RULES, Rows, span_mask  # noqa: E402
+from babylm_jax.data.batches import CAUSAL_FRACTIONS, ROW_RULES, Rows  # noqa: E402
+from babylm_jax.data.masking import make_masker  # noqa: E402
 from babylm_jax.model.gpt_bert import count_params  # noqa: E402
 from babylm_jax.train import sharding  # noqa: E402
 from babylm_jax.train import step as step_lib  # noqa: E402
@@ -41,7 +42,8 @@ CONFIGS = ("ltg_bert_small", "elc_bert_small", "roberta_small", "gpt_small", "bo
 
 
 def objective_batch(c, seed, B, T):
-  """Random tokens, two documents a row, through the objective's row rule."""
+  """Random tokens, two documents a row, masked by the config's masker and turned into the
+  objective's batch by its row rule."""
   rng = np.random.default_rng(seed)
   V, o = c.model.vocab_size, c.objective
   tokens = rng.integers(NUM_SPECIAL_TOKENS, V, (B, T + 1)).astype(np.int32)
@@ -49,14 +51,11 @@ def objective_batch(c, seed, B, T):
   starts[:, 0] = True
   starts[np.arange(B), rng.integers(T // 4, 3 * T // 4, B)] = True
   tokens[starts] = BOS_ID
-  W = T + o.max_span
-  covered, decision, _, _ = span_mask(rng.random((B, W)), rng.random((B, W)),
-                                      rng.random((B, W)), o.mask_rate_start, o.max_span, T + 1,
-                                      o.mask_token_prob, o.random_token_prob)
-  rows = Rows(tokens=tokens, starts=starts, chosen=covered & ~starts, decision=decision,
-              random_tokens=rng.integers(NUM_SPECIAL_TOKENS, V, (B, T + 1)).astype(np.int32),
-              u_row=rng.random(B), causal_fraction=o.causal_fraction)
-  return ROW_RULES[o.kind](rows)
+  is_causal = rng.random(B) < CAUSAL_FRACTIONS.get(o.kind, o.causal_fraction)
+  masker = make_masker(o, V)
+  m = masker(rng.random((B, masker.uniforms_per_row(T + 1))), tokens,
+             ~starts & ~is_causal[:, None], starts, o.mask_rate_start)
+  return ROW_RULES[o.kind](Rows(tokens=tokens, starts=starts, is_causal=is_causal, masked=m))
 
 
 def setup(name, B, T):

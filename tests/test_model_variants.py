@@ -296,3 +296,29 @@ def test_head_dropout_in_the_step_is_the_same_gathered_or_not():
   for k, v in sums[0.3, 0.5].items():
     assert v == pytest.approx(sums[0.3, 1.0][k], rel=1e-5), k
   assert abs(sums[0.3, 0.5]["masked_ce"] - sums[0.0, 0.5]["masked_ce"]) > 1e-2
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def test_readme_variants_table_states_each_rows_parameter_count():
+  """The README's Variants table: each row's switches, built at the strict_small size, have
+  the parameters the row states."""
+  from conftest import ROOT, load_config
+  lines = (ROOT / "README.md").read_text().splitlines()
+  start = next(i for i, line in enumerate(lines) if line.startswith("| variant | attention"))
+  end = next(i for i, line in enumerate(lines[start:] + [""]) if not line.startswith("|"))
+  header, _, *rows = [[c.strip() for c in line.strip("|").split("|")]
+                      for line in lines[start:start + end]]
+  col = {name: i for i, name in enumerate(header)}
+  values = {"norms": {"NormFormer": True, "pre-LN": False},
+            "positions": {"relative": "relative", "rotary": "rotary",
+                          "learned absolute": "learned_absolute"},
+            "FFN": {"GEGLU": "geglu", "GELU": "gelu"}}
+  assert len(rows) >= 9
+  for row in rows:
+    m = load_config("strict_small").model
+    m.update(attention=row[col["attention"]], layer_weighting=row[col["layer weighting"]],
+             position=values["positions"][row[col["positions"]]],
+             normformer=values["norms"][row[col["norms"]]], ffn=values["FFN"][row[col["FFN"]]])
+    assert count_params(m) == int(row[col["parameters"]].replace(",", "")), row

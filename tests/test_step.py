@@ -9,6 +9,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from babylm_jax.config import MASK_ID, base_config, derive
@@ -134,6 +135,85 @@ def test_decay_mask_leaves_out_biases_norms_positions_and_layer_weights():
                "head_module/dense/bias"):
     assert not flat[name], name
   assert sum(flat.values()) == 1 + 2 * (3 + 2) + 1  # word, per layer 3+2 kernels, head dense
+
+
+def _reference_lamb(tensors, grads_seq, decayed, lr, b1=0.9, b2=0.98, eps=1e-8, wd=0.1):
+  """GPT-BERT's reference LAMB step by step, on a list of float64 numpy tensors."""
+  p = [x.astype(np.float64).copy() for x in tensors]
+  m = [np.zeros_like(x) for x in p]
+  v = [np.zeros_like(x) for x in p]
+  for t, grads in enumerate(grads_seq, start=1):
+    for i, g in enumerate(grads):
+      m[i] = b1 * m[i] + (1 - b1) * g
+      v[i] = b2 * v[i] + (1 - b2) * g * g
+      u = (m[i] / (1 - b1 ** t)) / (np.sqrt(v[i] / (1 - b2 ** t)) + eps)
+      ratio = 1.0
+      if decayed[i]:
+        u = u + wd * p[i]
+        pn, un = np.linalg.norm(p[i]), np.linalg.norm(u)
+        ratio = pn / un if pn > 0 and un > 0 else 1.0
+      p[i] = p[i] - lr * ratio * u
+  return p
+
+
+def test_gpt_bert_lamb_is_the_reference_lamb():
+  """Three steps on the tiny model's parameters with random gradients equal the reference's
+  algorithm applied to its own tensors: the layer-weight matrix as one vector per row (its
+  used entries), no decay and no trust ratio exactly for biases and norms."""
+  c = tiny_config()
+  _, _, abstract = step_lib.abstract_model(c)
+  rng = np.random.default_rng(0)
+  params = jax.tree.map(lambda a: rng.normal(0, 0.05, a.shape).astype(np.float32), abstract)
+  lw = np.zeros(abstract["layer_weight"].shape, np.float32)  # entries past i + 1 stay 0
+  for i in range(lw.shape[0]):
+    lw[i, :i + 2] = rng.normal(0, 0.5, i + 2)
+  params["layer_weight"] = lw
+  grads = [jax.tree.map(lambda a: rng.normal(0, 1e-3, a.shape).astype(np.float32), params)
+           for _ in range(3)]
+  for g in grads:
+    g["layer_weight"] = np.where(lw != 0, g["layer_weight"], 0).astype(np.float32)
+  tx = opt_lib.gpt_bert_lamb(0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=0.1)
+  state, got = tx.init(params), params
+  for g in grads:
+    upd, state = tx.update(g, state, got)
+    got = optax.apply_updates(got, upd)
+
+  def split(tree):  # (name, tensor) in the reference's granularity
+    out = []
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+      name = "/".join(str(getattr(k, "key", k)) for k in path)
+      if name == "layer_weight":
+        out += [(f"alphas/{i}", np.asarray(x)[i, :i + 2]) for i in range(x.shape[0])]
+      else:
+        out.append((name, np.asarray(x)))
+    return out
+
+  names = [n for n, _ in split(params)]
+  decayed = ["bias" not in n and "norm" not in n for n in names]
+  assert not decayed[names.index("embedding/relative_norm_scale")]
+  assert decayed[names.index("embedding/relative")] and decayed[names.index("alphas/3")]
+  want = _reference_lamb([x for _, x in split(params)],
+                         [[x for _, x in split(g)] for g in grads], decayed, lr=0.01)
+  for (name, x), y in zip(split(got), want):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_gpt_bert_lamb_moves_a_bias_by_the_lr_where_optax_lamb_scales_it():
+  """One step on a norm scale of 0.2s: the reference's plain Adam step moves it by lr (0.01);
+  optax's LAMB applies the trust ratio ||p|| / ||u|| = 0.2 and moves it by 0.002."""
+  p = {"norm_scale": np.full(8, 0.2, np.float32), "kernel": np.full((8, 8), 0.2, np.float32)}
+  g = jax.tree.map(lambda x: np.full_like(x, 0.3), p)
+  moved = {}
+  for name, tx in (("ref", opt_lib.gpt_bert_lamb(0.01, b1=0.9, b2=0.98, eps=1e-8,
+                                                 weight_decay=0.1)),
+                   ("optax", optax.lamb(0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=0.1,
+                                        mask=opt_lib.decay_mask))):
+    upd, _ = tx.update(g, tx.init(p), p)
+    moved[name] = jax.tree.map(lambda u: float(np.abs(np.asarray(u)).max()), upd)
+  assert moved["ref"]["norm_scale"] == pytest.approx(0.01, rel=1e-5)
+  assert moved["optax"]["norm_scale"] == pytest.approx(0.002, rel=1e-5)
+  # A kernel takes decay and the trust ratio in both: its update's norm becomes lr ||p||.
+  assert moved["ref"]["kernel"] == pytest.approx(0.002, rel=1e-5)
 
 
 def test_schedule_values():

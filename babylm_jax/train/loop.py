@@ -136,9 +136,7 @@ def train(config, workdir) -> dict:
     return ckpt_lib.make_meta(config, step, source.words_before(step), step_tokens(step),
                               tokenizer_sha)
 
-  def step_tokens(step: int) -> int:
-    return sum(min(max(step - p.start, 0), p.end - p.start) * p.batch_rows * p.seq_len
-               for p in derived.phases)
+  step_tokens = derived.tokens_before
 
   last_train, last_val = {}, {}
   pending = None  # (step, metrics) of the step dispatched before the current one

@@ -23,6 +23,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from babylm_jax.errors import ConfigError
 from babylm_jax.model.axes import activation_sharding
 from babylm_jax.model.gpt_bert import GPTBert
 from babylm_jax.train import objectives
@@ -138,10 +139,16 @@ def _batch_shardings(mesh):
 
 
 def make_train_step(config, derived, graphdef, mesh, state_shardings):
-  """jitted (state, batch) -> (state, metrics); the state is donated."""
+  """jitted (state, batch) -> (state, metrics); the state is donated. It compiles once per
+  batch shape of `derived.phases`."""
   tx, schedule = make_optimizer(config, derived)
   objective, t = objectives.get(config), config.train
   M, divisor = t.micro_batches, batch_divisor(mesh)
+  for p in derived.phases:
+    if p.batch_rows % divisor:
+      raise ConfigError(f"steps {p.start}-{p.end - 1} have {p.batch_rows} rows, which the "
+                        f"{divisor} data x fsdp devices cannot share evenly; change "
+                        f"train.tokens_per_step, the batch-size ramp or config.mesh.")
   base_key = jax.random.key(config.seed)
 
   def loss_fn(params, batch, key, totals, teacher):

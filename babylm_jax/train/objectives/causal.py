@@ -9,5 +9,5 @@ from babylm_jax.data import batches
 from babylm_jax.train.objectives.hybrid import (SUM_KEYS, counts, init_teacher,  # noqa: F401
                                                 loss, metrics, sums, update_teacher)
 
-rows = batches.causal_rows
+rows = batches.hybrid_rows  # with every row causal (batches.CAUSAL_FRACTIONS)
 BACKENDS = ("causal",)
