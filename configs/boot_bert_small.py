@@ -6,8 +6,9 @@ small): objective 'bootstrap' (span masking at 15%, every masked token a hole th
 not see; a 4-layer decoder without dropout fills the holes; loss 0.1 x masked-token
 cross-entropy + smooth-L1 to the LayerNorm-ed states of a teacher that is an EMA of the
 encoder with decay rising from 0.996 to 1.0; no z-loss), LTG-BERT's residual stream, dropout
-before the head's projection, LAMB (optax.lamb) at 5e-3 with betas (0.9, 0.98), eps 1e-6 and
-weight decay rising on a cosine from 0.02 to 0.2, sequence length 128 throughout. Kept from
+before the head's projection, LAMB as the LTG code applies it (train.optimizer
+'gpt_bert_lamb') at 5e-3 with betas (0.9, 0.98), eps 1e-6 and weight decay rising on a cosine
+from 0.02 to 0.2, sequence length 128 throughout. Kept from
 GPT-BERT: disentangled attention (with its value gate), relative positions, NormFormer
 LayerNorms, GEGLU. 29,891,840 parameters in the encoder (what fine-tuning reads) and
 39,042,944 with the decoder and latent head, at vocab 8192 (tests/test_objectives.py checks
@@ -25,7 +26,7 @@ def get_config():
   c.model.decoder_layers = 4
   c.model.layer_weighting = "residual"
   c.model.head_dropout = 0.1
-  c.train.optimizer = "lamb"
+  c.train.optimizer = "gpt_bert_lamb"
   c.train.lr, c.train.eps = 5e-3, 1e-6
   c.train.weight_decay, c.train.weight_decay_end = 0.02, 0.2
   c.train.seq_lens, c.train.seq_len_fractions = (128,), (1.0,)

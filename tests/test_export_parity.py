@@ -277,3 +277,13 @@ def test_exported_folder_loads_and_scores_as_the_pipeline(objective, tokenizer,
         there = [float(torch.log_softmax(m(input_ids=x).logits[0].double(), -1)[
             torch.arange(x.shape[1] - 1), x[0, 1:]].sum()) for x in ids]
     np.testing.assert_allclose(there, here, atol=2e-3)
+  # AutoModel (what the pipeline fine-tunes) attends as the model was trained: causally for a
+  # causal-only model, both ways otherwise.
+  from transformers import AutoModel
+  encoder = AutoModel.from_pretrained(str(out), trust_remote_code=True, local_files_only=True)
+  x = torch.tensor([tok(sents[0])["input_ids"]])
+  y = x.clone()
+  y[0, -1] = (y[0, -1] + 1) % config.model.vocab_size
+  with torch.no_grad():
+    hx, hy = (encoder(input_ids=z).last_hidden_state[0, :-1] for z in (x, y))
+  assert torch.equal(hx, hy) == (objective == "causal")

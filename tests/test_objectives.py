@@ -299,6 +299,29 @@ def test_named_configs_build_with_the_counts_their_docstrings_state(name):
     assert count_params(encoder) == 29_891_840 and "29,891,840" in module.__doc__
 
 
+def test_readme_table_of_the_seeds_systems_matches_the_configs():
+  """Each row of the README's table names a config whose objective, eval backends and
+  parameter count (in millions, one decimal) are the row's."""
+  import importlib
+  lines = (ROOT / "README.md").read_text().splitlines()
+  start = next(i for i, line in enumerate(lines) if line.startswith("| config | objective"))
+  end = next(i for i, line in enumerate(lines[start:] + [""]) if not line.startswith("|"))
+  header, _, *rows = [[c.strip() for c in line.strip("|").split("|")]
+                      for line in lines[start:start + end]]
+  col = {name: i for i, name in enumerate(header)}
+  assert {r[0].strip("`") for r in rows} == set(NAMED) | {"strict_small"}
+  for row in rows:
+    c = importlib.import_module(f"configs.{row[0].strip('`')}").get_config()
+    assert row[col["objective"]].split(",")[0] == c.objective.kind, row
+    assert row[col["eval backends"]].split(" (")[0] == ", ".join(objectives.get(c).BACKENDS)
+    encoder = c.model.copy_and_resolve_references()
+    encoder.decoder_layers = 0
+    assert row[col["parameters"]].startswith(f"{count_params(encoder) / 1e6:.1f}M"), row
+    if c.model.decoder_layers:
+      extra = (count_params(c.model) - count_params(encoder)) / 1e6
+      assert f"+ {extra:.1f}M decoder" in row[col["parameters"]], row
+
+
 @pytest.mark.parametrize("overrides, match", [
     (dict(kind="next"), "objective.kind"),
     (dict(kind="bootstrap"), "decoder_layers"),

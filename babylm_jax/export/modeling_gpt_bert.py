@@ -403,8 +403,12 @@ class GptBertModel(GptBertPreTrainedModel):
   def set_input_embeddings(self, value):
     self.embedding.word = value
 
-  def forward(self, input_ids=None, attention_mask=None, causal=False, return_dict=None,
+  def forward(self, input_ids=None, attention_mask=None, causal=None, return_dict=None,
               **kwargs):
+    """The encoder's states; attention is causal by default only for a causal-only model (as
+    it was trained), so that a pipeline reading AutoModel gets the states it learned."""
+    if causal is None:
+      causal = self.config.objective == "causal"
     return BaseModelOutput(last_hidden_state=self._encode(input_ids, attention_mask,
                                                           causal)[0])
 
