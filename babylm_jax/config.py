@@ -101,11 +101,20 @@ def base_config() -> ml_collections.ConfigDict:
   # 'gpt_bert' (weighted sum of all earlier sublayer outputs), 'elc' (ELC-BERT per-layer
   # softmax weights) or 'residual' (plain residual stream).
   c.model.layer_weighting = "gpt_bert"
+  # BootBERT's shallow decoder (objective.kind 'bootstrap' only): layers without dropout that
+  # fill the <mask> holes, which the encoder does not see, from the encoder's states plus a
+  # learned mask embedding. 0: no decoder.
+  c.model.decoder_layers = 0
   c.model.compute_dtype = "float32"
 
   c.objective = ml_collections.ConfigDict()
-  c.objective.causal_fraction = 1 / 16  # fraction of rows that are causal (15:1)
-  c.objective.masked_weight = 15 / 16  # r in r*masked + (1-r)*causal
+  # What is predicted (babylm_jax/train/objectives/): 'hybrid' (GPT-BERT: masked-next-token
+  # rows and causal rows), 'masked' (BERT-style: a masked token is predicted at its own
+  # position; LTG-BERT, ELC-BERT, RoBERTa), 'causal' (next-token prediction only, GPT) or
+  # 'bootstrap' (BootBERT's latent bootstrapping; needs model.decoder_layers).
+  c.objective.kind = "hybrid"
+  c.objective.causal_fraction = 1 / 16  # hybrid: fraction of rows that are causal (15:1)
+  c.objective.masked_weight = 15 / 16  # hybrid: r in r*masked + (1-r)*causal
   c.objective.mask_rate_start = 0.30
   c.objective.mask_rate_end = 0.15
   # Which tokens a masked row predicts (data/masking.py): 'bernoulli' (span starts drawn
@@ -119,6 +128,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.objective.mask_token_prob = 0.8
   c.objective.random_token_prob = 0.1
   c.objective.z_loss = 1e-4
+  # How the z-loss averages logsumexp^2: 'targets' (over all targets of the batch alike) or
+  # 'by_kind' (r x the masked targets' mean + (1 - r) x the causal targets' mean, r =
+  # masked_weight: the GPT-BERT reference pools it like the cross-entropy).
+  c.objective.z_loss_pooling = "targets"
+  # Latent bootstrapping (objective.kind 'bootstrap', BootBERT).
+  c.objective.bootstrap = ml_collections.ConfigDict()
+  c.objective.bootstrap.mlm_weight = 0.1  # loss = mlm_weight x masked CE + smooth-L1 latent
+  # The teacher (an EMA of the encoder) decay, linear in the step from start to end.
+  c.objective.bootstrap.teacher_decay_start = 0.996
+  c.objective.bootstrap.teacher_decay_end = 1.0
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 10.0
@@ -142,6 +161,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.b2 = 0.98
   c.train.eps = 1e-8
   c.train.weight_decay = 0.1
+  # When set, weight decay follows a cosine from train.weight_decay (step 0) to this value
+  # (the last step), as BootBERT raises it from 0.02 to 0.2.
+  c.train.weight_decay_end = config_dict.placeholder(float)
   c.train.grad_clip = 2.0
   c.train.warmup_fraction = 0.016
   c.train.cooldown_fraction = 0.016
@@ -301,7 +323,10 @@ def mask_rate(config, step: int, total_steps: int) -> float:
 
 # Architecture switches added after the first checkpoints and exports were written: one that
 # does not record them holds the network there was then, these fields' defaults.
-LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn")
+LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn", "decoder_layers")
+
+# objective.kind values (babylm_jax/train/objectives/ holds one module each).
+OBJECTIVES = ("hybrid", "masked", "causal", "bootstrap")
 
 # model.attention -> the model.position values it works with.
 POSITIONS_OF_ATTENTION = {"disentangled": ("relative",),
@@ -327,6 +352,31 @@ def _check_architecture(m):
     _require(0.0 <= m[name] < 1.0, f"model.{name} ({m[name]}) must lie in [0, 1).")
 
 
+def _check_objective(o, m, t):
+  """objective.kind and the fields that only some objectives read."""
+  _require(o.kind in OBJECTIVES,
+           f"objective.kind '{o.kind}' is unknown; use {', '.join(OBJECTIVES)}.")
+  _require(o.z_loss_pooling in ("targets", "by_kind"),
+           f"objective.z_loss_pooling '{o.z_loss_pooling}' is unknown; use targets or by_kind.")
+  if o.kind == "bootstrap":
+    _require(m.decoder_layers >= 1,
+             "objective.kind 'bootstrap' needs BootBERT's decoder; set "
+             "--config.model.decoder_layers (the paper uses 4).")
+    _require(m.position != "learned_absolute",
+             "objective.kind 'bootstrap' reads positions inside the attention (the decoder's "
+             "<mask> holes carry none of their own); use model.position relative or rotary.")
+    b = o.bootstrap
+    _require(0.0 <= b.teacher_decay_start <= 1.0 and 0.0 <= b.teacher_decay_end <= 1.0,
+             "objective.bootstrap.teacher_decay_start and _end must lie in [0, 1].")
+    _require(b.mlm_weight >= 0.0, "objective.bootstrap.mlm_weight must not be negative.")
+  else:
+    _require(m.decoder_layers == 0,
+             f"model.decoder_layers ({m.decoder_layers}) is only read by objective.kind "
+             f"'bootstrap'; set it to 0 or use that objective.")
+  _require(t.weight_decay_end is None or t.weight_decay_end >= 0.0,
+           "train.weight_decay_end must not be negative.")
+
+
 def derive(config, corpus_tokens: int | None = None,
            corpus_words: int | None = None) -> Derived:
   """Validates `config` and computes steps, warmup/cooldown and length phases.
@@ -346,6 +396,7 @@ def derive(config, corpus_tokens: int | None = None,
            f"model.layer_weighting '{m.layer_weighting}' is unknown; use gpt_bert, elc or "
            f"residual.")
   _check_architecture(m)
+  _check_objective(o, m, t)
   _require(m.compute_dtype in ("float32", "bfloat16", "float16"),
            f"model.compute_dtype '{m.compute_dtype}' is unknown; use float32 or bfloat16.")
   _require(0.0 <= o.causal_fraction <= 1.0,

@@ -282,7 +282,7 @@ def test_head_dropout_drops_the_features_before_the_vocabulary_projection():
 def test_head_dropout_in_the_step_is_the_same_gathered_or_not():
   """With head dropout on, the step's loss sums are the same through the target gather
   (capacity 0.5) as through the every-position projection (capacity 1.0)."""
-  from babylm_jax.train import step as step_lib
+  from babylm_jax.train.objectives import hybrid
   from tests.test_step import make_batch, tiny_config
   batch = {k: jnp.asarray(v) for k, v in make_batch(0).items()}
   sums = {}
@@ -290,9 +290,9 @@ def test_head_dropout_in_the_step_is_the_same_gathered_or_not():
     c = tiny_config(target_capacity=cap)
     c.model.head_dropout = rate
     graphdef, params = nnx.split(GPTBert(c.model, rngs=nnx.Rngs(0)))
-    sums[rate, cap] = jax.device_get(jax.jit(lambda p, b, c=c: step_lib.forward_sums(
-        nnx.merge(graphdef, p), b, c, deterministic=False, rngs=nnx.Rngs(dropout=3)))(
-            params, batch))
+    sums[rate, cap] = jax.device_get(jax.jit(lambda p, b, c=c: hybrid.sums(
+        nnx.merge(graphdef, p), b, c, {}, deterministic=False, rngs=nnx.Rngs(dropout=3),
+        divisor=1))(params, batch))
   for k, v in sums[0.3, 0.5].items():
     assert v == pytest.approx(sums[0.3, 1.0][k], rel=1e-5), k
   assert abs(sums[0.3, 0.5]["masked_ce"] - sums[0.0, 0.5]["masked_ce"]) > 1e-2

@@ -72,6 +72,23 @@ def _ok(r):
   assert r.returncode == 0, r.stderr[-3000:]
 
 
+def _kill_after(wd, args, checkpoint, past):
+  """Starts a run and SIGKILLs it once `checkpoint` exists and a step past `past` is logged."""
+  proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    log = wd / "metrics.jsonl"
+    if (wd / "checkpoints" / str(checkpoint)).exists() and log.exists() and max(
+        [0] + [json.loads(l)["step"] for l in log.read_text().splitlines() if l.strip()]) >= past:
+      break
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+
+
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, cache_dir):
   wd = tmp_path_factory.mktemp("straight")
@@ -96,26 +113,40 @@ def test_run_writes_its_files(straight):
 
 def test_exact_resume_after_sigkill(straight, tmp_path, cache_dir):
   wd = tmp_path / "killed"
-  proc = subprocess.Popen(_args(wd, cache_dir), cwd=ROOT, env=_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
   # Kill once a checkpoint exists and training has gone past it.
-  while time.time() < deadline:
-    if (wd / "checkpoints" / "10").exists() and (wd / "metrics.jsonl").exists() and max(
-        [0] + [json.loads(l)["step"] for l in (wd / "metrics.jsonl").read_text().splitlines()
-               if l.strip()]) >= 15:
-      break
-    assert proc.poll() is None, proc.stderr.read()[-2000:]
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL
+  _kill_after(wd, _args(wd, cache_dir), 10, 15)
   r = run(wd, cache_dir)
   _ok(r)
   assert "resumed from step" in r.stderr
   assert losses(wd) == losses(straight)
   for a, b in zip(final_params(wd, 30), final_params(straight, 30)):
     np.testing.assert_array_equal(a, b)
+
+
+# objective.kind -> launch.py overrides; 12 steps, a checkpoint every 4.
+OBJECTIVE_RUNS = {"masked": (), "causal": (),
+                  "bootstrap": ("--config.model.decoder_layers=1",)}
+
+
+@pytest.mark.parametrize("kind", list(OBJECTIVE_RUNS))
+def test_exact_resume_after_sigkill_per_objective(kind, tmp_path, cache_dir):
+  """Each objective resumes exactly (bootstrap: its teacher is restored too)."""
+  extra = (f"--config.objective.kind={kind}", *OBJECTIVE_RUNS[kind],
+           "--config.checkpoint.every=4", "--config.train.log_every=2")
+  straight_wd, killed_wd = tmp_path / "straight", tmp_path / "killed"
+  _ok(run(straight_wd, cache_dir, *extra, steps=12))
+  _kill_after(killed_wd, _args(killed_wd, cache_dir, *extra, steps=12), 4, 6)
+  r = run(killed_wd, cache_dir, *extra, steps=12)
+  _ok(r)
+  assert "resumed from step" in r.stderr
+  assert losses(killed_wd) == losses(straight_wd)
+  import orbax.checkpoint as ocp
+  trees = [ocp.StandardCheckpointer().restore(wd / "checkpoints" / "12" / "state")
+           for wd in (killed_wd, straight_wd)]
+  assert ("teacher" in trees[0]) == (kind == "bootstrap")
+  import jax
+  for a, b in zip(*(jax.tree.leaves(t) for t in trees)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_restore_on_other_meshes(straight, tmp_path, cache_dir):

@@ -26,25 +26,87 @@ numbers come from a counter-based generator (Philox) keyed by (seed, step) and a
 first row of this process, so a row's objective and mask do not depend on how many processes
 share the step. Nothing here touches a device.
 
-Objective per row: causal with probability `causal_fraction`, else masked. The target at
-position k is token k+1. Causal rows score every target inside the same document. Masked rows
-score position k when token k+1 was chosen by the masker of `objective.masking` (see
-masking.py); special tokens and segment starts are never chosen.
+Masking: the masker of `objective.masking` (masking.py) picks tokens of the rows that are not
+causal (never special tokens nor segment starts) and corrupts them (`<mask>`, a random token or
+unchanged, once per span). Bernoulli spans with objective.max_span = 1 are BERT/RoBERTa's
+token-level dynamic masking: drawn anew from (seed, step) every time a row is read.
+
+What a row becomes depends on `objective.kind` (one rule each, below; the objective modules in
+babylm_jax/train/objectives/ name theirs):
+- hybrid (GPT-BERT): a row is causal with probability `causal_fraction`, else masked. The
+  target at position k is token k+1. Causal rows score every target inside the same document;
+  masked rows score position k when token k+1 was chosen (masked-next-token prediction).
+- causal: the hybrid rule with every row causal.
+- masked: no row causal; the target at position k is token k itself, scored when it was
+  chosen. The row's last token is read by no input (the next row starts with `<s>` in its
+  place), so words seen may count one word per row that was not shown: a bound from above.
+- bootstrap: as masked, but every chosen token is a `<mask>` hole (never random or kept).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Iterator
 
 import numpy as np
 
 from babylm_jax import config as config_lib
-from babylm_jax.config import BOS_ID, NUM_SPECIAL_TOKENS, Derived
-from babylm_jax.data.masking import make_masker
+from babylm_jax.config import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, Derived
+from babylm_jax.data.masking import Masked, make_masker
 from babylm_jax.errors import ConfigError
 
 _TWO_POW_M53 = 2.0 ** -53
+
+
+# objective.kind -> the fraction of its rows that are causal, where the objective fixes it
+# (hybrid reads objective.causal_fraction).
+CAUSAL_FRACTIONS = {"causal": 1.0, "masked": 0.0, "bootstrap": 0.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rows:
+  """A step's rows as drawn and masked, before an objective's rule turns them into a batch."""
+  tokens: np.ndarray  # [b, T + 1] int32 stream tokens, <s> first
+  starts: np.ndarray  # [b, T + 1] bool segment starts (each at a <s>)
+  is_causal: np.ndarray  # [b] bool
+  masked: Masked  # what the masker chose (in the rows not causal) and the corrupted tokens
+
+  @property
+  def length(self) -> int:
+    return self.tokens.shape[1] - 1
+
+
+def _batch(rows: Rows, inputs, targets, loss_mask) -> dict[str, np.ndarray]:
+  T = rows.length
+  return dict(input_ids=np.ascontiguousarray(inputs, np.int32),
+              targets=np.ascontiguousarray(targets), loss_mask=loss_mask,
+              segment_ids=np.cumsum(rows.starts[:, :T], axis=1, dtype=np.int32),
+              is_causal=rows.is_causal)
+
+
+def hybrid_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """GPT-BERT: causal rows and masked-next-token rows (and the causal objective's rows)."""
+  T = rows.length
+  loss_mask = np.where(rows.is_causal[:, None], ~rows.starts[:, 1:], rows.masked.chosen[:, 1:])
+  return _batch(rows, rows.masked.tokens[:, :T], rows.tokens[:, 1:], loss_mask)
+
+
+def masked_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """BERT-style: a chosen token is predicted at its own position."""
+  T = rows.length
+  return _batch(rows, rows.masked.tokens[:, :T], rows.tokens[:, :T], rows.masked.chosen[:, :T])
+
+
+def hole_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """BootBERT: as masked_rows, but every chosen token is a <mask> hole."""
+  T = rows.length
+  chosen = rows.masked.chosen[:, :T]
+  return _batch(rows, np.where(chosen, MASK_ID, rows.tokens[:, :T]), rows.tokens[:, :T], chosen)
+
+
+ROW_RULES = {"hybrid": hybrid_rows, "causal": hybrid_rows, "masked": masked_rows,
+             "bootstrap": hole_rows}
 
 
 class BatchSource:
@@ -66,7 +128,9 @@ class BatchSource:
     self.derived = derived
     self.process_index, self.process_count = process_index, process_count
     o = config.objective
-    self.causal_fraction = o.causal_fraction if causal_fraction is None else causal_fraction
+    self.causal_fraction = CAUSAL_FRACTIONS.get(
+        o.kind, o.causal_fraction if causal_fraction is None else causal_fraction)
+    self.make_batch = ROW_RULES[o.kind]
     self.fixed_mask_rate = mask_rate
     self.masker = make_masker(o, store.vocab_size)
     self.anti_repeat = bool(o.anti_repeat)
@@ -290,12 +354,7 @@ class BatchSource:
     tok_r, start_r, index, is_causal, m = self._masked_rows(
         step, T, starts, self._row_uniforms(step, T, r0, b),
         self._history_rows if self.anti_repeat else None)
-    same_doc = ~start_r[:, 1:]
-    loss_mask = np.where(is_causal[:, None], same_doc, m.chosen[:, 1:])
-    out = dict(input_ids=np.ascontiguousarray(m.tokens[:, :T]),
-               targets=np.ascontiguousarray(tok_r[:, 1:]), loss_mask=loss_mask,
-               segment_ids=np.cumsum(start_r[:, :T], axis=1, dtype=np.int32),
-               is_causal=is_causal)
+    out = self.make_batch(Rows(tokens=tok_r, starts=start_r, is_causal=is_causal, masked=m))
     if with_spans:  # for tests: what span masking chose, before corruption
       out.update(chosen=m.chosen, decision=m.decision, original=tok_r, store_index=index,
                  **m.spans)

@@ -86,11 +86,24 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict) -> list[dict]:
   return rows
 
 
+def check_backends_fit(config, backends: list[str]):
+  """Refuses a backend that reads what the objective never trained (e.g. causal scoring of a
+  masked-only model)."""
+  from babylm_jax.train import objectives
+  kind = config.objective.kind
+  fit = objectives.get(config).BACKENDS
+  for b in backends:
+    if b not in fit:
+      raise ConfigError(f"eval.backend '{b}' does not fit a model trained with objective.kind "
+                        f"'{kind}', which was never trained to predict what {b} reads; use "
+                        f"--config.eval.backend={','.join(fit)}.")
+
+
 def run_eval(config, workdir: str) -> list[dict]:
   """Loads the checkpoint the config names (newest, eval.step or eval.words) and evaluates."""
   from babylm_jax.train.checkpoint import load_model
   parse_suites(config.eval.suites)
-  scoring.parse_backends(config.eval.backend)
+  check_backends_fit(config, scoring.parse_backends(config.eval.backend))
   tokenizer = load_tokenizer(workdir)
   model, info = load_model(config, workdir, step=config.eval.step, words=config.eval.words,
                            use_ema=config.eval.use_ema)

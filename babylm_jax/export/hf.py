@@ -37,15 +37,25 @@ AUTO_MAP = {
     "AutoModelForMaskedLM": "modeling_gpt_bert.GptBertForMaskedLM",
     "AutoModelForSequenceClassification": "modeling_gpt_bert.GptBertForSequenceClassification",
 }
+# objective.kind -> the language-model classes its export offers: GPT-BERT both, a masked-only
+# model the masked LM (the pipeline's `mlm` backend: logits at i score token i), a causal-only
+# model the causal LM. The others' Auto classes are left out of auto_map, so that loading one
+# fails instead of scoring with a head that was never trained that way.
+LM_CLASSES = {"hybrid": ("AutoModelForCausalLM", "AutoModelForMaskedLM"),
+              "masked": ("AutoModelForMaskedLM",), "bootstrap": ("AutoModelForMaskedLM",),
+              "causal": ("AutoModelForCausalLM",)}
 
 
 # ---------------------------------------------------------------------------------------
 # config.json and the tokenizer files.
 
 
-def hf_config(model_cfg, info: dict | None = None) -> dict:
-  cfg = {"architectures": ["GptBertForCausalLM", "GptBertForMaskedLM"],
-         "model_type": MODEL_TYPE, "auto_map": dict(AUTO_MAP)}
+def hf_config(model_cfg, info: dict | None = None, objective: str = "hybrid") -> dict:
+  lm = LM_CLASSES[objective]
+  auto_map = {k: v for k, v in AUTO_MAP.items()
+              if k in lm or k not in ("AutoModelForCausalLM", "AutoModelForMaskedLM")}
+  cfg = {"architectures": [AUTO_MAP[k].split(".")[1] for k in lm],
+         "model_type": MODEL_TYPE, "auto_map": auto_map, "objective": objective}
   for ours, theirs in FIELDS:
     cfg[theirs] = model_cfg[ours]
   cfg.update(hidden_dropout_prob=float(model_cfg.dropout),
@@ -78,12 +88,13 @@ def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length
   (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
 
 
-def write_folder(out: pathlib.Path, params, model_cfg, tokenizer_path, info: dict):
+def write_folder(out: pathlib.Path, params, model_cfg, tokenizer_path, info: dict,
+                 objective: str = "hybrid"):
   """Writes one complete export (weights, config, code, tokenizer) into an existing folder."""
   from safetensors.numpy import save_file
   save_file(params_to_tensors(params), str(out / "model.safetensors"),
             metadata={"format": "pt"})
-  (out / "config.json").write_text(json.dumps(hf_config(model_cfg, info), indent=2))
+  (out / "config.json").write_text(json.dumps(hf_config(model_cfg, info, objective), indent=2))
   here = pathlib.Path(__file__).resolve().parent
   for name in CODE_FILES:
     shutil.copyfile(here / name, out / name)
@@ -162,12 +173,14 @@ def run_export(config, workdir) -> str:
     shutil.rmtree(tmp)
   tmp.mkdir()
   try:
-    write_folder(tmp, _params_of(model), config.model, tokenizer_path, _info(info))
+    kind = config.objective.kind
+    write_folder(tmp, _params_of(model), config.model, tokenizer_path, _info(info), kind)
     for words in milestones:
       m_model, m_info = load_model(config, str(workdir), words=words, use_ema=e.use_ema)
       sub = tmp / milestone_folder(words)
       sub.mkdir()
-      write_folder(sub, _params_of(m_model), config.model, tokenizer_path, _info(m_info))
+      write_folder(sub, _params_of(m_model), config.model, tokenizer_path, _info(m_info),
+                   kind)
     _swap_into_place(tmp, out)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)

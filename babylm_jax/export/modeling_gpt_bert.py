@@ -19,15 +19,20 @@ gpt_bert.py's docstring for the architecture), so that the logits agree to float
 - head: LayerNorm -> dense -> GELU -> LayerNorm -> dropout -> projection tied to the word
   embedding.
 
-In every mode the logits at position i score token i + 1 (GPT-BERT's masked-next-token
-prediction): `GptBertForCausalLM` attends causally, `GptBertForMaskedLM` bidirectionally.
+`GptBertForCausalLM` attends causally, `GptBertForMaskedLM` bidirectionally. What the logits
+at position i score follows `objective`, the objective trained: token i + 1 for 'hybrid'
+(GPT-BERT's masked-next-token prediction) and 'causal'; token i itself for 'masked' and
+'bootstrap' (the plain masked-LM convention, the pipeline's `mlm` backend). With
+`decoder_layers` > 0 (BootBERT) `<mask>` tokens are holes the encoder does not attend to, and
+the decoder fills them before the head reads them; `GptBertModel` returns the encoder's states.
 `attention_mask` (1 = token, 0 = padding) may also hold document ids 1, 2, ... to keep packed
 documents apart, as in training. Masked-LM `labels` follow the usual convention (the label sits
-at the masked position); the model reads it from the position before.
+at the masked position); a 'hybrid' model reads it from the position before.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 
@@ -309,6 +314,42 @@ def _mix(weights_N, states):
   return out
 
 
+class LatentHead(nn.Module):
+  """BootBERT's prediction of the teacher's states (training only; kept so that an export
+  loads back into training)."""
+
+  def __init__(self, config):
+    super().__init__()
+    self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+    self.out = nn.Linear(config.hidden_size, config.hidden_size)
+    self.eps = config.layer_norm_eps
+
+  def forward(self, x_xD):
+    return self.out(_layer_norm(F.gelu(self.dense(x_xD)), self.eps))
+
+
+class Decoder(nn.Module):
+  """BootBERT's decoder: the mask embedding in every hole, then residual blocks of the
+  encoder's kind without dropout."""
+
+  def __init__(self, config):
+    super().__init__()
+    plain = copy.deepcopy(config)
+    plain.hidden_dropout_prob = 0.0
+    self.mask = nn.Parameter(torch.zeros(config.hidden_size))
+    attention = ATTENTIONS[config.attention]
+    self.attention = nn.ModuleList([attention(plain) for _ in range(config.decoder_layers)])
+    self.ffn = nn.ModuleList([FeedForward(plain) for _ in range(config.decoder_layers)])
+    self.latent_head = LatentHead(config)
+
+  def forward(self, hidden_BTD, holes_BT, pos, allowed_B1TT):
+    x_BTD = torch.where(holes_BT[..., None], self.mask.to(hidden_BTD.dtype), hidden_BTD)
+    for attn, ffn in zip(self.attention, self.ffn):
+      x_BTD = x_BTD + attn(x_BTD, pos, allowed_B1TT)
+      x_BTD = x_BTD + ffn(x_BTD)
+    return x_BTD
+
+
 class GptBertPreTrainedModel(PreTrainedModel):
   config_class = GptBertConfig
   base_model_prefix = "model"
@@ -330,6 +371,8 @@ class GptBertPreTrainedModel(PreTrainedModel):
       nn.init.trunc_normal_(module.relative, std=std, a=-2 * std, b=2 * std)
     elif isinstance(module, AbsoluteEmbedding):
       nn.init.trunc_normal_(module.absolute, std=std, a=-2 * std, b=2 * std)
+    elif isinstance(module, Decoder):
+      nn.init.normal_(module.mask)
     elif isinstance(module, GptBertModel) and module.layer_weight is not None:
       w = torch.zeros_like(module.layer_weight)
       if self.config.layer_weighting == "gpt_bert":
@@ -351,6 +394,7 @@ class GptBertModel(GptBertPreTrainedModel):
     self.ffn = nn.ModuleList([FeedForward(config) for _ in range(config.num_hidden_layers)])
     shape = _weighting_shape(config)
     self.layer_weight = nn.Parameter(torch.zeros(shape)) if shape else None
+    self.decoder = Decoder(config) if config.decoder_layers else None
     self.post_init()
 
   def get_input_embeddings(self):
@@ -359,13 +403,31 @@ class GptBertModel(GptBertPreTrainedModel):
   def set_input_embeddings(self, value):
     self.embedding.word = value
 
-  def forward(self, input_ids=None, attention_mask=None, causal=False, return_dict=None,
+  def forward(self, input_ids=None, attention_mask=None, causal=None, return_dict=None,
               **kwargs):
+    """The encoder's states; attention is causal by default only for a causal-only model (as
+    it was trained), so that a pipeline reading AutoModel gets the states it learned."""
+    if causal is None:
+      causal = self.config.objective == "causal"
+    return BaseModelOutput(last_hidden_state=self._encode(input_ids, attention_mask,
+                                                          causal)[0])
+
+  def states(self, input_ids, attention_mask=None, causal=False):
+    """What the LM head reads: the encoder's states, the holes filled by the decoder."""
+    x_BTD, pos, segment_ids_BT = self._encode(input_ids, attention_mask, causal)
+    if self.decoder is None:
+      return x_BTD
+    return self.decoder(x_BTD, input_ids == self.config.mask_token_id, pos,
+                        attention_allowed(segment_ids_BT, False))
+
+  def _encode(self, input_ids, attention_mask, causal):
     cfg = self.config
     if attention_mask is None:
       attention_mask = torch.ones_like(input_ids)
     segment_ids_BT = attention_mask.long()
     allowed_B1TT = attention_allowed(segment_ids_BT, causal)
+    if self.decoder is not None:  # the encoder never attends to a <mask> hole
+      allowed_B1TT = allowed_B1TT & (input_ids != cfg.mask_token_id)[:, None, None, :]
     x_BTD, pos = self.embedding(input_ids, segment_ids_BT)
     sublayers = []
     for attn, ffn in zip(self.attention, self.ffn):
@@ -392,7 +454,7 @@ class GptBertModel(GptBertPreTrainedModel):
         y_BTD = y_BTD + sublayers[2 * l + 1](y_BTD)
         outputs.append(y_BTD - h_BTD)
       x_BTD = _mix(torch.softmax(w[-1], -1), outputs)
-    return BaseModelOutput(last_hidden_state=x_BTD)
+    return x_BTD, pos, segment_ids_BT
 
 
 class LMHead(nn.Module):
@@ -428,7 +490,7 @@ class _GptBertLM(GptBertPreTrainedModel):
     self.model.embedding.word = value
 
   def _logits(self, input_ids, attention_mask):
-    hidden_BTD = self.model(input_ids, attention_mask, causal=self.causal).last_hidden_state
+    hidden_BTD = self.model.states(input_ids, attention_mask, causal=self.causal)
     return self.head(hidden_BTD, self.model.embedding.word.weight)
 
   @staticmethod
@@ -438,6 +500,13 @@ class _GptBertLM(GptBertPreTrainedModel):
       return None
     return F.cross_entropy(logits_BTV[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
                            ignore_index=-100)
+
+  @staticmethod
+  def _same_position_loss(logits_BTV, labels):
+    """Cross-entropy of labels[:, i] under logits[:, i] (-100 labels ignored)."""
+    if labels is None:
+      return None
+    return F.cross_entropy(logits_BTV.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
 class GptBertForCausalLM(_GptBertLM):
@@ -451,17 +520,23 @@ class GptBertForCausalLM(_GptBertLM):
 
 
 class GptBertForMaskedLM(_GptBertLM):
-  """Bidirectional attention; logits[:, i] score token i + 1 (masked-next-token prediction).
+  """Bidirectional attention. A 'hybrid' model's logits[:, i] score token i + 1
+  (masked-next-token prediction); a 'masked' or 'bootstrap' model's score token i.
 
   `labels[:, i]` is the original token at a masked position i (-100 elsewhere); it is scored
-  by the logits at i - 1.
+  by the logits at i - 1 ('hybrid') or at i.
   """
   causal = False
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.label_loss = (self._next_token_loss if config.objective == "hybrid"
+                       else self._same_position_loss)
 
   def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None,
               **kwargs):
     logits_BTV = self._logits(input_ids, attention_mask)
-    return MaskedLMOutput(loss=self._next_token_loss(logits_BTV, labels), logits=logits_BTV)
+    return MaskedLMOutput(loss=self.label_loss(logits_BTV, labels), logits=logits_BTV)
 
 
 class ClassifierHead(nn.Module):

@@ -16,7 +16,9 @@ The network is a short list of parts, each picked once here from `config.model`:
 - layer weighting: every sublayer's new state is a learned weighted sum of all earlier states
   ('gpt_bert'), ELC-BERT's per-layer softmax mix ('elc') or a plain residual ('residual');
 - head: LayerNorm -> dense -> GELU -> LayerNorm -> dropout (`head_dropout`) -> projection
-  tied to the word embedding.
+  tied to the word embedding;
+- with `decoder_layers` > 0, BootBERT's decoder (model/decoder.py): `<mask>` tokens are holes
+  the encoder does not see, filled by the decoder before the head reads them (`states`).
 The defaults are GPT-BERT exactly as before these switches existed (same parameters, same
 arithmetic, same dropout draws).
 
@@ -35,12 +37,19 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from babylm_jax.config import MASK_ID
 from babylm_jax.model import layer_weighting
 from babylm_jax.model.attention import ATTENTIONS, attention_mask
 from babylm_jax.model.axes import constrain
+from babylm_jax.model.decoder import Decoder
 from babylm_jax.model.feed_forward import FeedForward
 from babylm_jax.model.layers import Dense, dropout, init_std, layer_norm, param
 from babylm_jax.model.positions import EMBEDDINGS
+
+
+# The top-level parameter groups of the encoder (what BootBERT's teacher follows); the rest
+# are the LM head and the decoder.
+ENCODER_PARTS = ("embedding", "attention", "ffn", "layer_weight")
 
 
 class Head(nnx.Module):
@@ -74,14 +83,29 @@ class GPTBert(nnx.Module):
     w = layer_weighting.initial(cfg)
     self.layer_weight = None if w is None else param(jnp.asarray(w), ("layers", "layers"))
     self.stack = layer_weighting.STACKS[cfg.layer_weighting]
+    self.decoder = Decoder(cfg, rngs=rngs) if cfg.decoder_layers else None
+    self.visible_keys = _not_holes if cfg.decoder_layers else _every_key
+    self.fill = _decode if cfg.decoder_layers else _no_holes
 
   def encode(self, input_ids_BT, segment_ids_BT, is_causal_B, *, deterministic=True,
              rngs: nnx.Rngs | None = None):
-    """Final hidden states [B, T, D] in the compute dtype."""
+    """Final hidden states [B, T, D] of the encoder in the compute dtype."""
+    return self._encode(input_ids_BT, segment_ids_BT, is_causal_B, deterministic, rngs)[0]
+
+  def states(self, input_ids_BT, segment_ids_BT, is_causal_B, *, deterministic=True,
+             rngs: nnx.Rngs | None = None):
+    """The states [B, T, D] the LM head reads: the encoder's, with the `<mask>` holes filled
+    by the decoder when the model has one."""
+    hidden_BTD, pos = self._encode(input_ids_BT, segment_ids_BT, is_causal_B, deterministic,
+                                   rngs)
+    return self.fill(self, hidden_BTD, input_ids_BT, segment_ids_BT, pos)
+
+  def _encode(self, input_ids_BT, segment_ids_BT, is_causal_B, deterministic, rngs):
+    """(encoder states, the embedding's positional input)."""
     cfg = self.cfg
     if not deterministic and cfg.dropout > 0 and rngs is None:
       raise ValueError("encode(deterministic=False) needs rngs with a 'dropout' stream.")
-    mask_B1TT = attention_mask(segment_ids_BT, is_causal_B)
+    mask_B1TT = self.visible_keys(attention_mask(segment_ids_BT, is_causal_B), input_ids_BT)
     x_BTD, pos = self.embedding(input_ids_BT, segment_ids_BT, deterministic, rngs)
     x_BTD = constrain(x_BTD, layer_weighting.NAMES)
     sublayers = []
@@ -90,7 +114,7 @@ class GPTBert(nnx.Module):
                                          deterministic=deterministic, rngs=rngs))
       sublayers.append(functools.partial(ffn, deterministic=deterministic, rngs=rngs))
     weight = None if self.layer_weight is None else self.layer_weight[...]
-    return self.stack(sublayers, x_BTD, weight, cfg)
+    return self.stack(sublayers, x_BTD, weight, cfg), pos
 
   def head(self, hidden_xD, *, deterministic=True, rngs: nnx.Rngs | None = None, rows_x=None):
     """float32 logits [..., V] for hidden states of any leading shape.
@@ -106,7 +130,7 @@ class GPTBert(nnx.Module):
 
   def __call__(self, input_ids_BT, segment_ids_BT, is_causal_B, *, deterministic=True,
                rngs: nnx.Rngs | None = None):
-    return self.head(self.encode(input_ids_BT, segment_ids_BT, is_causal_B,
+    return self.head(self.states(input_ids_BT, segment_ids_BT, is_causal_B,
                                  deterministic=deterministic, rngs=rngs),
                      deterministic=deterministic, rngs=rngs)
 
@@ -122,6 +146,27 @@ class GPTBert(nnx.Module):
 
 def _attend(attn, x_BTD, *, pos, mask_B1TT, deterministic, rngs):
   return attn(x_BTD, pos, mask_B1TT, deterministic, rngs)
+
+
+def _every_key(mask_B1TT, input_ids_BT):
+  del input_ids_BT
+  return mask_B1TT
+
+
+def _not_holes(mask_B1TT, input_ids_BT):
+  """The encoder of a model with a decoder never attends to a `<mask>` hole."""
+  return mask_B1TT & (input_ids_BT != MASK_ID)[:, None, None, :]
+
+
+def _no_holes(model, hidden_BTD, input_ids_BT, segment_ids_BT, pos):
+  del model, input_ids_BT, segment_ids_BT, pos
+  return hidden_BTD
+
+
+def _decode(model, hidden_BTD, input_ids_BT, segment_ids_BT, pos):
+  B = input_ids_BT.shape[0]
+  mask_B1TT = attention_mask(segment_ids_BT, jnp.zeros((B,), bool))
+  return model.decoder(hidden_BTD, input_ids_BT == MASK_ID, pos, mask_B1TT)
 
 
 def count_params(cfg) -> int:

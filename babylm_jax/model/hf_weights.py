@@ -30,7 +30,8 @@ FIELDS = (("vocab_size", "vocab_size"), ("hidden_size", "hidden_size"),
           ("position_bucket_size", "position_bucket_size"),
           ("max_position", "max_position_embeddings"), ("layer_norm_eps", "layer_norm_eps"),
           ("layer_weighting", "layer_weighting"), ("attention", "attention"),
-          ("position", "position"), ("normformer", "normformer"), ("ffn", "ffn"))
+          ("position", "position"), ("normformer", "normformer"), ("ffn", "ffn"),
+          ("decoder_layers", "decoder_layers"))
 
 
 def _hf_name(path: tuple) -> tuple[str, bool]:

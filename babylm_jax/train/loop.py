@@ -115,9 +115,13 @@ def train(config, workdir) -> dict:
   def validate(step: int) -> dict:
     sums: dict[str, float] = {}
     for i in range(t.eval_batches):
-      m = jax.device_get(eval_step(state.params, sharding.global_batch(dev.batch(i), mesh)))
-      for k in ("masked_loss", "causal_loss", "loss"):
+      m = jax.device_get(eval_step(state.params, sharding.global_batch(dev.batch(i), mesh),
+                                   state.teacher))
+      for k in ("masked_loss", "causal_loss", "loss", "masked_targets", "causal_targets"):
         sums[k] = sums.get(k, 0.0) + float(m[k]) / t.eval_batches
+    for kind in ("masked", "causal"):  # an objective without rows of this kind: no value
+      if sums[f"{kind}_targets"] == 0:
+        sums[f"{kind}_loss"] = None
     rec = dict(step=step, words_seen=source.words_before(step), val_loss=sums["loss"],
                val_masked_loss=sums["masked_loss"], val_causal_loss=sums["causal_loss"])
     writer.write(rec, kind="val")

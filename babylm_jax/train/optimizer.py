@@ -12,6 +12,8 @@ cooldown to 0 over the last cooldown_steps (steps from `config.derive()`).
   the relative-position embedding and the layer weights included, takes decay and the trust
   ratio ||p|| / ||adam + wd p||, computed per tensor as the reference's per-tensor parameters
   are: each row of the layer-weight matrix is one of the reference's per-sublayer vectors.
+Weight decay is train.weight_decay throughout, or with train.weight_decay_end a cosine from the
+one to the other over the run (BootBERT's rising decay).
 """
 
 from __future__ import annotations
@@ -87,15 +89,28 @@ def learning_rate_schedule(config, derived) -> optax.Schedule:
       boundaries=[warmup, warmup + decay])
 
 
+def weight_decay_schedule(config, derived):
+  """train.weight_decay, or a cosine from it (update 0) to train.weight_decay_end (the end)."""
+  t = config.train
+  if t.weight_decay_end is None:
+    return t.weight_decay
+  start, end, total = float(t.weight_decay), float(t.weight_decay_end), derived.total_steps
+
+  def decay(count):
+    frac = jnp.minimum(jnp.asarray(count, jnp.float32) / max(total, 1), 1.0)
+    return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+  return decay
+
+
 def make_optimizer(config, derived) -> tuple[optax.GradientTransformation, optax.Schedule]:
   t = config.train
   schedule = learning_rate_schedule(config, derived)
+  wd = weight_decay_schedule(config, derived)
   kind = {"adamw": optax.adamw, "lamb": optax.lamb}.get(t.optimizer)
   if kind is None:
-    opt = gpt_bert_lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=t.weight_decay)
+    opt = gpt_bert_lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd)
   else:
-    opt = kind(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=t.weight_decay,
-               mask=decay_mask)
+    opt = kind(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd, mask=decay_mask)
   return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt), schedule
 
 
