@@ -1,8 +1,8 @@
 """GPT-BERT base trained the way the reference code trains it (Charpentier & Samuel 2024,
 ltgoslo/gpt-bert pretraining/train_100m.py), strict track.
 
-The switches of gpt_bert_reference_small.py on the strict network (119.5M parameters at vocab
-16,384): peak lr 1e-2, tokens per step rising from a quarter to 131,072 over the whole run;
+The switches of gpt_bert_reference_small.py on the strict network (119,454,808 parameters at
+vocab 16,384): peak lr 1e-2, tokens per step rising from a quarter to 131,072 over the whole run;
 ten epochs of 100M words (about 19,800 steps).
 """
 
@@ -20,6 +20,7 @@ def get_config():
   c.model.head_dropout = 0.1
   c.objective.masking = "ranked"
   c.objective.anti_repeat = True
+  c.objective.z_loss_pooling = "by_kind"
   c.train.tokens_per_step = 131_072
   c.train.batch_ramp_start = 0.25
   c.train.batch_ramp_fraction = 1.0

@@ -280,7 +280,8 @@ def test_the_encoder_never_sees_a_hole_and_the_decoder_fills_it():
 
 NAMED = {"ltg_bert_small": ("masked", 29_891_840), "elc_bert_small": ("masked", 29_892_009),
          "roberta_small": ("masked", 29_469_056), "gpt_small": ("causal", 29_272_448),
-         "boot_bert_small": ("bootstrap", 39_042_944)}
+         "boot_bert_small": ("bootstrap", 39_042_944),
+         "gpt_bert_reference_small": ("hybrid", 29_892_440)}
 
 
 @pytest.mark.parametrize("name", list(NAMED))

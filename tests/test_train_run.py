@@ -321,14 +321,14 @@ def test_reference_recipe_resumes_exactly_inside_a_later_epoch(tmp_path, cache_d
   epoch 0's masks to the same counts."""
   straight_wd, wd = tmp_path / "straight", tmp_path / "killed"
   r = subprocess.run(_reference_args(straight_wd, cache_dir), cwd=ROOT, capture_output=True,
-                     text=True, timeout=900, env=_env())
+                     text=True, timeout=1800, env=_env())
   _ok(r)
   recs = [json.loads(l) for l in (straight_wd / "metrics.jsonl").read_text().splitlines()]
   tokens = {r["step"]: r["tokens_seen"] for r in recs if "loss" in r}
   assert tokens[5] == 5 * 1024 and tokens[10] == 8 * 1024 + 2 * 2048
   proc = subprocess.Popen(_reference_args(wd, cache_dir), cwd=ROOT, env=_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 600
+  deadline = time.time() + 1800
   while time.time() < deadline:
     if (wd / "checkpoints" / "20").exists() and (wd / "metrics.jsonl").exists() and max(
         [0] + [json.loads(l)["step"] for l in (wd / "metrics.jsonl").read_text().splitlines()
@@ -339,7 +339,7 @@ def test_reference_recipe_resumes_exactly_inside_a_later_epoch(tmp_path, cache_d
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   r = subprocess.run(_reference_args(wd, cache_dir), cwd=ROOT, capture_output=True, text=True,
-                     timeout=900, env=_env())
+                     timeout=1800, env=_env())
   _ok(r)
   assert "resumed from step 20" in r.stderr
   assert losses(wd) == losses(straight_wd)
