@@ -300,7 +300,8 @@ def test_milestone_checkpoints_by_words_seen(tmp_path, cache_dir):
 
 def _reference_args(workdir, cache, steps=30):
   """configs/gpt_bert_reference_small.py at tiny shapes on one 100 KB file (30,483 tokens an
-  epoch): the ramp's 1,024 -> 4,096 tokens a step enter epoch 1 at step 17."""
+  epoch), its ramp at 2 levels (4 shapes): 1,024 tokens a step, 4,096 from step 15; step 18
+  reads the first rows of epoch 1."""
   return [sys.executable, "launch.py", "--config", "configs/gpt_bert_reference_small.py",
           "--workdir", str(workdir),
           f"--config.data.path={data_path('babylm_text', 'train_100k', 'bnc_spoken_dev.train')}",
@@ -309,24 +310,26 @@ def _reference_args(workdir, cache, steps=30):
           "--config.model.hidden_size=64", "--config.model.num_layers=2",
           "--config.model.num_heads=2", "--config.model.intermediate_size=128",
           "--config.train.tokens_per_step=4096", "--config.train.seq_lens=(32,64,128)",
-          f"--config.train.steps={steps}", "--config.train.log_every=5",
-          "--config.train.eval_every=1000", "--config.train.eval_batches=2",
-          "--config.checkpoint.every=10"]
+          "--config.train.batch_ramp_levels=2", f"--config.train.steps={steps}",
+          "--config.train.log_every=5", "--config.train.eval_every=1000",
+          "--config.train.eval_batches=2", "--config.checkpoint.every=10"]
 
 
 def test_reference_recipe_resumes_exactly_inside_a_later_epoch(tmp_path, cache_dir):
   """The reference recipe (ramp, ranked masks with anti-repeat counts, its LAMB, head dropout),
   killed with SIGKILL after its step-20 checkpoint (in epoch 1) and resumed, logs the same
   losses and ends with the same parameters as a straight run: the resumed process replays
-  epoch 0's masks to the same counts."""
+  epoch 0's masks to the same counts. (The three runs share a JAX compilation cache: only the
+  first compiles its four step shapes.)"""
+  env = dict(_env(), JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"))
   straight_wd, wd = tmp_path / "straight", tmp_path / "killed"
   r = subprocess.run(_reference_args(straight_wd, cache_dir), cwd=ROOT, capture_output=True,
-                     text=True, timeout=1800, env=_env())
+                     text=True, timeout=1800, env=env)
   _ok(r)
   recs = [json.loads(l) for l in (straight_wd / "metrics.jsonl").read_text().splitlines()]
   tokens = {r["step"]: r["tokens_seen"] for r in recs if "loss" in r}
-  assert tokens[5] == 5 * 1024 and tokens[10] == 8 * 1024 + 2 * 2048
-  proc = subprocess.Popen(_reference_args(wd, cache_dir), cwd=ROOT, env=_env(),
+  assert tokens[10] == 10 * 1024 and tokens[20] == 15 * 1024 + 5 * 4096
+  proc = subprocess.Popen(_reference_args(wd, cache_dir), cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 1800
   while time.time() < deadline:
@@ -339,7 +342,7 @@ def test_reference_recipe_resumes_exactly_inside_a_later_epoch(tmp_path, cache_d
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   r = subprocess.run(_reference_args(wd, cache_dir), cwd=ROOT, capture_output=True, text=True,
-                     timeout=1800, env=_env())
+                     timeout=1800, env=env)
   _ok(r)
   assert "resumed from step 20" in r.stderr
   assert losses(wd) == losses(straight_wd)
