@@ -22,6 +22,7 @@ NUM_SPECIAL_TOKENS = 16
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<mask>") + tuple(
     f"<special_{i}>" for i in range(11))
 UNK_ID, BOS_ID, EOS_ID, PAD_ID, MASK_ID = range(5)
+MASKING_STRATEGIES = ("bernoulli", "ranked")  # see data/masking.py
 
 # BabyLM 2025: corpus word budget and the cap on words seen in training (ten epochs).
 TRACKS = {
@@ -82,21 +83,61 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.position_bucket_size = 32
   c.model.max_position = 512
   c.model.dropout = 0.1
+  # Dropout before the head's vocabulary projection (GPT-BERT's reference code has it).
+  c.model.head_dropout = 0.0
   c.model.layer_norm_eps = 1e-5
+  # 'disentangled' (GPT-BERT: content and relative-position terms, GELU-gated values) or
+  # 'standard' (scaled dot-product attention).
+  c.model.attention = "disentangled"
+  # 'relative' (bucketed relative positions; disentangled attention only), or for standard
+  # attention 'learned_absolute' (a learned vector per position) or 'rotary' (RoPE).
+  # Absolute and rotary positions restart at 0 at each document of a packed row.
+  c.model.position = "relative"
+  # NormFormer's extra LayerNorms before the attention output and the feed-forward down
+  # projections (GPT-BERT); False gives plain pre-LN blocks.
+  c.model.normformer = True
+  # 'geglu' (GPT-BERT) or 'gelu' (two-matrix MLP with GELU).
+  c.model.ffn = "geglu"
   # 'gpt_bert' (weighted sum of all earlier sublayer outputs), 'elc' (ELC-BERT per-layer
   # softmax weights) or 'residual' (plain residual stream).
   c.model.layer_weighting = "gpt_bert"
+  # BootBERT's shallow decoder (objective.kind 'bootstrap' only): layers without dropout that
+  # fill the <mask> holes, which the encoder does not see, from the encoder's states plus a
+  # learned mask embedding. 0: no decoder.
+  c.model.decoder_layers = 0
   c.model.compute_dtype = "float32"
 
   c.objective = ml_collections.ConfigDict()
-  c.objective.causal_fraction = 1 / 16  # fraction of rows that are causal (15:1)
-  c.objective.masked_weight = 15 / 16  # r in r*masked + (1-r)*causal
+  # What is predicted (babylm_jax/train/objectives/): 'hybrid' (GPT-BERT: masked-next-token
+  # rows and causal rows), 'masked' (BERT-style: a masked token is predicted at its own
+  # position; LTG-BERT, ELC-BERT, RoBERTa), 'causal' (next-token prediction only, GPT) or
+  # 'bootstrap' (BootBERT's latent bootstrapping; needs model.decoder_layers).
+  c.objective.kind = "hybrid"
+  c.objective.causal_fraction = 1 / 16  # hybrid: fraction of rows that are causal (15:1)
+  c.objective.masked_weight = 15 / 16  # hybrid: r in r*masked + (1-r)*causal
   c.objective.mask_rate_start = 0.30
   c.objective.mask_rate_end = 0.15
+  # Which tokens a masked row predicts (data/masking.py): 'bernoulli' (span starts drawn
+  # independently, the masked fraction varies around the rate) or 'ranked' (GPT-BERT's
+  # reference: consecutive spans, the lowest-ranked k = int(n * rate + U) of each segment).
+  c.objective.masking = "bernoulli"
+  # With 'ranked' masking: tokens masked in earlier epochs rank later (key x e^count), so they
+  # are less likely to be masked again (GPT-BERT's reference).
+  c.objective.anti_repeat = False
   c.objective.max_span = 3
   c.objective.mask_token_prob = 0.8
   c.objective.random_token_prob = 0.1
   c.objective.z_loss = 1e-4
+  # How the z-loss averages logsumexp^2: 'targets' (over all targets of the batch alike) or
+  # 'by_kind' (r x the masked targets' mean + (1 - r) x the causal targets' mean, r =
+  # masked_weight: the GPT-BERT reference pools it like the cross-entropy).
+  c.objective.z_loss_pooling = "targets"
+  # Latent bootstrapping (objective.kind 'bootstrap', BootBERT).
+  c.objective.bootstrap = ml_collections.ConfigDict()
+  c.objective.bootstrap.mlm_weight = 0.1  # loss = mlm_weight x masked CE + smooth-L1 latent
+  # The teacher (an EMA of the encoder) decay, linear in the step from start to end.
+  c.objective.bootstrap.teacher_decay_start = 0.996
+  c.objective.bootstrap.teacher_decay_end = 1.0
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 10.0
@@ -106,12 +147,23 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.tokens_per_step = 16_384
   c.train.seq_lens = (128, 256, 512)
   c.train.seq_len_fractions = (0.6, 0.2, 0.2)
-  c.train.optimizer = "adamw"  # or 'lamb'
+  # Batch-size ramp: tokens per step rise linearly from batch_ramp_start x tokens_per_step at
+  # step 0 to tokens_per_step at batch_ramp_fraction of the steps, as a staircase of
+  # batch_ramp_levels values (each level and length is one compiled shape). 1.0: no ramp.
+  c.train.batch_ramp_start = 1.0
+  c.train.batch_ramp_fraction = 1.0
+  c.train.batch_ramp_levels = 4
+  # 'adamw', 'lamb' (optax's: trust ratio on every parameter) or 'gpt_bert_lamb' (GPT-BERT's
+  # reference LAMB: no decay and no trust ratio for biases and norms; train/optimizer.py).
+  c.train.optimizer = "adamw"
   c.train.lr = 7e-3
   c.train.b1 = 0.9
   c.train.b2 = 0.98
   c.train.eps = 1e-8
   c.train.weight_decay = 0.1
+  # When set, weight decay follows a cosine from train.weight_decay (step 0) to this value
+  # (the last step), as BootBERT raises it from 0.02 to 0.2.
+  c.train.weight_decay_end = config_dict.placeholder(float)
   c.train.grad_clip = 2.0
   c.train.warmup_fraction = 0.016
   c.train.cooldown_fraction = 0.016
@@ -223,11 +275,15 @@ def base_config() -> ml_collections.ConfigDict:
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-  """A span of steps [start, end) trained at one sequence length."""
+  """A span of steps [start, end) of one batch shape: batch_rows rows of seq_len tokens."""
   start: int
   end: int
   seq_len: int
   batch_rows: int
+
+  @property
+  def tokens_per_step(self) -> int:
+    return self.batch_rows * self.seq_len
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,8 +291,8 @@ class Derived:
   total_steps: int
   warmup_steps: int
   cooldown_steps: int
-  tokens_per_step: int
-  phases: tuple[Phase, ...]
+  tokens_per_step: int  # the full value; a batch-size ramp starts below it
+  phases: tuple[Phase, ...]  # consecutive, one per (length, ramp level)
   word_budget: int
   exposure_cap: int
   corpus_tokens: int | None
@@ -248,16 +304,25 @@ class Derived:
         return p
     return self.phases[-1]
 
+  def tokens_before(self, step: int) -> int:
+    """Tokens (rows x length) of the batches of steps [0, step): the one place that knows
+    how tokens per step change along the run."""
+    return _tokens_before(self.phases, step)
+
   @property
   def max_seq_len(self) -> int:
     return max(p.seq_len for p in self.phases)
 
   @property
   def planned_words(self) -> int | None:
-    """Words the run will see: steps x tokens per step / (corpus tokens per word)."""
+    """Words the run will see: its tokens / (corpus tokens per word)."""
     if not self.corpus_tokens or not self.corpus_words:
       return None
-    return round(self.total_steps * self.tokens_per_step * self.corpus_words / self.corpus_tokens)
+    return round(self.tokens_before(self.total_steps) * self.corpus_words / self.corpus_tokens)
+
+
+def _tokens_before(phases, step: int) -> int:
+  return sum(min(max(step - p.start, 0), p.end - p.start) * p.tokens_per_step for p in phases)
 
 
 def _require(cond: bool, msg: str):
@@ -279,6 +344,62 @@ def mask_rate(config, step: int, total_steps: int) -> float:
   return o.mask_rate_start + (o.mask_rate_end - o.mask_rate_start) * frac
 
 
+# Architecture switches added after the first checkpoints and exports were written: one that
+# does not record them holds the network there was then, these fields' defaults.
+LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn", "decoder_layers")
+
+# objective.kind values (babylm_jax/train/objectives/ holds one module each).
+OBJECTIVES = ("hybrid", "masked", "causal", "bootstrap")
+
+# model.attention -> the model.position values it works with.
+POSITIONS_OF_ATTENTION = {"disentangled": ("relative",),
+                          "standard": ("learned_absolute", "rotary")}
+
+
+def _check_architecture(m):
+  """The transformer switches: known values, and combinations that exist."""
+  _require(m.attention in POSITIONS_OF_ATTENTION,
+           f"model.attention '{m.attention}' is unknown; use disentangled or standard.")
+  positions = POSITIONS_OF_ATTENTION[m.attention]
+  _require(m.position in ("relative", "learned_absolute", "rotary"),
+           f"model.position '{m.position}' is unknown; use relative, learned_absolute or "
+           f"rotary.")
+  _require(m.position in positions,
+           f"model.position '{m.position}' does not work with model.attention "
+           f"'{m.attention}'; use {' or '.join(positions)}, or change model.attention.")
+  _require(m.position != "rotary" or (m.hidden_size // m.num_heads) % 2 == 0,
+           f"model.position 'rotary' needs an even head size, not {m.hidden_size} / "
+           f"{m.num_heads}; change model.hidden_size or model.num_heads.")
+  _require(m.ffn in ("geglu", "gelu"), f"model.ffn '{m.ffn}' is unknown; use geglu or gelu.")
+  for name in ("dropout", "head_dropout"):
+    _require(0.0 <= m[name] < 1.0, f"model.{name} ({m[name]}) must lie in [0, 1).")
+
+
+def _check_objective(o, m, t):
+  """objective.kind and the fields that only some objectives read."""
+  _require(o.kind in OBJECTIVES,
+           f"objective.kind '{o.kind}' is unknown; use {', '.join(OBJECTIVES)}.")
+  _require(o.z_loss_pooling in ("targets", "by_kind"),
+           f"objective.z_loss_pooling '{o.z_loss_pooling}' is unknown; use targets or by_kind.")
+  if o.kind == "bootstrap":
+    _require(m.decoder_layers >= 1,
+             "objective.kind 'bootstrap' needs BootBERT's decoder; set "
+             "--config.model.decoder_layers (the paper uses 4).")
+    _require(m.position != "learned_absolute",
+             "objective.kind 'bootstrap' reads positions inside the attention (the decoder's "
+             "<mask> holes carry none of their own); use model.position relative or rotary.")
+    b = o.bootstrap
+    _require(0.0 <= b.teacher_decay_start <= 1.0 and 0.0 <= b.teacher_decay_end <= 1.0,
+             "objective.bootstrap.teacher_decay_start and _end must lie in [0, 1].")
+    _require(b.mlm_weight >= 0.0, "objective.bootstrap.mlm_weight must not be negative.")
+  else:
+    _require(m.decoder_layers == 0,
+             f"model.decoder_layers ({m.decoder_layers}) is only read by objective.kind "
+             f"'bootstrap'; set it to 0 or use that objective.")
+  _require(t.weight_decay_end is None or t.weight_decay_end >= 0.0,
+           "train.weight_decay_end must not be negative.")
+
+
 def derive(config, corpus_tokens: int | None = None,
            corpus_words: int | None = None) -> Derived:
   """Validates `config` and computes steps, warmup/cooldown and length phases.
@@ -297,6 +418,8 @@ def derive(config, corpus_tokens: int | None = None,
   _require(m.layer_weighting in ("gpt_bert", "elc", "residual"),
            f"model.layer_weighting '{m.layer_weighting}' is unknown; use gpt_bert, elc or "
            f"residual.")
+  _check_architecture(m)
+  _check_objective(o, m, t)
   _require(m.compute_dtype in ("float32", "bfloat16", "float16"),
            f"model.compute_dtype '{m.compute_dtype}' is unknown; use float32 or bfloat16.")
   _require(0.0 <= o.causal_fraction <= 1.0,
@@ -307,6 +430,10 @@ def derive(config, corpus_tokens: int | None = None,
   _require(o.mask_token_prob + o.random_token_prob <= 1.0,
            "objective.mask_token_prob + objective.random_token_prob must not exceed 1.")
   _require(o.max_span >= 1, "objective.max_span must be at least 1.")
+  _require(o.masking in MASKING_STRATEGIES,
+           f"objective.masking '{o.masking}' is unknown; use one of {MASKING_STRATEGIES}.")
+  _require(not o.anti_repeat or o.masking == "ranked",
+           "objective.anti_repeat needs objective.masking='ranked' (it reorders ranked spans).")
 
   seq_lens, fracs = tuple(t.seq_lens), tuple(t.seq_len_fractions)
   _require(len(seq_lens) == len(fracs) and seq_lens,
@@ -328,8 +455,15 @@ def derive(config, corpus_tokens: int | None = None,
   _require(0 <= t.warmup_fraction and 0 <= t.cooldown_fraction
            and t.warmup_fraction + t.cooldown_fraction < 1.0,
            "train.warmup_fraction + train.cooldown_fraction must be below 1.")
-  _require(t.optimizer in ("adamw", "lamb"),
-           f"train.optimizer '{t.optimizer}' is unknown; use adamw or lamb.")
+  _require(t.optimizer in ("adamw", "lamb", "gpt_bert_lamb"),
+           f"train.optimizer '{t.optimizer}' is unknown; use adamw, lamb or gpt_bert_lamb.")
+
+  _require(0.0 < t.batch_ramp_start <= 1.0 and 0.0 < t.batch_ramp_fraction <= 1.0,
+           "train.batch_ramp_start and train.batch_ramp_fraction must lie in (0, 1].")
+  _require(t.batch_ramp_levels >= 2, "train.batch_ramp_levels must be at least 2.")
+
+  def layout(total: int) -> tuple[Phase, ...]:
+    return _phases(t, total, seq_lens, fracs)
 
   if t.steps is not None:
     _require(t.steps > 0, f"train.steps ({t.steps}) must be positive.")
@@ -339,24 +473,57 @@ def derive(config, corpus_tokens: int | None = None,
     tokens = corpus_tokens
     if tokens is None:
       tokens = word_budget * config.data.tokens_per_word_estimate
-    total = max(1, math.ceil(t.epochs * tokens / t.tokens_per_step))
-
-  # Phase boundaries at the rounded cumulative fractions; the last ends at `total`.
-  bounds = [round(sum(fracs[:i + 1]) * total) for i in range(len(fracs))]
-  bounds[-1] = total
-  phases, start = [], 0
-  for T, end in zip(seq_lens, bounds):
-    end = max(end, start)
-    if end > start:
-      phases.append(Phase(start, end, T, t.tokens_per_step // T))
-    start = end
+    # The fewest steps whose batches hold epochs x the corpus tokens (a bisection, which a
+    # batch-size ramp needs: its phases depend on the step count).
+    target = t.epochs * tokens
+    lo = max(1, math.ceil(target / t.tokens_per_step))
+    hi = max(lo, math.ceil(target / min(_ramp_tokens(t, seq_lens))))
+    while lo < hi:
+      mid = (lo + hi) // 2
+      lo, hi = (mid + 1, hi) if _tokens_before(layout(mid), mid) < target else (lo, mid)
+    total = lo
+  phases = layout(total)
 
   warmup = round(t.warmup_fraction * total)
   cooldown = round(t.cooldown_fraction * total)
   return Derived(total_steps=total, warmup_steps=warmup, cooldown_steps=cooldown,
-                 tokens_per_step=t.tokens_per_step, phases=tuple(phases),
+                 tokens_per_step=t.tokens_per_step, phases=phases,
                  word_budget=word_budget, exposure_cap=exposure_cap,
                  corpus_tokens=corpus_tokens, corpus_words=corpus_words)
+
+
+def _ramp_tokens(t, seq_lens) -> list[int]:
+  """Tokens per step of each ramp level, rising linearly from batch_ramp_start x the full
+  value to the full value, in whole rows at every length (and micro-batch)."""
+  if t.batch_ramp_start >= 1.0:
+    return [t.tokens_per_step]
+  unit = math.lcm(*seq_lens) * t.micro_batches
+  n = t.batch_ramp_levels
+  out = []
+  for i in range(n - 1):
+    f = t.batch_ramp_start + (1.0 - t.batch_ramp_start) * i / (n - 1)
+    out.append(max(unit, round(t.tokens_per_step * f / unit) * unit))
+  return out + [t.tokens_per_step]
+
+
+def _phases(t, total: int, seq_lens, fracs) -> tuple[Phase, ...]:
+  """Consecutive spans of one (length, ramp level): length phases at the rounded cumulative
+  fractions of the steps, ramp level i from round(i / levels x ramp_fraction x total)."""
+  cuts = [round(sum(fracs[:i + 1]) * total) for i in range(len(fracs))]
+  cuts[-1] = total
+  levels = _ramp_tokens(t, seq_lens)
+  ramp_cuts = [round(i / len(levels) * t.batch_ramp_fraction * total)
+               for i in range(1, len(levels))]
+  bounds = sorted({0, total, *[min(c, total) for c in cuts + ramp_cuts]})
+  phases = []
+  for a, b in zip(bounds, bounds[1:]):
+    T = seq_lens[next(i for i, c in enumerate(cuts) if a < c)]
+    tokens = levels[sum(a >= c for c in ramp_cuts)]
+    if phases and (phases[-1].seq_len, phases[-1].tokens_per_step) == (T, tokens):
+      phases[-1] = dataclasses.replace(phases[-1], end=b)
+    else:
+      phases.append(Phase(a, b, T, tokens // T))
+  return tuple(phases)
 
 
 # ---------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 from babylm_jax.config import MASK_ID, derive  # noqa: E402
 from babylm_jax.train import flops, sharding  # noqa: E402
 from babylm_jax.train import step as step_lib  # noqa: E402
+from babylm_jax.train.objectives.targets import capacity  # noqa: E402
 
 
 def load_config(path):
@@ -67,11 +68,11 @@ def make_batch(seed, B, T, V, causal_rows, rate=0.3):
               is_causal=is_causal)
 
 
-def fixed_shape_step(c, B, T, n_batches=2):
+def fixed_shape_step(c, B, T, n_batches=2, batch_fn=None):
   """(jitted step, state, n_batches global batches, mesh) for B x T rows of config `c`.
 
   Sets `c` to one sequence length and B x T tokens per step, all local devices on the data
-  axis; the batches are make_batch(0..n_batches-1).
+  axis; the batches are make_batch(0..n_batches-1), or batch_fn(c, seed, B, T) when given.
   """
   c.train.tokens_per_step = B * T
   c.train.seq_lens, c.train.seq_len_fractions = (T,), (1.0,)
@@ -82,8 +83,9 @@ def fixed_shape_step(c, B, T, n_batches=2):
   graphdef, state, shardings = step_lib.create_train_state(c, d, mesh)
   train_step = step_lib.make_train_step(c, d, graphdef, mesh, shardings)
   causal_rows = max(1, round(B * c.objective.causal_fraction))
-  batches = [sharding.global_batch(make_batch(i, B, T, c.model.vocab_size, causal_rows), mesh)
-             for i in range(n_batches)]
+  if batch_fn is None:
+    batch_fn = lambda c, i, B, T: make_batch(i, B, T, c.model.vocab_size, causal_rows)  # noqa
+  batches = [sharding.global_batch(batch_fn(c, i, B, T), mesh) for i in range(n_batches)]
   return train_step, state, batches, mesh
 
 
@@ -128,11 +130,11 @@ def main():
   tokens_per_s = B * T / step_s
   per_token = flops.flops_per_token(c.model, T)
   model_flops = tokens_per_s * per_token
-  cap = step_lib._capacity(c, B, T, sharding.batch_divisor(mesh))
+  cap = capacity(c, B, T, sharding.batch_divisor(mesh))
   targets = int(sum(np.asarray(b["loss_mask"]).sum() for b in batches) / len(batches))
   projected = cap if targets <= cap else B * T
   V, D = c.model.vocab_size, c.model.hidden_size
-  R, H, L = 2 * c.model.position_bucket_size - 1, c.model.num_heads, c.model.num_layers
+  R, H, L = flops.position_buckets(c.model), c.model.num_heads, c.model.num_layers
   executed_per_token = (per_token - 6.0 * (V * D + V) * (1 - projected / (B * T))
                         + 3.0 * L * 4 * T * R * H)
   print(f"compile {compile_s:.1f}s, step times {[round(t, 3) for t in times]}, "

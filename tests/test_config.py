@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from babylm_jax import config as config_lib
@@ -46,6 +47,28 @@ def test_measured_corpus_and_steps_override():
   assert d.total_steps == 50 and [p.end for p in d.phases] == [30, 40, 50]
 
 
+def test_batch_ramp_rises_linearly_in_few_shapes_and_keeps_the_token_budget():
+  """strict_small with the reference ramp (a quarter to full over the whole run, 4 levels) and
+  phases 70/20/10: tokens per step 4096, 8192, 12288, 16384 from 0, 1/4, 1/2, 3/4 of the steps,
+  six shapes in all; the fewest steps whose tokens reach ten epochs; tokens_before sums the
+  steps' shapes."""
+  c = load_config("strict_small")
+  c.train.batch_ramp_start, c.train.seq_len_fractions = 0.25, (0.7, 0.2, 0.1)
+  d = config_lib.derive(c, corpus_tokens=16_000_000, corpus_words=10_000_000)
+  N = d.total_steps
+  per_step = np.array([d.phase_at(s).tokens_per_step for s in range(N)])
+  for i, tokens in enumerate((4096, 8192, 12288, 16384)):
+    assert (per_step[round(i * N / 4):round((i + 1) * N / 4)] == tokens).all()
+  assert len({(p.seq_len, p.batch_rows) for p in d.phases}) == len(d.phases) == 6
+  assert [p.seq_len for p in d.phases] == [128, 128, 128, 256, 256, 512]
+  assert d.phases[3].start == round(0.7 * N) and d.phases[5].start == round(0.9 * N)
+  assert d.tokens_before(N - 1) < 160_000_000 <= d.tokens_before(N)
+  for s in (0, 1, N // 4, N // 2 + 3, N - 1, N):
+    assert d.tokens_before(s) == per_step[:s].sum()
+  assert d.planned_words == round(d.tokens_before(N) * 10 / 16)
+  assert N == pytest.approx(160_000_000 / (16384 * 5 / 8), rel=2e-3)  # the ramp's mean: 5/8
+
+
 @pytest.mark.parametrize("field,value,fragment", [
     ("train.tokens_per_step", 1000, "train.tokens_per_step"),
     ("model.vocab_size", 10, "model.vocab_size"),
@@ -53,6 +76,11 @@ def test_measured_corpus_and_steps_override():
     ("train.seq_len_fractions", (0.5, 0.2, 0.2), "train.seq_len_fractions"),
     ("train.micro_batches", 3, "train.micro_batches"),
     ("track", "huge", "track"),
+    ("train.batch_ramp_start", -0.5, "train.batch_ramp_start"),
+    ("train.batch_ramp_levels", 1, "train.batch_ramp_levels"),
+    ("objective.masking", "spans", "objective.masking"),
+    ("objective.anti_repeat", True, "objective.anti_repeat"),
+    ("train.optimizer", "sgd", "train.optimizer"),
 ])
 def test_bad_values_name_the_field(field, value, fragment):
   c = load_config("strict_small")

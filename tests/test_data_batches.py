@@ -273,3 +273,92 @@ def test_grain_iterator_yields_the_batches_in_order(source):
   for s, b in got:
     ref = source.batch(s)
     assert all((b[k] == ref[k]).all() for k in ref)
+
+
+# ----------------------------------------------------------------------------- batch-size ramp
+
+
+def _ramp_config(cache, shuffle=True):
+  c = _config(cache)
+  c.train.batch_ramp_start, c.train.batch_ramp_fraction = 0.25, 0.5
+  c.data.shuffle_rows = shuffle
+  return c
+
+
+def test_ramped_steps_read_their_phase_shape_from_tokens_before(setup):
+  """Without shuffling, step s reads R rows of length T from derived.tokens_before(s) on, R
+  rising 16 -> 32 -> 48 -> 64 at T=128 over the first half of the steps."""
+  c, p, _ = setup
+  c = _ramp_config(c.data.cache_dir, shuffle=False)
+  d = config_lib.derive(c)
+  source = BatchSource(p.train, c, d)
+  assert [(q.seq_len, q.batch_rows) for q in d.phases] == [(T, 16), (T, 32), (T, 48), (T, 64),
+                                                          (256, 32)]
+  for q in d.phases:
+    for step in (q.start, q.end - 1):
+      b = source.batch(step)
+      assert b["input_ids"].shape == (q.batch_rows, q.seq_len)
+      starts = source.row_starts(step)
+      assert (starts == d.tokens_before(step) + np.arange(q.batch_rows) * q.seq_len).all()
+
+
+def test_ramped_shuffled_steps_read_every_stream_token_once(setup):
+  """Over the ramp's phases, the targets of all rows read cover the stream positions
+  [1, tokens_before(end) + 1) exactly once, and words_before counts exactly those rows."""
+  c, p, _ = setup
+  c = _ramp_config(c.data.cache_dir)
+  d = config_lib.derive(c)
+  source = BatchSource(p.train, c, d)
+  end = d.phases[2].end  # a phase end: its shuffle blocks are read whole
+  covered = np.zeros(d.tokens_before(end) + 1, np.int64)
+  words = 0
+  for step in range(end):
+    T_s = d.phase_at(step).seq_len
+    starts = source.row_starts(step)
+    pos = starts[:, None] + np.arange(1, T_s + 1)[None, :]
+    np.add.at(covered, pos.ravel(), 1)
+    _, _, index = source.lookup(pos)
+    words += int(p.train.word_starts[index[index >= 0]].sum())
+    if step in (0, d.phases[0].end - 1, d.phases[0].end, end - 1):
+      assert source.words_before(step + 1) == words, step
+  assert covered[0] == 0 and (covered[1:] == 1).all()
+
+
+# ----------------------------------------------------------------------------- mask history
+
+
+def test_mask_history_is_what_the_batches_masked(tmp_path):
+  """With ranked masking and anti-repeat, mask_history(e) equals the counts of the store tokens
+  that the batches of two processes actually masked in the rows starting before epoch e; a
+  fresh source (a resumed run) builds the same batches; and a token masked in epoch 0 is
+  masked less often in epoch 1 than one that was not."""
+  c = _config(tmp_path)
+  c.data.path = str(data_path("babylm_text", "train_100k", "bnc_spoken_dev.train"))
+  c.train.tokens_per_step = 2048
+  c.objective.masking, c.objective.anti_repeat = "ranked", True
+  p = prepare_data(c)
+  d = config_lib.derive(c)
+  parts = [BatchSource(p.train, c, d, process_index=i, process_count=2) for i in range(2)]
+  L = parts[0].stream_len
+  end = parts[0]._step_reading(2 * L) + 1
+  masked = {0: [], 1: []}
+  for step in range(end):
+    for i, src in enumerate(parts):
+      b = src.batch(step, with_spans=True)
+      R = d.phase_at(step).batch_rows // 2
+      row_epoch = src.row_starts(step, i * R, R) // L
+      for e in (0, 1):
+        sel = (row_epoch == e)[:, None] & b["chosen"]
+        masked[e].append(b["store_index"][sel])
+  counts = [np.bincount(np.concatenate(masked[e]), minlength=p.train.num_tokens)
+            for e in (0, 1)]
+  np.testing.assert_array_equal(parts[0].mask_history(1), counts[0])
+  np.testing.assert_array_equal(parts[1].mask_history(2), counts[0] + counts[1])
+  fresh = BatchSource(p.train, c, d, process_index=1, process_count=2)
+  a, b = fresh.batch(end - 1), parts[1].batch(end - 1)
+  assert all((a[k] == b[k]).all() for k in a)
+  again = counts[1][counts[0] == 1].mean()
+  first = counts[1][counts[0] == 0].mean()
+  print(f"masked in epoch 1: {again:.3f} of the tokens masked in epoch 0, {first:.3f} of the "
+        f"others")
+  assert again < 0.7 * first

@@ -1,10 +1,16 @@
 """The PyTorch port (export/modeling_gpt_bert.py) against the Flax model, logit for logit.
 
+Per objective (OBJECTIVES) the export offers only the LM classes that fit, with the masked LM's
+logits at i scoring token i for masked-only models, and BootBERT's decoder filling `<mask>`
+holes; an exported folder of each loads with the Auto classes and scores a sentence the way the
+BabyLM pipeline does exactly as the JAX scorer does.
+
 Weights are the Flax init plus noise (so that biases, layer weights and the relative-position
 LayerNorm all matter), moved through `params_to_tensors`, the same conversion the export
 writes. Inputs are random ids and real BLiMP sentences encoded by a tokenizer trained on real
 BabyLM text, in padded batches (right and left padding, packed documents), in causal and
-bidirectional mode, for every layer weighting. They must agree within 1e-4 in float32.
+bidirectional mode, for every layer weighting and every architecture switch (VARIANTS). They
+must agree within 1e-4 in float32.
 """
 
 import json
@@ -23,6 +29,17 @@ from babylm_jax.model.gpt_bert import GPTBert
 from conftest import data_path, load_config
 
 TOL = 1e-4
+# config.model overrides: together they take every value of every architecture switch.
+VARIANTS = {
+    "gpt_bert": {},
+    "elc": dict(layer_weighting="elc"),
+    "residual": dict(layer_weighting="residual"),
+    "standard_absolute_plain_gelu": dict(attention="standard", position="learned_absolute",
+                                         normformer=False, ffn="gelu",
+                                         layer_weighting="residual"),
+    "standard_rotary": dict(attention="standard", position="rotary"),
+    "disentangled_plain_gelu_elc": dict(normformer=False, ffn="gelu", layer_weighting="elc"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +59,23 @@ def blimp_sentences():
   return sents
 
 
-def _models(weighting: str, seed: int = 0):
+# objective.kind -> (config.model overrides, the LM classes its export offers)
+OBJECTIVES = {"masked": ({}, ("masked",)), "causal": ({}, ("causal",)),
+              "bootstrap": (dict(decoder_layers=2), ("masked",))}
+
+
+def _models(variant: str, seed: int = 0, objective: str = "hybrid"):
   config = load_config("smoke")
-  config.model.layer_weighting = weighting
+  config.model.update(VARIANTS[variant])
+  config.model.update(OBJECTIVES.get(objective, ({},))[0])
+  config.objective.kind = objective
   model = GPTBert(config.model, rngs=nnx.Rngs(seed))
   rng = np.random.default_rng(seed)
   params = jax.tree.map(
       lambda x: x + jnp.asarray(rng.normal(0.0, 0.05, x.shape), jnp.float32),
       nnx.to_pure_dict(nnx.state(model)))
   nnx.update(model, params)
-  fields = {k: v for k, v in hf.hf_config(config.model).items()
+  fields = {k: v for k, v in hf.hf_config(config.model, objective=objective).items()
             if k not in ("auto_map", "architectures", "model_type")}
   torch_cfg = configuration_gpt_bert.GptBertConfig(**fields)
   tensors = {k: torch.from_numpy(v) for k, v in hf.params_to_tensors(params).items()}
@@ -64,10 +88,12 @@ def _models(weighting: str, seed: int = 0):
   return model, ported, config
 
 
-def _compare(model, ported, ids_BT, segment_ids_BT):
+def _compare(model, ported, ids_BT, segment_ids_BT, modes=("causal", "masked")):
   B = ids_BT.shape[0]
   worst = {}
   for mode, causal in (("causal", True), ("masked", False)):
+    if mode not in modes:
+      continue
     jax_BTV = np.asarray(model(jnp.asarray(ids_BT), jnp.asarray(segment_ids_BT),
                                jnp.full((B,), causal)))
     with torch.no_grad():
@@ -81,9 +107,9 @@ def _compare(model, ported, ids_BT, segment_ids_BT):
   return worst
 
 
-@pytest.mark.parametrize("weighting", ["gpt_bert", "elc", "residual"])
-def test_random_inputs_padded(weighting):
-  model, ported, config = _models(weighting)
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_random_inputs_padded(variant):
+  model, ported, config = _models(variant)
   rng = np.random.default_rng(1)
   B, T = 4, 48
   ids = rng.integers(0, config.model.vocab_size, (B, T)).astype(np.int32)
@@ -160,3 +186,104 @@ def test_labels_give_the_next_token_loss():
     want = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, out.logits.shape[-1]),
                                              ids[:, 1:].reshape(-1))
     assert torch.allclose(out.loss, want)
+
+
+def _with_holes(ids_BT, segment_ids_BT, seed):
+  """Some real positions (never the first) turned into <mask> tokens."""
+  from babylm_jax.config import MASK_ID
+  rng = np.random.default_rng(seed)
+  holes = (rng.random(ids_BT.shape) < 0.2) & (segment_ids_BT > 0)
+  holes[:, 0] = False
+  return np.where(holes, MASK_ID, ids_BT).astype(np.int32)
+
+
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+@pytest.mark.parametrize("variant", ["gpt_bert", "standard_rotary"])
+def test_objective_variants_padded_with_holes(objective, variant):
+  """Logit parity for each objective's LM classes, on rows with <mask> holes and padding."""
+  model, ported, config = _models(variant, seed=12, objective=objective)
+  rng = np.random.default_rng(13)
+  B, T = 3, 40
+  ids = rng.integers(16, config.model.vocab_size, (B, T)).astype(np.int32)
+  seg = np.ones((B, T), np.int32)
+  seg[1, 25:] = 0
+  seg[2, 18:] = 2
+  ids = _with_holes(np.where(seg == 0, PAD_ID, ids), seg, 14)
+  _compare(model, ported, ids, seg, modes=OBJECTIVES[objective][1])
+
+
+def test_masked_labels_are_read_at_their_own_position():
+  for objective, shift in (("masked", 0), ("bootstrap", 0), ("hybrid", 1)):
+    _, ported, config = _models("gpt_bert", seed=15, objective=objective)
+    ids = torch.from_numpy(np.random.default_rng(16).integers(16, config.model.vocab_size,
+                                                              (2, 12)))
+    with torch.no_grad():
+      out = ported["masked"](input_ids=ids, labels=ids)
+    V = out.logits.shape[-1]
+    want = torch.nn.functional.cross_entropy(
+        out.logits[:, :ids.shape[1] - shift].reshape(-1, V), ids[:, shift:].reshape(-1))
+    assert torch.allclose(out.loss, want), objective
+
+
+def _pipeline_mlm_score(model, tok, sentence):
+  """The BabyLM pipeline's `mlm` backend: each token masked and read at its own position."""
+  ids = torch.tensor([tok(sentence)["input_ids"]])
+  total = 0.0
+  for i in range(1, ids.shape[1]):
+    masked = ids.clone()
+    masked[0, i] = tok.mask_token_id
+    with torch.no_grad():
+      logp = torch.log_softmax(model(input_ids=masked).logits[0, i].double(), -1)
+    total += float(logp[ids[0, i]])
+  return total
+
+
+@pytest.mark.parametrize("objective", ["masked", "bootstrap", "causal"])
+def test_exported_folder_loads_and_scores_as_the_pipeline(objective, tokenizer,
+                                                          blimp_sentences, tmp_path):
+  """write_folder of each objective: only its LM Auto classes load (offline), and their scores
+  of real sentences (`mlm` for masked-only models, `causal` for causal-only) equal the JAX
+  scorer's (pll, causal)."""
+  from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+  from babylm_jax.eval import scoring
+  model, _, config = _models("gpt_bert", seed=17, objective=objective)
+  tok_path = tmp_path / "tokenizer.json"
+  tokenizer.save(str(tok_path))
+  out = tmp_path / "export"
+  out.mkdir()
+  hf.write_folder(out, nnx.to_pure_dict(nnx.state(model)), config.model, tok_path, {},
+                  objective)
+  cfg = json.loads((out / "config.json").read_text())
+  offered = OBJECTIVES[objective][1]
+  assert cfg["objective"] == objective and cfg["decoder_layers"] == config.model.decoder_layers
+  classes = {"masked": AutoModelForMaskedLM, "causal": AutoModelForCausalLM}
+  tok = AutoTokenizer.from_pretrained(str(out))
+  sents = blimp_sentences[:4]
+  scorer = scoring.Scorer(model, max_len=128, tokens_per_batch=512)
+  seqs = scoring.tokenize(tokenizer, [""] * len(sents), sents, 128)
+  for mode, cls in classes.items():
+    if mode not in offered:
+      with pytest.raises(ValueError):
+        cls.from_pretrained(str(out), trust_remote_code=True, local_files_only=True)
+      continue
+    m = cls.from_pretrained(str(out), trust_remote_code=True, local_files_only=True)
+    backend = "pll" if mode == "masked" else "causal"
+    here = scorer.score(seqs, backend)
+    if mode == "masked":
+      there = [_pipeline_mlm_score(m, tok, s) for s in sents]
+    else:
+      ids = [torch.tensor([tok(s)["input_ids"]]) for s in sents]
+      with torch.no_grad():
+        there = [float(torch.log_softmax(m(input_ids=x).logits[0].double(), -1)[
+            torch.arange(x.shape[1] - 1), x[0, 1:]].sum()) for x in ids]
+    np.testing.assert_allclose(there, here, atol=2e-3)
+  # AutoModel (what the pipeline fine-tunes) attends as the model was trained: causally for a
+  # causal-only model, both ways otherwise.
+  from transformers import AutoModel
+  encoder = AutoModel.from_pretrained(str(out), trust_remote_code=True, local_files_only=True)
+  x = torch.tensor([tok(sents[0])["input_ids"]])
+  y = x.clone()
+  y[0, -1] = (y[0, -1] + 1) % config.model.vocab_size
+  with torch.no_grad():
+    hx, hy = (encoder(input_ids=z).last_hidden_state[0, :-1] for z in (x, y))
+  assert torch.equal(hx, hy) == (objective == "causal")

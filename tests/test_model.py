@@ -9,8 +9,10 @@ import pytest
 from flax import nnx
 
 from babylm_jax.config import base_config
-from babylm_jax.model import gpt_bert
-from babylm_jax.model.gpt_bert import GPTBert, count_params, relative_buckets
+from babylm_jax.model.attention import attention_mask
+from babylm_jax.model.gpt_bert import GPTBert, count_params
+from babylm_jax.model.layers import layer_norm
+from babylm_jax.model.positions import relative_buckets
 from tests.conftest import load_config
 
 
@@ -105,7 +107,7 @@ def _reference_attention(attn, x_BTD, rel_RD, mask_B1TT, cfg):
   """The textbook formulation: per-pair position embeddings [T, T, H, K] materialised."""
   B, T, D = x_BTD.shape
   H, K = cfg.num_heads, D // cfg.num_heads
-  h = gpt_bert.layer_norm(x_BTD, cfg.layer_norm_eps)
+  h = layer_norm(x_BTD, cfg.layer_norm_eps)
   q, k = jnp.split(attn.qk(h), 2, -1)
   v, g = jnp.split(attn.vg(h), 2, -1)
   pos = attn.qk(rel_RD)[relative_buckets(T, cfg.position_bucket_size, cfg.max_position)]
@@ -116,15 +118,15 @@ def _reference_attention(attn, x_BTD, rel_RD, mask_B1TT, cfg):
        + jnp.einsum("bkhd,qkhd->bhqk", k, qpos)) / math.sqrt(3 * K)
   p = jax.nn.softmax(jnp.where(mask_B1TT, s, -1e30), -1)
   ctx = jnp.einsum("bhqk,bkhd->bqhd", p, v).reshape(B, T, D) * jax.nn.gelu(g, False)
-  return attn.out(gpt_bert.layer_norm(ctx, cfg.layer_norm_eps))
+  return attn.out(layer_norm(ctx, cfg.layer_norm_eps))
 
 
 def test_bucketed_attention_matches_materialised_positions():
   cfg = tiny_cfg(position_bucket_size=8, max_position=64)
   model = GPTBert(cfg, rngs=nnx.Rngs(3))
   ids, seg = _batch(np.random.default_rng(3), T=40)
-  x, rel = model.embedding(jnp.asarray(ids), True, None)
-  mask = gpt_bert.attention_mask(jnp.asarray(seg), jnp.array([True, False, False]))
+  x, rel = model.embedding(jnp.asarray(ids), jnp.asarray(seg), True, None)
+  mask = attention_mask(jnp.asarray(seg), jnp.array([True, False, False]))
   got = model.attention[0](x, rel, mask, True, None)
   want = _reference_attention(model.attention[0], x, rel, mask, cfg)
   valid = np.asarray(seg) > 0

@@ -9,6 +9,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from babylm_jax.config import MASK_ID, base_config, derive
@@ -16,6 +17,7 @@ from babylm_jax.train import loss as loss_lib
 from babylm_jax.train import optimizer as opt_lib
 from babylm_jax.train import sharding
 from babylm_jax.train import step as step_lib
+import reference_recipe
 
 
 def make_batch(seed, B=8, T=32, V=128, causal_rows=2, rate=0.3):
@@ -134,6 +136,57 @@ def test_decay_mask_leaves_out_biases_norms_positions_and_layer_weights():
                "head_module/dense/bias"):
     assert not flat[name], name
   assert sum(flat.values()) == 1 + 2 * (3 + 2) + 1  # word, per layer 3+2 kernels, head dense
+
+
+def test_gpt_bert_lamb_is_the_reference_lamb():
+  """Three steps on the tiny model's parameters with random gradients equal the reference's
+  algorithm applied to its own tensors: the layer-weight matrix as one vector per row (its
+  used entries), no decay and no trust ratio exactly for biases and norms."""
+  c = tiny_config()
+  _, _, abstract = step_lib.abstract_model(c)
+  rng = np.random.default_rng(0)
+  params = jax.tree.map(lambda a: rng.normal(0, 0.05, a.shape).astype(np.float32), abstract)
+  lw = np.zeros(abstract["layer_weight"].shape, np.float32)  # entries past i + 1 stay 0
+  for i in range(lw.shape[0]):
+    lw[i, :i + 2] = rng.normal(0, 0.5, i + 2)
+  params["layer_weight"] = lw
+  grads = [jax.tree.map(lambda a: rng.normal(0, 1e-3, a.shape).astype(np.float32), params)
+           for _ in range(3)]
+  for g in grads:
+    g["layer_weight"] = np.where(lw != 0, g["layer_weight"], 0).astype(np.float32)
+  tx = opt_lib.gpt_bert_lamb(0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=0.1)
+  state, got = tx.init(params), params
+  for g in grads:
+    upd, state = tx.update(g, state, got)
+    got = optax.apply_updates(got, upd)
+
+  names, values = zip(*reference_recipe.tensors(params))
+  decayed = reference_recipe.decayed(names)
+  assert not decayed[names.index("embedding/relative_norm_scale")]
+  assert decayed[names.index("embedding/relative")] and decayed[names.index("alphas/3")]
+  ref = reference_recipe.Lamb(values, decayed)
+  for g in grads:
+    want = ref.step([x for _, x in reference_recipe.tensors(g)], lr=0.01)
+  for (name, x), y in zip(reference_recipe.tensors(got), want):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_gpt_bert_lamb_moves_a_bias_by_the_lr_where_optax_lamb_scales_it():
+  """One step on a norm scale of 0.2s: the reference's plain Adam step moves it by lr (0.01);
+  optax's LAMB applies the trust ratio ||p|| / ||u|| = 0.2 and moves it by 0.002."""
+  p = {"norm_scale": np.full(8, 0.2, np.float32), "kernel": np.full((8, 8), 0.2, np.float32)}
+  g = jax.tree.map(lambda x: np.full_like(x, 0.3), p)
+  moved = {}
+  for name, tx in (("ref", opt_lib.gpt_bert_lamb(0.01, b1=0.9, b2=0.98, eps=1e-8,
+                                                 weight_decay=0.1)),
+                   ("optax", optax.lamb(0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=0.1,
+                                        mask=opt_lib.decay_mask))):
+    upd, _ = tx.update(g, tx.init(p), p)
+    moved[name] = jax.tree.map(lambda u: float(np.abs(np.asarray(u)).max()), upd)
+  assert moved["ref"]["norm_scale"] == pytest.approx(0.01, rel=1e-5)
+  assert moved["optax"]["norm_scale"] == pytest.approx(0.002, rel=1e-5)
+  # A kernel takes decay and the trust ratio in both: its update's norm becomes lr ||p||.
+  assert moved["ref"]["kernel"] == pytest.approx(0.002, rel=1e-5)
 
 
 def test_schedule_values():
@@ -261,12 +314,17 @@ def test_tiny_model_overfits_one_batch():
 # ----------------------------------------------------------------------------- FLOP counts
 
 
-def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding():
-  """flops.matmul_params counts exactly the parameters that take part in a matmul per token."""
+@pytest.mark.parametrize("overrides", [
+    {}, dict(attention="standard", position="rotary"),
+    dict(attention="standard", position="learned_absolute", ffn="gelu", normformer=False)])
+def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding(overrides):
+  """flops.matmul_params counts exactly the parameters that take part in a matmul per token,
+  for each architecture variant; the relative-position term only with disentangled attention."""
   from flax import nnx
   from babylm_jax.model.gpt_bert import GPTBert
   from babylm_jax.train import flops
   cfg = tiny_config().model
+  cfg.update(overrides)
   state = nnx.to_pure_dict(nnx.state(GPTBert(cfg, rngs=nnx.Rngs(0)), nnx.Param))
   flat = jax.tree_util.tree_flatten_with_path(state)[0]
   names = ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in flat]
@@ -274,6 +332,9 @@ def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding():
                    if (n.endswith(("kernel", "bias")) and "norm" not in n)
                    or n == "embedding/word")
   assert flops.matmul_params(cfg) == in_matmuls
+  R = 2 * cfg.position_bucket_size - 1 if cfg.attention == "disentangled" else 0
+  L, D, T = cfg.num_layers, cfg.hidden_size, 32
+  assert flops.flops_per_token(cfg, T) == 6 * in_matmuls + 12 * L * D * (T + R)
 
 
 def test_chip_peak_is_known_for_accelerators_in_bfloat16_only():

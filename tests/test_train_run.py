@@ -72,6 +72,23 @@ def _ok(r):
   assert r.returncode == 0, r.stderr[-3000:]
 
 
+def _kill_after(wd, args, checkpoint, past):
+  """Starts a run and SIGKILLs it once `checkpoint` exists and a step past `past` is logged."""
+  proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    log = wd / "metrics.jsonl"
+    if (wd / "checkpoints" / str(checkpoint)).exists() and log.exists() and max(
+        [0] + [json.loads(l)["step"] for l in log.read_text().splitlines() if l.strip()]) >= past:
+      break
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+
+
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, cache_dir):
   wd = tmp_path_factory.mktemp("straight")
@@ -96,26 +113,40 @@ def test_run_writes_its_files(straight):
 
 def test_exact_resume_after_sigkill(straight, tmp_path, cache_dir):
   wd = tmp_path / "killed"
-  proc = subprocess.Popen(_args(wd, cache_dir), cwd=ROOT, env=_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
   # Kill once a checkpoint exists and training has gone past it.
-  while time.time() < deadline:
-    if (wd / "checkpoints" / "10").exists() and (wd / "metrics.jsonl").exists() and max(
-        [0] + [json.loads(l)["step"] for l in (wd / "metrics.jsonl").read_text().splitlines()
-               if l.strip()]) >= 15:
-      break
-    assert proc.poll() is None, proc.stderr.read()[-2000:]
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL
+  _kill_after(wd, _args(wd, cache_dir), 10, 15)
   r = run(wd, cache_dir)
   _ok(r)
   assert "resumed from step" in r.stderr
   assert losses(wd) == losses(straight)
   for a, b in zip(final_params(wd, 30), final_params(straight, 30)):
     np.testing.assert_array_equal(a, b)
+
+
+# objective.kind -> launch.py overrides; 12 steps, a checkpoint every 4.
+OBJECTIVE_RUNS = {"masked": (), "causal": (),
+                  "bootstrap": ("--config.model.decoder_layers=1",)}
+
+
+@pytest.mark.parametrize("kind", list(OBJECTIVE_RUNS))
+def test_exact_resume_after_sigkill_per_objective(kind, tmp_path, cache_dir):
+  """Each objective resumes exactly (bootstrap: its teacher is restored too)."""
+  extra = (f"--config.objective.kind={kind}", *OBJECTIVE_RUNS[kind],
+           "--config.checkpoint.every=4", "--config.train.log_every=2")
+  straight_wd, killed_wd = tmp_path / "straight", tmp_path / "killed"
+  _ok(run(straight_wd, cache_dir, *extra, steps=12))
+  _kill_after(killed_wd, _args(killed_wd, cache_dir, *extra, steps=12), 4, 6)
+  r = run(killed_wd, cache_dir, *extra, steps=12)
+  _ok(r)
+  assert "resumed from step" in r.stderr
+  assert losses(killed_wd) == losses(straight_wd)
+  import orbax.checkpoint as ocp
+  trees = [ocp.StandardCheckpointer().restore(wd / "checkpoints" / "12" / "state")
+           for wd in (killed_wd, straight_wd)]
+  assert ("teacher" in trees[0]) == (kind == "bootstrap")
+  import jax
+  for a, b in zip(*(jax.tree.leaves(t) for t in trees)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_restore_on_other_meshes(straight, tmp_path, cache_dir):
@@ -265,3 +296,55 @@ def test_milestone_checkpoints_by_words_seen(tmp_path, cache_dir):
   meta = mngr.restore(1_000_000, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
   # Saved at the first step whose words seen reach 1M.
   assert 1_000_000 <= meta["words_seen"] < 1_000_000 + 10_000 and 120 < meta["step"] < 140
+
+
+def _reference_args(workdir, cache, steps=30):
+  """configs/gpt_bert_reference_small.py at tiny shapes on one 100 KB file (30,483 tokens an
+  epoch), its ramp at 2 levels (4 shapes): 1,024 tokens a step, 4,096 from step 15; step 18
+  reads the first rows of epoch 1."""
+  return [sys.executable, "launch.py", "--config", "configs/gpt_bert_reference_small.py",
+          "--workdir", str(workdir),
+          f"--config.data.path={data_path('babylm_text', 'train_100k', 'bnc_spoken_dev.train')}",
+          f"--config.data.dev_path={data_path('babylm_text', 'dev_bb25_small')}",
+          f"--config.data.cache_dir={cache}", "--config.model.vocab_size=1024",
+          "--config.model.hidden_size=64", "--config.model.num_layers=2",
+          "--config.model.num_heads=2", "--config.model.intermediate_size=128",
+          "--config.train.tokens_per_step=4096", "--config.train.seq_lens=(32,64,128)",
+          "--config.train.batch_ramp_levels=2", f"--config.train.steps={steps}",
+          "--config.train.log_every=5", "--config.train.eval_every=1000",
+          "--config.train.eval_batches=2", "--config.checkpoint.every=10"]
+
+
+def test_reference_recipe_resumes_exactly_inside_a_later_epoch(tmp_path, cache_dir):
+  """The reference recipe (ramp, ranked masks with anti-repeat counts, its LAMB, head dropout),
+  killed with SIGKILL after its step-20 checkpoint (in epoch 1) and resumed, logs the same
+  losses and ends with the same parameters as a straight run: the resumed process replays
+  epoch 0's masks to the same counts. (The three runs share a JAX compilation cache: only the
+  first compiles its four step shapes.)"""
+  env = dict(_env(), JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"))
+  straight_wd, wd = tmp_path / "straight", tmp_path / "killed"
+  r = subprocess.run(_reference_args(straight_wd, cache_dir), cwd=ROOT, capture_output=True,
+                     text=True, timeout=1800, env=env)
+  _ok(r)
+  recs = [json.loads(l) for l in (straight_wd / "metrics.jsonl").read_text().splitlines()]
+  tokens = {r["step"]: r["tokens_seen"] for r in recs if "loss" in r}
+  assert tokens[10] == 10 * 1024 and tokens[20] == 15 * 1024 + 5 * 4096
+  proc = subprocess.Popen(_reference_args(wd, cache_dir), cwd=ROOT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 1800
+  while time.time() < deadline:
+    if (wd / "checkpoints" / "20").exists() and (wd / "metrics.jsonl").exists() and max(
+        [0] + [json.loads(l)["step"] for l in (wd / "metrics.jsonl").read_text().splitlines()
+               if l.strip()]) >= 25:
+      break
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  r = subprocess.run(_reference_args(wd, cache_dir), cwd=ROOT, capture_output=True, text=True,
+                     timeout=1800, env=env)
+  _ok(r)
+  assert "resumed from step 20" in r.stderr
+  assert losses(wd) == losses(straight_wd)
+  for a, b in zip(final_params(wd, 30), final_params(straight_wd, 30)):
+    np.testing.assert_array_equal(a, b)

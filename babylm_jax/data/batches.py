@@ -4,15 +4,17 @@ The stream. Epoch e is every document of the store once, in an order drawn from 
 each prefixed by `<s>`; epochs follow each other without a gap, so the stream is endless
 and nothing is padded.
 
-Rows. A phase of the length schedule (steps [start, end) at length T) reads the stream
-positions [start*P, end*P) (P = tokens per step), cut into rows of T+1 tokens that overlap by
-one: logical row j of the phase covers [start*P + j*T, start*P + (j+1)*T]. Step s reads the
-phase's logical rows [(s-start)*R, (s-start+1)*R) (R = P / T rows). With `data.shuffle_rows`
-(the default) a logical row is mapped to a physical row by a permutation drawn from
-(seed, phase, epoch) over the rows that start in the same epoch, so each step is a random
-sample of that epoch's rows (many documents, all domains), and every row of an epoch is read
-exactly once; without it, step s reads the stream [s*P, (s+1)*P] in order. Input is a row's
-first T tokens, targets its last T. A row that starts inside a document starts with `<s>`
+Rows. A phase (steps [start, end) of one shape: R rows of length T, see config.Phase) reads
+the stream positions [base, base + (end-start)*R*T), base = derived.tokens_before(start), cut
+into rows of T+1 tokens that overlap by one: logical row j of the phase covers
+[base + j*T, base + (j+1)*T]. Step s reads the phase's logical rows [(s-start)*R,
+(s-start+1)*R). Phases change with the sequence length and with each level of a batch-size
+ramp; the stream runs on through them without a gap. With `data.shuffle_rows` (the default)
+a logical row is mapped to a physical row by a permutation drawn from (seed, phase, epoch)
+over the rows that start in the same epoch, so each step is a random sample of that epoch's
+rows (many documents, all domains), and every row of an epoch is read exactly once; without
+it, step s reads the stream from derived.tokens_before(s) on, in order. Input is a row's first
+T tokens, targets its last T. A row that starts inside a document starts with `<s>`
 instead of that token (which is the last target of the row before it in the stream), so every
 segment of a row begins with `<s>`; segment ids count segments from 1. A new epoch's order
 moves every document to a new offset, so rows are cut differently each epoch.
@@ -24,18 +26,26 @@ numbers come from a counter-based generator (Philox) keyed by (seed, step) and a
 first row of this process, so a row's objective and mask do not depend on how many processes
 share the step. Nothing here touches a device.
 
-Objective per row: causal with probability `causal_fraction`, else masked. The target at
-position k is token k+1. Causal rows score every target inside the same document. Masked rows
-score position k when token k+1 was chosen by span masking: span starts are Bernoulli, span
-lengths uniform in 1..max_span, the start probability solved so that each token is covered
-with probability equal to the mask rate; special tokens and segment starts are never chosen.
-A chosen token's input is `<mask>` (80%), a random non-special token (10%) or unchanged (10%),
-decided once per span.
+Masking: the masker of `objective.masking` (masking.py) picks tokens of the rows that are not
+causal (never special tokens nor segment starts) and corrupts them (`<mask>`, a random token or
+unchanged, once per span). Bernoulli spans with objective.max_span = 1 are BERT/RoBERTa's
+token-level dynamic masking: drawn anew from (seed, step) every time a row is read.
+
+What a row becomes depends on `objective.kind` (one rule each, below; the objective modules in
+babylm_jax/train/objectives/ name theirs):
+- hybrid (GPT-BERT): a row is causal with probability `causal_fraction`, else masked. The
+  target at position k is token k+1. Causal rows score every target inside the same document;
+  masked rows score position k when token k+1 was chosen (masked-next-token prediction).
+- causal: the hybrid rule with every row causal.
+- masked: no row causal; the target at position k is token k itself, scored when it was
+  chosen. The row's last token is read by no input (the next row starts with `<s>` in its
+  place), so words seen may count one word per row that was not shown: a bound from above.
+- bootstrap: as masked, but every chosen token is a `<mask>` hole (never random or kept).
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import threading
 from typing import Iterator
 
@@ -43,47 +53,60 @@ import numpy as np
 
 from babylm_jax import config as config_lib
 from babylm_jax.config import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, Derived
+from babylm_jax.data.masking import Masked, make_masker
 from babylm_jax.errors import ConfigError
 
 _TWO_POW_M53 = 2.0 ** -53
 
 
-@functools.lru_cache(maxsize=4096)
-def span_start_prob(rate: float, max_span: int) -> float:
-  """q such that a position is covered by some span with probability `rate` when spans start
-  anywhere with probability q and have lengths uniform in 1..max_span."""
-  def coverage(q):
-    miss = 1.0
-    for d in range(max_span):
-      miss *= 1.0 - q * (max_span - d) / max_span
-    return 1.0 - miss
-  lo, hi = 0.0, 1.0
-  for _ in range(60):
-    mid = 0.5 * (lo + hi)
-    lo, hi = (mid, hi) if coverage(mid) < rate else (lo, mid)
-  return 0.5 * (lo + hi)
+# objective.kind -> the fraction of its rows that are causal, where the objective fixes it
+# (hybrid reads objective.causal_fraction).
+CAUSAL_FRACTIONS = {"causal": 1.0, "masked": 0.0, "bootstrap": 0.0}
 
 
-def span_mask(u_start: np.ndarray, u_len: np.ndarray, u_dec: np.ndarray, rate: float,
-              max_span: int, n: int, mask_prob: float, random_prob: float):
-  """Span masking over n positions per row from uniform numbers of shape [b, n + max_span - 1].
+@dataclasses.dataclass(frozen=True)
+class Rows:
+  """A step's rows as drawn and masked, before an objective's rule turns them into a batch."""
+  tokens: np.ndarray  # [b, T + 1] int32 stream tokens, <s> first
+  starts: np.ndarray  # [b, T + 1] bool segment starts (each at a <s>)
+  is_causal: np.ndarray  # [b] bool
+  masked: Masked  # what the masker chose (in the rows not causal) and the corrupted tokens
 
-  Span starts sit at extended positions -(max_span-1) .. n-1 so that every position has the
-  same chance of cover. Returns (covered [b, n] bool, decision [b, n] int8: 0 <mask>,
-  1 random token, 2 unchanged, -1 not covered, starts [b, W] bool, lengths [b, W] int).
-  """
-  ext = max_span - 1
-  starts = u_start < span_start_prob(rate, max_span)
-  lengths = 1 + (u_len * max_span).astype(np.int64)
-  decision = np.where(u_dec < mask_prob, 0, np.where(u_dec < mask_prob + random_prob, 1, 2))
-  b, w = starts.shape
-  dec_ext = np.full((b, w + ext), -1, np.int8)
-  for d in range(max_span):
-    hit = starts & (lengths > d)
-    window = dec_ext[:, d:d + w]
-    np.copyto(window, decision.astype(np.int8), where=hit)
-  dec = dec_ext[:, ext:ext + n]
-  return dec >= 0, dec, starts, lengths
+  @property
+  def length(self) -> int:
+    return self.tokens.shape[1] - 1
+
+
+def _batch(rows: Rows, inputs, targets, loss_mask) -> dict[str, np.ndarray]:
+  T = rows.length
+  return dict(input_ids=np.ascontiguousarray(inputs, np.int32),
+              targets=np.ascontiguousarray(targets), loss_mask=loss_mask,
+              segment_ids=np.cumsum(rows.starts[:, :T], axis=1, dtype=np.int32),
+              is_causal=rows.is_causal)
+
+
+def hybrid_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """GPT-BERT: causal rows and masked-next-token rows (and the causal objective's rows)."""
+  T = rows.length
+  loss_mask = np.where(rows.is_causal[:, None], ~rows.starts[:, 1:], rows.masked.chosen[:, 1:])
+  return _batch(rows, rows.masked.tokens[:, :T], rows.tokens[:, 1:], loss_mask)
+
+
+def masked_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """BERT-style: a chosen token is predicted at its own position."""
+  T = rows.length
+  return _batch(rows, rows.masked.tokens[:, :T], rows.tokens[:, :T], rows.masked.chosen[:, :T])
+
+
+def hole_rows(rows: Rows) -> dict[str, np.ndarray]:
+  """BootBERT: as masked_rows, but every chosen token is a <mask> hole."""
+  T = rows.length
+  chosen = rows.masked.chosen[:, :T]
+  return _batch(rows, np.where(chosen, MASK_ID, rows.tokens[:, :T]), rows.tokens[:, :T], chosen)
+
+
+ROW_RULES = {"hybrid": hybrid_rows, "causal": hybrid_rows, "masked": masked_rows,
+             "bootstrap": hole_rows}
 
 
 class BatchSource:
@@ -97,21 +120,24 @@ class BatchSource:
     for p in derived.phases:
       if p.batch_rows % process_count:
         raise ConfigError(
-            f"train.tokens_per_step ({derived.tokens_per_step}) gives {p.batch_rows} rows at "
-            f"length {p.seq_len}, which {process_count} processes cannot share evenly; change "
-            f"train.tokens_per_step.")
+            f"steps {p.start}-{p.end - 1} have {p.batch_rows} rows of length {p.seq_len}, which "
+            f"{process_count} processes cannot share evenly; change train.tokens_per_step (or "
+            f"the batch-size ramp).")
     self.store = store
     self.config = config
     self.derived = derived
     self.process_index, self.process_count = process_index, process_count
     o = config.objective
-    self.causal_fraction = o.causal_fraction if causal_fraction is None else causal_fraction
+    self.causal_fraction = CAUSAL_FRACTIONS.get(
+        o.kind, o.causal_fraction if causal_fraction is None else causal_fraction)
+    self.make_batch = ROW_RULES[o.kind]
     self.fixed_mask_rate = mask_rate
-    self.max_span = int(o.max_span)
-    self.mask_prob, self.random_prob = float(o.mask_token_prob), float(o.random_token_prob)
+    self.masker = make_masker(o, store.vocab_size)
+    self.anti_repeat = bool(o.anti_repeat)
+    self._history: dict[int, np.ndarray] = {}
+    self._history_lock = threading.RLock()
     self.seed = (int(config.seed), int(seed_offset))
     self.vocab_size = int(store.vocab_size)
-    self.tokens_per_step = int(derived.tokens_per_step)
     self._doc_offsets = np.asarray(store.doc_offsets, np.int64)
     self._doc_lens = np.diff(self._doc_offsets)
     self._doc_words = np.asarray(store.doc_words, np.int64)
@@ -229,7 +255,7 @@ class BatchSource:
     Returns (first row, permutation of the block's rows, cumulative words of the rows in the
     order they are read, with a leading 0)."""
     p = self.derived.phases[phase_index]
-    T, base = p.seq_len, p.start * self.tokens_per_step
+    T, base = p.seq_len, self.derived.tokens_before(p.start)
     n_rows = (p.end - p.start) * p.batch_rows
     e = (base + j * T) // self.stream_len
     key = (phase_index, e)
@@ -258,7 +284,7 @@ class BatchSource:
     p = self.derived.phases[i]
     T = p.seq_len
     count = p.batch_rows - first if count is None else count
-    base = p.start * self.tokens_per_step
+    base = self.derived.tokens_before(p.start)
     j = (step - p.start) * p.batch_rows + first + np.arange(count, dtype=np.int64)
     if self.shuffle_rows:
       phys = np.empty_like(j)
@@ -278,7 +304,7 @@ class BatchSource:
       return 0
     step = min(step, self.derived.total_steps)  # past the schedule nothing more is read
     if not self.shuffle_rows:
-      return self.words_at(step * self.tokens_per_step + 1)
+      return self.words_at(self.derived.tokens_before(step) + 1)
     i = self._phase_index(step - 1)
     p = self.derived.phases[i]
     j = (step - p.start) * p.batch_rows  # logical rows of the phase read, >= 1
@@ -299,6 +325,25 @@ class BatchSource:
     raw = bits.random_raw(rows * per_row).reshape(rows, per_row)
     return (raw >> np.uint64(11)).astype(np.float64) * _TWO_POW_M53
 
+  def _masked_rows(self, step: int, T: int, starts: np.ndarray, u: np.ndarray, history=None):
+    """The rows of length T + 1 at stream positions `starts`, with their uniforms `u`: (tokens,
+    segment starts, store indices, is_causal, Masked). `history` maps the rows' store indices
+    to earlier mask counts (see `_history_rows`)."""
+    tok_r, start_r, index = self.lookup(starts[:, None] + np.arange(T + 1)[None, :])
+    tok_r[:, 0] = BOS_ID  # a row that starts inside a document starts a new segment
+    start_r[:, 0] = True
+    is_causal = u[:, -1] < self.causal_fraction
+    eligible = ~start_r & (tok_r >= NUM_SPECIAL_TOKENS) & ~is_causal[:, None]
+    k = self.masker.uniforms_per_row(T + 1)
+    m = self.masker(u[:, :k], tok_r, eligible, start_r, self.mask_rate(step),
+                    None if history is None else history(starts, index))
+    return tok_r, start_r, index, is_causal, m
+
+  def _row_uniforms(self, step: int, T: int, first_row: int, rows: int) -> np.ndarray:
+    """The masker's uniforms and one for the row's objective (last), per row."""
+    per_row = -(-(self.masker.uniforms_per_row(T + 1) + 1) // 4) * 4
+    return self._uniforms(step, first_row, rows, per_row)
+
   def batch(self, step: int, *, with_spans: bool = False) -> dict[str, np.ndarray]:
     """This process's rows of the global batch of `step` (see the module docstring)."""
     phase = self.derived.phase_at(step)
@@ -306,41 +351,81 @@ class BatchSource:
     b = phase.batch_rows // self.process_count
     r0 = self.process_index * b
     starts = self.row_starts(step, r0, b)
-    tok_r, start_r, _ = self.lookup(starts[:, None] + np.arange(T + 1)[None, :])
-    tok_r[:, 0] = BOS_ID  # a row that starts inside a document starts a new segment
-    start_r[:, 0] = True
-
-    S = self.max_span
-    W = T + 1 + S - 1
-    per_row = -(-(3 * W + T + 2) // 4) * 4
-    u = self._uniforms(step, r0, b, per_row)
-    covered, decision, starts, lengths = span_mask(
-        u[:, :W], u[:, W:2 * W], u[:, 2 * W:3 * W], self.mask_rate(step), S, T + 1,
-        self.mask_prob, self.random_prob)
-    u_tok = u[:, 3 * W:3 * W + T + 1]
-    is_causal = u[:, -1] < self.causal_fraction
-
-    eligible = ~start_r & (tok_r >= NUM_SPECIAL_TOKENS)
-    chosen = covered & eligible & ~is_causal[:, None]
-    random_tok = NUM_SPECIAL_TOKENS + (u_tok * (self.vocab_size - NUM_SPECIAL_TOKENS)).astype(
-        np.int32)
-    inputs = tok_r[:, :T].copy()
-    ch = chosen[:, :T]
-    dec = decision[:, :T]
-    inputs[ch & (dec == 0)] = MASK_ID
-    rnd = ch & (dec == 1)
-    inputs[rnd] = random_tok[:, :T][rnd]
-
-    same_doc = ~start_r[:, 1:]
-    loss_mask = np.where(is_causal[:, None], same_doc, chosen[:, 1:])
-    out = dict(input_ids=inputs, targets=np.ascontiguousarray(tok_r[:, 1:]),
-               loss_mask=loss_mask, segment_ids=np.cumsum(start_r[:, :T], axis=1,
-                                                          dtype=np.int32),
-               is_causal=is_causal)
+    tok_r, start_r, index, is_causal, m = self._masked_rows(
+        step, T, starts, self._row_uniforms(step, T, r0, b),
+        self._history_rows if self.anti_repeat else None)
+    out = self.make_batch(Rows(tokens=tok_r, starts=start_r, is_causal=is_causal, masked=m))
     if with_spans:  # for tests: what span masking chose, before corruption
-      out.update(chosen=chosen, decision=decision, span_starts=starts, span_lengths=lengths,
-                 original=tok_r)
+      out.update(chosen=m.chosen, decision=m.decision, original=tok_r, store_index=index,
+                 **m.spans)
     return out
+
+  # ------------------------------------------------------------------ mask history
+
+  def _history_rows(self, starts: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """[b, T+1] earlier mask counts of the rows' tokens: those of the epoch each row starts
+    in (0 for the <s> before a document)."""
+    out = np.zeros(index.shape, np.uint8)
+    row_epoch = starts // self.stream_len
+    for e in np.unique(row_epoch):
+      if e == 0:
+        continue
+      counts = self.mask_history(int(e))
+      sel = row_epoch == e
+      idx = index[sel]
+      out[sel] = np.where(idx >= 0, counts[np.maximum(idx, 0)], 0)
+    return out
+
+  def mask_history(self, epoch: int) -> np.ndarray:
+    """uint8 [num_tokens]: how often each store token was masked by the rows that start in
+    epochs before `epoch` (saturating at 255).
+
+    The counts are replayed, not stored: the rows that start in an epoch, their uniforms and
+    their masks are pure functions of (seed, step, config, store) given the counts before that
+    epoch, so the counts of any epoch are recomputed from epoch 0 on. A run computes each
+    epoch's counts once (at its first batch in that epoch) and a resumed run recomputes them,
+    which costs about one pass of batch building per epoch before the resumed step."""
+    with self._history_lock:
+      if epoch in self._history:
+        return self._history[epoch]
+      known = max((e for e in self._history if e <= epoch), default=0)
+      counts = self._history.get(known, np.zeros(self.store.num_tokens, np.uint8))
+      for e in range(known, epoch):
+        hits = np.zeros_like(counts)  # at most 2 per token: its own row and a straddling one
+        np.add.at(hits, self._masked_in_epoch(e, counts), 1)
+        counts = counts + np.minimum(hits, 255 - counts)
+        self._history[e + 1] = counts
+        while len(self._history) > 3:
+          self._history.pop(min(self._history))
+      return counts
+
+  def _step_reading(self, pos: int) -> int:
+    """The step whose rows (logically, before shuffling) include the row starting at `pos`."""
+    lo, hi = 0, self.derived.total_steps
+    while lo < hi:  # the last step s with tokens_before(s) <= pos
+      mid = (lo + hi + 1) // 2
+      lo, hi = (mid, hi) if self.derived.tokens_before(mid) <= pos else (lo, mid - 1)
+    return lo
+
+  def _masked_in_epoch(self, e: int, counts: np.ndarray) -> np.ndarray:
+    """Store indices masked by the rows (of every process) that start in epoch e, given the
+    counts before it. Shuffling keeps a row in the epoch where it starts, so these rows belong
+    to the steps that read the stream around the epoch."""
+    L = self.stream_len
+    first = self._step_reading(e * L)
+    last = self._step_reading((e + 1) * L - 1)
+    history = lambda starts, index: np.where(index >= 0, counts[np.maximum(index, 0)], 0)
+    out = []
+    for step in range(first, min(last, self.derived.total_steps - 1) + 1):
+      p = self.derived.phase_at(step)
+      starts = self.row_starts(step)
+      sel = np.flatnonzero(starts // L == e)
+      if len(sel) == 0:
+        continue
+      u = self._row_uniforms(step, p.seq_len, 0, p.batch_rows)[sel]
+      _, _, index, _, m = self._masked_rows(step, p.seq_len, starts[sel], u, history)
+      out.append(index[m.chosen])
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
   def iterator(self, start_step: int, end_step: int) -> Iterator[tuple[int, dict]]:
     """(step, batch(step)) for steps [start_step, end_step), built ahead by grain threads."""

@@ -200,6 +200,19 @@ def _milestones(config, workdir: str) -> list[int]:
     ckpt.close()
 
 
+def check_backends_fit(config, backends: list[str]):
+  """Refuses a backend that reads what the objective never trained (e.g. causal scoring of a
+  masked-only model)."""
+  from babylm_jax.train import objectives
+  kind = config.objective.kind
+  fit = objectives.get(config).BACKENDS
+  for b in backends:
+    if b not in fit:
+      raise ConfigError(f"eval.backend '{b}' does not fit a model trained with objective.kind "
+                        f"'{kind}', which was never trained to predict what {b} reads; use "
+                        f"--config.eval.backend={','.join(fit)}.")
+
+
 def run_eval(config, workdir: str) -> list[dict]:
   """Loads the checkpoint the config names (newest, eval.step or eval.words) and evaluates.
 
@@ -207,7 +220,7 @@ def run_eval(config, workdir: str) -> list[dict]:
   """
   from babylm_jax.train.checkpoint import load_model
   resolve_tasks(config.eval.suites)
-  scoring.parse_backends(config.eval.backend)
+  check_backends_fit(config, scoring.parse_backends(config.eval.backend))
   check_reading_subwords(config)
   words = config.eval.words
   if words is not None and words != "all" and not isinstance(words, int):

@@ -104,7 +104,7 @@ def _causal_batch(graphdef, state, ids_BT, seg_BT, targets_BT, scored_BT):
   """log p(targets) at the scored positions (0 elsewhere), causal attention."""
   model = nnx.merge(graphdef, state)
   is_causal_B = jnp.ones((ids_BT.shape[0],), bool)
-  hidden_BTD = model.encode(ids_BT, seg_BT, is_causal_B, deterministic=True)
+  hidden_BTD = model.states(ids_BT, seg_BT, is_causal_B, deterministic=True)
   logp_BTV = jax.nn.log_softmax(model.head(hidden_BTD).astype(jnp.float32), axis=-1)
   logp_BT = jnp.take_along_axis(logp_BTV, targets_BT[..., None], axis=-1)[..., 0]
   return jnp.where(scored_BT, logp_BT, 0.0)
@@ -114,7 +114,7 @@ def _masked_batch(graphdef, state, ids_BT, seg_BT, row_N, pos_N, target_N):
   """log p(target) at N read positions (row, pos), bidirectional attention."""
   model = nnx.merge(graphdef, state)
   is_causal_B = jnp.zeros((ids_BT.shape[0],), bool)
-  hidden_BTD = model.encode(ids_BT, seg_BT, is_causal_B, deterministic=True)
+  hidden_BTD = model.states(ids_BT, seg_BT, is_causal_B, deterministic=True)
   # Project to the vocabulary only where a masked token is read.
   hidden_ND = hidden_BTD[row_N, pos_N]
   logp_NV = jax.nn.log_softmax(model.head(hidden_ND).astype(jnp.float32), axis=-1)
@@ -167,9 +167,10 @@ def _pack(units: list[Unit], T: int) -> list[list[tuple[int, Unit]]]:
 class Scorer:
   """Scores sequences with one model; holds the model's weights and the compiled batches.
 
-  `model` is any nnx.Module with `encode(ids_BT, segment_ids_BT, is_causal_B,
-  deterministic=True) -> hidden_BTD` and `head(hidden) -> logits` (GPTBert) whose attention
-  stays within a segment and whose positions are relative. Sequences of up to `pack_len`
+  `model` is any nnx.Module with `states(ids_BT, segment_ids_BT, is_causal_B,
+  deterministic=True) -> hidden_BTD` (what the head reads: a BootBERT model's decoder fills
+  its `<mask>` holes there) and `head(hidden) -> logits` (GPTBert) whose attention stays within
+  a segment and whose positions count from each segment's start. Sequences of up to `pack_len`
   tokens are packed several to a row of `pack_len`; longer ones get a row each, bucketed by
   length. `tokens_per_batch` sets the rows per batch.
   """

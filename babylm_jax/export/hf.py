@@ -1,4 +1,4 @@
-"""Export to, and import from, the Hugging Face folder layout the BabyLM pipeline loads.
+"""Export to the Hugging Face folder layout the BabyLM pipeline loads.
 
 An export folder holds `config.json` (with `auto_map` entries for `trust_remote_code=True`),
 `model.safetensors`, the PyTorch implementation (`modeling_gpt_bert.py`,
@@ -7,9 +7,9 @@ An export folder holds `config.json` (with `auto_map` entries for `trust_remote_
 `special_tokens_map.json`). With `export.milestones` every BabyLM milestone of the run is
 exported as well, into `chck_<N>M/` sub-folders named like the challenge's Hub revisions.
 
-Weights go through safetensors only (numpy in and out): nothing here unpickles. Kernels are
-stored [in, out] in JAX and [out, in] in PyTorch; transposing float32 is exact, so
-export -> `load_from_hf` gives back every parameter bit for bit.
+The parameter names and the way back (`load_from_hf`, for `--config.init.from_hf`) are in
+babylm_jax/model/hf_weights.py: weights go through safetensors only, and export ->
+`load_from_hf` gives back every parameter bit for bit.
 
 Everything is written into a temporary sibling folder and renamed into place, so a failed
 export never leaves a folder that looks valid.
@@ -23,13 +23,12 @@ import os
 import pathlib
 import shutil
 
-import jax
-import numpy as np
-
 from babylm_jax.config import (BOS_ID, EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID)
 from babylm_jax.errors import ConfigError, DataError, UserError
+# load_from_hf is the export's way back; it lives below train/ and export/ (both use it).
+from babylm_jax.model.hf_weights import (FIELDS, MODEL_TYPE, load_from_hf,  # noqa: F401
+                                         params_to_tensors)
 
-MODEL_TYPE = "babylm_gpt_bert"
 CODE_FILES = ("modeling_gpt_bert.py", "configuration_gpt_bert.py")
 AUTO_MAP = {
     "AutoConfig": "configuration_gpt_bert.GptBertConfig",
@@ -38,110 +37,34 @@ AUTO_MAP = {
     "AutoModelForMaskedLM": "modeling_gpt_bert.GptBertForMaskedLM",
     "AutoModelForSequenceClassification": "modeling_gpt_bert.GptBertForSequenceClassification",
 }
-# config.model field -> config.json field. All of them must agree for an import.
-FIELDS = (("vocab_size", "vocab_size"), ("hidden_size", "hidden_size"),
-          ("num_layers", "num_hidden_layers"), ("num_heads", "num_attention_heads"),
-          ("intermediate_size", "intermediate_size"),
-          ("position_bucket_size", "position_bucket_size"),
-          ("max_position", "max_position_embeddings"), ("layer_norm_eps", "layer_norm_eps"),
-          ("layer_weighting", "layer_weighting"))
-
-
-# ---------------------------------------------------------------------------------------
-# Parameter names: the JAX params dict <-> the PyTorch state dict.
-
-
-def _hf_name(path: tuple) -> tuple[str, bool]:
-  """(PyTorch parameter name, whether the array is a kernel to transpose) of a params path."""
-  keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
-  if keys[0] == "head_module":
-    prefix = ["head"] + keys[1:]
-  elif keys[0] == "embedding" and keys[1].startswith("relative_norm_"):
-    prefix = ["model", "embedding", "relative_norm",
-              {"scale": "weight", "bias": "bias"}[keys[1][len("relative_norm_"):]]]
-  elif keys[0] == "embedding" and keys[1] == "word":
-    prefix = ["model", "embedding", "word", "weight"]
-  else:
-    prefix = ["model"] + keys
-  kernel = prefix[-1] == "kernel"
-  if kernel:
-    prefix[-1] = "weight"
-  return ".".join(prefix), kernel
-
-
-def abstract_params(model_cfg) -> dict:
-  """The params dict of `GPTBert(model_cfg)` as ShapeDtypeStructs (the TrainState layout)."""
-  from flax import nnx
-  from babylm_jax.model.gpt_bert import GPTBert
-  model = nnx.eval_shape(lambda: GPTBert(model_cfg, rngs=nnx.Rngs(0)))
-  return nnx.to_pure_dict(nnx.state(model))
-
-
-def params_to_tensors(params) -> dict[str, np.ndarray]:
-  """The PyTorch state dict (numpy float32) of a JAX params dict."""
-  tensors = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-    name, kernel = _hf_name(path)
-    array = np.asarray(jax.device_get(leaf), np.float32)
-    # A writable C-ordered copy: torch.from_numpy wants one, and safetensors writes rows.
-    tensors[name] = np.array(array.T if kernel else array, order="C", copy=True)
-  return tensors
-
-
-def tensors_to_params(tensors: dict, model_cfg, where: str) -> dict:
-  """A JAX params dict (TrainState layout) from a PyTorch state dict; checks every name and
-  shape."""
-  def take(path, abstract):
-    name, kernel = _hf_name(path)
-    if name not in tensors:
-      raise DataError(f"'{where}' lacks the weight '{name}'; re-export the model with "
-                      f"--mode=export.")
-    array = tensors[name]
-    array = array.T if kernel else array
-    if tuple(array.shape) != tuple(abstract.shape):
-      raise DataError(f"'{where}' holds '{name}' of shape {tuple(array.shape)} where the "
-                      f"config needs {tuple(abstract.shape)}; re-export the model.")
-    return jax.numpy.asarray(np.ascontiguousarray(array, dtype=np.float32))
-  return jax.tree_util.tree_map_with_path(take, abstract_params(model_cfg))
+# objective.kind -> the language-model classes its export offers: GPT-BERT both, a masked-only
+# model the masked LM (the pipeline's `mlm` backend: logits at i score token i), a causal-only
+# model the causal LM. The others' Auto classes are left out of auto_map, so that loading one
+# fails instead of scoring with a head that was never trained that way.
+LM_CLASSES = {"hybrid": ("AutoModelForCausalLM", "AutoModelForMaskedLM"),
+              "masked": ("AutoModelForMaskedLM",), "bootstrap": ("AutoModelForMaskedLM",),
+              "causal": ("AutoModelForCausalLM",)}
 
 
 # ---------------------------------------------------------------------------------------
 # config.json and the tokenizer files.
 
 
-def hf_config(model_cfg, info: dict | None = None) -> dict:
-  cfg = {"architectures": ["GptBertForCausalLM", "GptBertForMaskedLM"],
-         "model_type": MODEL_TYPE, "auto_map": dict(AUTO_MAP)}
+def hf_config(model_cfg, info: dict | None = None, objective: str = "hybrid") -> dict:
+  lm = LM_CLASSES[objective]
+  auto_map = {k: v for k, v in AUTO_MAP.items()
+              if k in lm or k not in ("AutoModelForCausalLM", "AutoModelForMaskedLM")}
+  cfg = {"architectures": [AUTO_MAP[k].split(".")[1] for k in lm],
+         "model_type": MODEL_TYPE, "auto_map": auto_map, "objective": objective}
   for ours, theirs in FIELDS:
     cfg[theirs] = model_cfg[ours]
-  cfg.update(hidden_dropout_prob=float(model_cfg.dropout), classifier_dropout=0.1,
+  cfg.update(hidden_dropout_prob=float(model_cfg.dropout),
+             head_dropout_prob=float(model_cfg.head_dropout), classifier_dropout=0.1,
              pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID,
              mask_token_id=MASK_ID, dtype="float32", torch_dtype="float32")
   if info:
     cfg["babylm_jax"] = info
   return cfg
-
-
-def model_fields_from_hf(folder) -> dict:
-  """The config.model fields that an export folder's config.json describes.
-
-  Raises ConfigError when the folder holds no babylm_jax GPT-BERT export.
-  """
-  path = pathlib.Path(folder) / "config.json"
-  if not path.is_file():
-    raise ConfigError(f"'{folder}' holds no config.json; point --config.init.from_hf at a "
-                      f"folder written by --mode=export.")
-  try:
-    cfg = json.loads(path.read_text())
-  except (json.JSONDecodeError, UnicodeDecodeError):
-    raise ConfigError(f"'{path}' is not valid JSON; point --config.init.from_hf at a folder "
-                      f"written by --mode=export.") from None
-  kind = cfg.get("model_type") if isinstance(cfg, dict) else None
-  if kind != MODEL_TYPE or any(theirs not in cfg for _, theirs in FIELDS):
-    raise ConfigError(f"'{path}' describes a {kind or 'unknown'!r} model, not a babylm_jax "
-                      f"GPT-BERT; point --config.init.from_hf at a folder written by "
-                      f"--mode=export.")
-  return {ours: cfg[theirs] for ours, theirs in FIELDS}
 
 
 def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length: int):
@@ -160,12 +83,13 @@ def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length
   (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
 
 
-def write_folder(out: pathlib.Path, params, model_cfg, tokenizer_path, info: dict):
+def write_folder(out: pathlib.Path, params, model_cfg, tokenizer_path, info: dict,
+                 objective: str = "hybrid"):
   """Writes one complete export (weights, config, code, tokenizer) into an existing folder."""
   from safetensors.numpy import save_file
   save_file(params_to_tensors(params), str(out / "model.safetensors"),
             metadata={"format": "pt"})
-  (out / "config.json").write_text(json.dumps(hf_config(model_cfg, info), indent=2))
+  (out / "config.json").write_text(json.dumps(hf_config(model_cfg, info, objective), indent=2))
   here = pathlib.Path(__file__).resolve().parent
   for name in CODE_FILES:
     shutil.copyfile(here / name, out / name)
@@ -244,12 +168,14 @@ def run_export(config, workdir) -> str:
     shutil.rmtree(tmp)
   tmp.mkdir()
   try:
-    write_folder(tmp, _params_of(model), config.model, tokenizer_path, _info(info))
+    kind = config.objective.kind
+    write_folder(tmp, _params_of(model), config.model, tokenizer_path, _info(info), kind)
     for words in milestones:
       m_model, m_info = load_model(config, str(workdir), words=words, use_ema=e.use_ema)
       sub = tmp / milestone_folder(words)
       sub.mkdir()
-      write_folder(sub, _params_of(m_model), config.model, tokenizer_path, _info(m_info))
+      write_folder(sub, _params_of(m_model), config.model, tokenizer_path, _info(m_info),
+                   kind)
     _swap_into_place(tmp, out)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
@@ -277,32 +203,3 @@ def _swap_into_place(tmp: pathlib.Path, out: pathlib.Path):
   tmp.rename(out)
   if old is not None:
     shutil.rmtree(old, ignore_errors=True)
-
-
-def load_from_hf(folder, config) -> dict:
-  """The params dict (TrainState layout, float32) of an export folder, for `config.model`.
-
-  Raises ConfigError when the folder is not a babylm_jax export or describes another model
-  shape than `config.model`, DataError when its weights are missing or do not fit.
-  """
-  from safetensors import SafetensorError
-  from safetensors.numpy import load_file
-  folder = pathlib.Path(str(folder))
-  if not folder.is_dir():
-    raise ConfigError(f"init.from_hf '{folder}' is not a folder; point it at a folder written "
-                      f"by --mode=export.")
-  fields = model_fields_from_hf(folder)
-  for k, v in fields.items():
-    if v != config.model[k]:
-      raise ConfigError(f"'{folder}/config.json' has model.{k}={v!r} but the config says "
-                        f"{config.model[k]!r}; pass --config.model.{k}={v}.")
-  weights = folder / "model.safetensors"
-  if not weights.is_file():
-    raise DataError(f"'{folder}' holds no model.safetensors (babylm_jax reads safetensors "
-                    f"only, never pickled weights); re-export the model with --mode=export.")
-  try:
-    tensors = load_file(str(weights))
-  except (SafetensorError, OSError, ValueError) as err:
-    raise DataError(f"'{weights}' cannot be read as safetensors "
-                    f"({str(err).splitlines()[0][:80]}); re-export the model.") from None
-  return tensors_to_params(tensors, config.model, str(weights))

@@ -1,28 +1,38 @@
 """A PyTorch GPT-BERT for `transformers`, equal in its arithmetic to babylm_jax's Flax model.
 
 This file is copied into every export folder and loaded with `trust_remote_code=True`; it needs
-only torch, numpy and transformers. It mirrors babylm_jax/model/gpt_bert.py step by step
-(read that file's docstring for the architecture), so that the logits agree to float32
-rounding:
+only torch, numpy and transformers. It mirrors babylm_jax/model/ step by step (read
+gpt_bert.py's docstring for the architecture), so that the logits agree to float32 rounding:
 
-- embedding: word embedding -> LayerNorm without affine; relative-position bucket vectors with
-  an affine LayerNorm, shared by every layer;
-- attention: content-content + content-position + position-content scores over log-spaced
-  relative-position buckets, scaled by 1/sqrt(3 * head_dim); values gated by GELU; LayerNorm
-  before the output projection;
-- feed-forward: GEGLU (tanh GELU) with LayerNorms before and inside;
+- embedding by `position`: 'relative' (word embedding -> LayerNorm without affine;
+  relative-position bucket vectors with an affine LayerNorm, shared by every layer),
+  'learned_absolute' (word + position vector -> LayerNorm) or 'rotary' (word embedding ->
+  LayerNorm; RoPE angles for the attention); absolute and rotary positions count from 0 at
+  each document's first token;
+- attention by `attention`: 'disentangled' (content-content + content-position +
+  position-content scores over log-spaced relative-position buckets, scaled by
+  1/sqrt(3 * head_dim); values gated by GELU) or 'standard' (scaled dot-product, RoPE on
+  queries and keys with rotary positions);
+- feed-forward by `ffn`: GEGLU (tanh GELU) or GELU (erf);
+- `normformer`: LayerNorms before the attention output and the feed-forward down projection;
 - layer weighting 'gpt_bert', 'elc' or 'residual';
-- head: LayerNorm -> dense -> GELU -> LayerNorm -> projection tied to the word embedding.
+- head: LayerNorm -> dense -> GELU -> LayerNorm -> dropout -> projection tied to the word
+  embedding.
 
-In every mode the logits at position i score token i + 1 (GPT-BERT's masked-next-token
-prediction): `GptBertForCausalLM` attends causally, `GptBertForMaskedLM` bidirectionally.
+`GptBertForCausalLM` attends causally, `GptBertForMaskedLM` bidirectionally. What the logits
+at position i score follows `objective`, the objective trained: token i + 1 for 'hybrid'
+(GPT-BERT's masked-next-token prediction) and 'causal'; token i itself for 'masked' and
+'bootstrap' (the plain masked-LM convention, the pipeline's `mlm` backend). With
+`decoder_layers` > 0 (BootBERT) `<mask>` tokens are holes the encoder does not attend to, and
+the decoder fills them before the head reads them; `GptBertModel` returns the encoder's states.
 `attention_mask` (1 = token, 0 = padding) may also hold document ids 1, 2, ... to keep packed
 documents apart, as in training. Masked-LM `labels` follow the usual convention (the label sits
-at the masked position); the model reads it from the position before.
+at the masked position); a 'hybrid' model reads it from the position before.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 
@@ -37,6 +47,7 @@ from transformers.modeling_outputs import (BaseModelOutput, CausalLMOutput, Mask
 from .configuration_gpt_bert import GptBertConfig
 
 _NEG = -1e30  # masked score; finite so that fully masked (padding) rows stay finite
+ROTARY_BASE = 10_000.0
 
 
 def _layer_norm(x, eps):
@@ -64,6 +75,40 @@ def relative_buckets(length: int, bucket_size: int, max_position: int) -> np.nda
   return (bucket + bucket_size - 1).astype(np.int64)
 
 
+def document_positions(segment_ids_BT):
+  """[B, T]: each token's index within its document (a run of equal ids in attention_mask)."""
+  B, T = segment_ids_BT.shape
+  idx_BT = torch.arange(T, device=segment_ids_BT.device).expand(B, T)
+  starts_BT = torch.ones_like(segment_ids_BT, dtype=torch.bool)
+  starts_BT[:, 1:] = segment_ids_BT[:, 1:] != segment_ids_BT[:, :-1]
+  return idx_BT - torch.cummax(torch.where(starts_BT, idx_BT, 0), dim=1).values
+
+
+def rotary_angles(positions_BT, head_dim: int):
+  """(cos, sin), each [B, T, head_dim / 2] float32, of RoPE's angles position x frequency."""
+  inv_freq_k = torch.from_numpy(
+      (ROTARY_BASE ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)).astype(
+          np.float32)).to(positions_BT.device)
+  angles_BTk = positions_BT.float()[..., None] * inv_freq_k
+  return torch.cos(angles_BTk), torch.sin(angles_BTk)
+
+
+def rotate(x_BTHK, cos_BTk, sin_BTk):
+  """RoPE in the rotate-half layout: feature i pairs with feature i + K / 2."""
+  x1, x2 = x_BTHK.chunk(2, dim=-1)
+  cos, sin = cos_BTk[:, :, None].to(x_BTHK.dtype), sin_BTk[:, :, None].to(x_BTHK.dtype)
+  return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def _no_norm(x, eps):
+  return x
+
+
+def _inner_norm(config):
+  """The NormFormer LayerNorm inside attention and feed-forward, or nothing."""
+  return _layer_norm if config.normformer else _no_norm
+
+
 def attention_allowed(segment_ids_BT, causal: bool):
   """[B, 1, T, T] bool: same non-padding document, and key <= query when causal."""
   seg_q = segment_ids_BT[:, :, None]
@@ -76,7 +121,8 @@ def attention_allowed(segment_ids_BT, causal: bool):
   return allowed_BTT[:, None]
 
 
-class Embedding(nn.Module):
+class RelativeEmbedding(nn.Module):
+  """Word embedding -> LayerNorm -> dropout; the relative-position bucket vectors."""
 
   def __init__(self, config):
     super().__init__()
@@ -87,14 +133,51 @@ class Embedding(nn.Module):
     self.dropout = nn.Dropout(config.hidden_dropout_prob)
     self.eps = config.layer_norm_eps
 
-  def forward(self, input_ids_BT):
+  def forward(self, input_ids_BT, segment_ids_BT):
     x_BTD = self.dropout(_layer_norm(self.word(input_ids_BT), self.eps))
     rel_RD = _layer_norm(self.relative, self.eps)
     rel_RD = rel_RD * self.relative_norm.weight + self.relative_norm.bias
     return x_BTD, rel_RD
 
 
-class Attention(nn.Module):
+class AbsoluteEmbedding(nn.Module):
+  """(Word embedding + the learned vector of each position) -> LayerNorm -> dropout."""
+
+  def __init__(self, config):
+    super().__init__()
+    D = config.hidden_size
+    self.word = nn.Embedding(config.vocab_size, D)
+    self.absolute = nn.Parameter(torch.zeros(config.max_position_embeddings, D))
+    self.dropout = nn.Dropout(config.hidden_dropout_prob)
+    self.eps = config.layer_norm_eps
+
+  def forward(self, input_ids_BT, segment_ids_BT):
+    x_BTD = self.word(input_ids_BT) + self.absolute[document_positions(segment_ids_BT)]
+    return self.dropout(_layer_norm(x_BTD, self.eps)), None
+
+
+class RotaryEmbedding(nn.Module):
+  """Word embedding -> LayerNorm -> dropout; RoPE's cosines and sines for the attention."""
+
+  def __init__(self, config):
+    super().__init__()
+    self.word = nn.Embedding(config.vocab_size, config.hidden_size)
+    self.dropout = nn.Dropout(config.hidden_dropout_prob)
+    self.eps = config.layer_norm_eps
+    self.head_dim = config.hidden_size // config.num_attention_heads
+
+  def forward(self, input_ids_BT, segment_ids_BT):
+    x_BTD = self.dropout(_layer_norm(self.word(input_ids_BT), self.eps))
+    return x_BTD, rotary_angles(document_positions(segment_ids_BT), self.head_dim)
+
+
+EMBEDDINGS = {"relative": RelativeEmbedding, "learned_absolute": AbsoluteEmbedding,
+              "rotary": RotaryEmbedding}
+
+
+class DisentangledAttention(nn.Module):
+  """GPT-BERT's attention: content and relative-position terms, GELU-gated values."""
+
 
   def __init__(self, config):
     super().__init__()
@@ -103,6 +186,7 @@ class Attention(nn.Module):
     self.vg = nn.Linear(D, 2 * D)  # value | gate
     self.out = nn.Linear(D, D)
     self.dropout = nn.Dropout(config.hidden_dropout_prob)
+    self.norm = _inner_norm(config)
     self.config = config
 
   def forward(self, x_BTD, rel_RD, allowed_B1TT):
@@ -137,8 +221,58 @@ class Attention(nn.Module):
     ctx_BTD = torch.einsum("bhqs,bshk->bqhk", probs_BHTT,
                            v_BTD.reshape(B, T, H, K)).reshape(B, T, D)
     ctx_BTD = ctx_BTD * F.gelu(gate_BTD)
-    ctx_BTD = self.out(_layer_norm(ctx_BTD, cfg.layer_norm_eps))
+    ctx_BTD = self.out(self.norm(ctx_BTD, cfg.layer_norm_eps))
     return self.dropout(ctx_BTD)
+
+
+class StandardAttention(nn.Module):
+  """Scaled dot-product attention; RoPE on queries and keys with rotary positions."""
+
+  def __init__(self, config):
+    super().__init__()
+    D = config.hidden_size
+    self.qkv = nn.Linear(D, 3 * D)  # query | key | value
+    self.out = nn.Linear(D, D)
+    self.dropout = nn.Dropout(config.hidden_dropout_prob)
+    self.norm = _inner_norm(config)
+    self.rotate = _rotation if config.position == "rotary" else _no_rotation
+    self.config = config
+
+  def forward(self, x_BTD, pos, allowed_B1TT):
+    cfg = self.config
+    B, T, D = x_BTD.shape
+    H = cfg.num_attention_heads
+    K = D // H
+    h_BTD = _layer_norm(x_BTD, cfg.layer_norm_eps)
+    qkv_BT3HK = self.qkv(h_BTD).view(B, T, 3, H, K)
+    q_BTHK, k_BTHK, v_BTHK = qkv_BT3HK.unbind(2)
+    q_BTHK = self.rotate(q_BTHK, pos) * (1.0 / math.sqrt(K))
+    k_BTHK = self.rotate(k_BTHK, pos)
+    scores_BHTT = torch.einsum("bqhk,bshk->bhqs", q_BTHK, k_BTHK).float()
+    scores_BHTT = scores_BHTT.masked_fill(~allowed_B1TT, _NEG)
+    probs_BHTT = self.dropout(torch.softmax(scores_BHTT, dim=-1).to(x_BTD.dtype))
+    ctx_BTD = torch.einsum("bhqs,bshk->bqhk", probs_BHTT, v_BTHK).reshape(B, T, D)
+    return self.dropout(self.out(self.norm(ctx_BTD, cfg.layer_norm_eps)))
+
+
+def _no_rotation(x_BTHK, pos):
+  return x_BTHK
+
+
+def _rotation(x_BTHK, cos_sin):
+  return rotate(x_BTHK, *cos_sin)
+
+
+ATTENTIONS = {"disentangled": DisentangledAttention, "standard": StandardAttention}
+
+
+def _geglu(up_BTF):
+  value_BTF, gate_BTF = up_BTF.chunk(2, dim=-1)
+  return value_BTF * F.gelu(gate_BTF, approximate="tanh")
+
+
+# ffn -> (up-projection width in units of intermediate_size, activation)
+_FFN_KINDS = {"geglu": (2, _geglu), "gelu": (1, F.gelu)}
 
 
 class FeedForward(nn.Module):
@@ -146,15 +280,16 @@ class FeedForward(nn.Module):
   def __init__(self, config):
     super().__init__()
     D, Fd = config.hidden_size, config.intermediate_size
-    self.up = nn.Linear(D, 2 * Fd, bias=False)  # value | gate
+    width, self.activation = _FFN_KINDS[config.ffn]
+    self.up = nn.Linear(D, width * Fd, bias=False)  # geglu: value | gate
     self.down = nn.Linear(Fd, D, bias=False)
     self.dropout = nn.Dropout(config.hidden_dropout_prob)
+    self.norm = _inner_norm(config)
     self.eps = config.layer_norm_eps
 
   def forward(self, x_BTD):
-    value_BTF, gate_BTF = self.up(_layer_norm(x_BTD, self.eps)).chunk(2, dim=-1)
-    h_BTF = value_BTF * F.gelu(gate_BTF, approximate="tanh")
-    return self.dropout(self.down(_layer_norm(h_BTF, self.eps)))
+    h_BTF = self.activation(self.up(_layer_norm(x_BTD, self.eps)))
+    return self.dropout(self.down(self.norm(h_BTF, self.eps)))
 
 
 def _weighting_shape(config):
@@ -179,6 +314,42 @@ def _mix(weights_N, states):
   return out
 
 
+class LatentHead(nn.Module):
+  """BootBERT's prediction of the teacher's states (training only; kept so that an export
+  loads back into training)."""
+
+  def __init__(self, config):
+    super().__init__()
+    self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+    self.out = nn.Linear(config.hidden_size, config.hidden_size)
+    self.eps = config.layer_norm_eps
+
+  def forward(self, x_xD):
+    return self.out(_layer_norm(F.gelu(self.dense(x_xD)), self.eps))
+
+
+class Decoder(nn.Module):
+  """BootBERT's decoder: the mask embedding in every hole, then residual blocks of the
+  encoder's kind without dropout."""
+
+  def __init__(self, config):
+    super().__init__()
+    plain = copy.deepcopy(config)
+    plain.hidden_dropout_prob = 0.0
+    self.mask = nn.Parameter(torch.zeros(config.hidden_size))
+    attention = ATTENTIONS[config.attention]
+    self.attention = nn.ModuleList([attention(plain) for _ in range(config.decoder_layers)])
+    self.ffn = nn.ModuleList([FeedForward(plain) for _ in range(config.decoder_layers)])
+    self.latent_head = LatentHead(config)
+
+  def forward(self, hidden_BTD, holes_BT, pos, allowed_B1TT):
+    x_BTD = torch.where(holes_BT[..., None], self.mask.to(hidden_BTD.dtype), hidden_BTD)
+    for attn, ffn in zip(self.attention, self.ffn):
+      x_BTD = x_BTD + attn(x_BTD, pos, allowed_B1TT)
+      x_BTD = x_BTD + ffn(x_BTD)
+    return x_BTD
+
+
 class GptBertPreTrainedModel(PreTrainedModel):
   config_class = GptBertConfig
   base_model_prefix = "model"
@@ -196,8 +367,12 @@ class GptBertPreTrainedModel(PreTrainedModel):
     elif isinstance(module, nn.LayerNorm):
       nn.init.ones_(module.weight)
       nn.init.zeros_(module.bias)
-    elif isinstance(module, Embedding):
+    elif isinstance(module, RelativeEmbedding):
       nn.init.trunc_normal_(module.relative, std=std, a=-2 * std, b=2 * std)
+    elif isinstance(module, AbsoluteEmbedding):
+      nn.init.trunc_normal_(module.absolute, std=std, a=-2 * std, b=2 * std)
+    elif isinstance(module, Decoder):
+      nn.init.normal_(module.mask)
     elif isinstance(module, GptBertModel) and module.layer_weight is not None:
       w = torch.zeros_like(module.layer_weight)
       if self.config.layer_weighting == "gpt_bert":
@@ -213,11 +388,13 @@ class GptBertModel(GptBertPreTrainedModel):
 
   def __init__(self, config):
     super().__init__(config)
-    self.embedding = Embedding(config)
-    self.attention = nn.ModuleList([Attention(config) for _ in range(config.num_hidden_layers)])
+    self.embedding = EMBEDDINGS[config.position](config)
+    attention = ATTENTIONS[config.attention]
+    self.attention = nn.ModuleList([attention(config) for _ in range(config.num_hidden_layers)])
     self.ffn = nn.ModuleList([FeedForward(config) for _ in range(config.num_hidden_layers)])
     shape = _weighting_shape(config)
     self.layer_weight = nn.Parameter(torch.zeros(shape)) if shape else None
+    self.decoder = Decoder(config) if config.decoder_layers else None
     self.post_init()
 
   def get_input_embeddings(self):
@@ -226,16 +403,35 @@ class GptBertModel(GptBertPreTrainedModel):
   def set_input_embeddings(self, value):
     self.embedding.word = value
 
-  def forward(self, input_ids=None, attention_mask=None, causal=False, return_dict=None,
+  def forward(self, input_ids=None, attention_mask=None, causal=None, return_dict=None,
               **kwargs):
+    """The encoder's states; attention is causal by default only for a causal-only model (as
+    it was trained), so that a pipeline reading AutoModel gets the states it learned."""
+    if causal is None:
+      causal = self.config.objective == "causal"
+    return BaseModelOutput(last_hidden_state=self._encode(input_ids, attention_mask,
+                                                          causal)[0])
+
+  def states(self, input_ids, attention_mask=None, causal=False):
+    """What the LM head reads: the encoder's states, the holes filled by the decoder."""
+    x_BTD, pos, segment_ids_BT = self._encode(input_ids, attention_mask, causal)
+    if self.decoder is None:
+      return x_BTD
+    return self.decoder(x_BTD, input_ids == self.config.mask_token_id, pos,
+                        attention_allowed(segment_ids_BT, False))
+
+  def _encode(self, input_ids, attention_mask, causal):
     cfg = self.config
     if attention_mask is None:
       attention_mask = torch.ones_like(input_ids)
-    allowed_B1TT = attention_allowed(attention_mask.long(), causal)
-    x_BTD, rel_RD = self.embedding(input_ids)
+    segment_ids_BT = attention_mask.long()
+    allowed_B1TT = attention_allowed(segment_ids_BT, causal)
+    if self.decoder is not None:  # the encoder never attends to a <mask> hole
+      allowed_B1TT = allowed_B1TT & (input_ids != cfg.mask_token_id)[:, None, None, :]
+    x_BTD, pos = self.embedding(input_ids, segment_ids_BT)
     sublayers = []
     for attn, ffn in zip(self.attention, self.ffn):
-      sublayers.append(functools.partial(attn, rel_RD=rel_RD, allowed_B1TT=allowed_B1TT))
+      sublayers.append(lambda x_BTD, attn=attn: attn(x_BTD, pos, allowed_B1TT))
       sublayers.append(ffn)
 
     if cfg.layer_weighting == "residual":
@@ -258,21 +454,23 @@ class GptBertModel(GptBertPreTrainedModel):
         y_BTD = y_BTD + sublayers[2 * l + 1](y_BTD)
         outputs.append(y_BTD - h_BTD)
       x_BTD = _mix(torch.softmax(w[-1], -1), outputs)
-    return BaseModelOutput(last_hidden_state=x_BTD)
+    return x_BTD, pos, segment_ids_BT
 
 
 class LMHead(nn.Module):
-  """LayerNorm -> dense -> GELU -> LayerNorm -> the word embedding, transposed, + bias."""
+  """LayerNorm -> dense -> GELU -> LayerNorm -> dropout -> the word embedding, transposed,
+  + bias."""
 
   def __init__(self, config):
     super().__init__()
     self.dense = nn.Linear(config.hidden_size, config.hidden_size)
     self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+    self.dropout = nn.Dropout(config.head_dropout_prob)
     self.eps = config.layer_norm_eps
 
   def forward(self, x_BTD, word_VD):
     h_BTD = self.dense(_layer_norm(x_BTD, self.eps))
-    h_BTD = _layer_norm(F.gelu(h_BTD), self.eps)
+    h_BTD = self.dropout(_layer_norm(F.gelu(h_BTD), self.eps))
     return F.linear(h_BTD, word_VD.to(h_BTD.dtype)).float() + self.bias.float()
 
 
@@ -292,7 +490,7 @@ class _GptBertLM(GptBertPreTrainedModel):
     self.model.embedding.word = value
 
   def _logits(self, input_ids, attention_mask):
-    hidden_BTD = self.model(input_ids, attention_mask, causal=self.causal).last_hidden_state
+    hidden_BTD = self.model.states(input_ids, attention_mask, causal=self.causal)
     return self.head(hidden_BTD, self.model.embedding.word.weight)
 
   @staticmethod
@@ -302,6 +500,13 @@ class _GptBertLM(GptBertPreTrainedModel):
       return None
     return F.cross_entropy(logits_BTV[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
                            ignore_index=-100)
+
+  @staticmethod
+  def _same_position_loss(logits_BTV, labels):
+    """Cross-entropy of labels[:, i] under logits[:, i] (-100 labels ignored)."""
+    if labels is None:
+      return None
+    return F.cross_entropy(logits_BTV.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
 class GptBertForCausalLM(_GptBertLM):
@@ -315,17 +520,23 @@ class GptBertForCausalLM(_GptBertLM):
 
 
 class GptBertForMaskedLM(_GptBertLM):
-  """Bidirectional attention; logits[:, i] score token i + 1 (masked-next-token prediction).
+  """Bidirectional attention. A 'hybrid' model's logits[:, i] score token i + 1
+  (masked-next-token prediction); a 'masked' or 'bootstrap' model's score token i.
 
   `labels[:, i]` is the original token at a masked position i (-100 elsewhere); it is scored
-  by the logits at i - 1.
+  by the logits at i - 1 ('hybrid') or at i.
   """
   causal = False
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.label_loss = (self._next_token_loss if config.objective == "hybrid"
+                       else self._same_position_loss)
 
   def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None,
               **kwargs):
     logits_BTV = self._logits(input_ids, attention_mask)
-    return MaskedLMOutput(loss=self._next_token_loss(logits_BTV, labels), logits=logits_BTV)
+    return MaskedLMOutput(loss=self.label_loss(logits_BTV, labels), logits=logits_BTV)
 
 
 class ClassifierHead(nn.Module):

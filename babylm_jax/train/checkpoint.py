@@ -3,13 +3,15 @@
 Layout in a workdir:
   checkpoints/<step>/          rolling, asynchronous, the newest `checkpoint.keep` kept
   milestones/words_<N>/        BabyLM milestones, kept for good, named by words seen
-Each checkpoint holds `state` (the TrainState: params, EMA params, optimizer state, step) and
-`meta` (JSON: step, words and tokens seen, the model config and the tokenizer's hash), which is
-read first so that a mismatched run is refused before any array is touched.
+Each checkpoint holds `state` (the TrainState: params, EMA params, optimizer state, step, and
+the objective's teacher when it keeps one) and `meta` (JSON: step, words and tokens seen, the
+model config, the objective and the tokenizer's hash), which is read first so that a
+mismatched run is refused before any array is touched.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -19,11 +21,16 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from babylm_jax.config import LATER_MODEL_FIELDS, base_config
 from babylm_jax.errors import UserError
 
 # Model fields that change parameter shapes or meaning; a checkpoint must agree on all of them.
 SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                "position_bucket_size", "layer_weighting")
+                "position_bucket_size", "max_position", "layer_weighting", "attention",
+                "position", "normformer", "ffn", "decoder_layers")
+# A checkpoint without an architecture switch (config.LATER_MODEL_FIELDS) has its default;
+# one without max_position, which shaped no parameter before learned absolute positions, is
+# not checked on it.
 
 # BabyLM milestones: every 1M words to 10M, every 10M to 100M, every 100M to 1B.
 MILESTONES = tuple(sorted({m * 1_000_000 for m in range(1, 11)}
@@ -55,16 +62,26 @@ def tokenizer_file_sha256(path) -> str:
 
 def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sha: str) -> dict:
   return dict(step=int(step), words_seen=int(words_seen), tokens_seen=int(tokens_seen),
-              model={k: config.model[k] for k in SHAPE_FIELDS}, tokenizer_sha256=tokenizer_sha)
+              model={k: config.model[k] for k in SHAPE_FIELDS},
+              objective=config.objective.kind, tokenizer_sha256=tokenizer_sha)
 
 
 def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str):
   """Refuses a checkpoint whose model shape or tokenizer differs from the config's."""
+  model, defaults = meta.get("model", {}), base_config().model
   for k in SHAPE_FIELDS:
-    saved = meta.get("model", {}).get(k)
+    if k == "max_position" and k not in model:
+      continue
+    saved = model.get(k, defaults[k] if k in LATER_MODEL_FIELDS else None)
     if saved != config.model[k]:
       raise UserError(f"the checkpoint in {where} has model.{k}={saved!r} but the config says "
                       f"{config.model[k]!r}; use the run's own config or a fresh --workdir.")
+  # Checkpoints from before objective.kind existed were trained with the hybrid objective.
+  saved = meta.get("objective", "hybrid")
+  if saved != config.objective.kind:
+    raise UserError(f"the checkpoint in {where} was trained with objective.kind={saved!r} but "
+                    f"the config says {config.objective.kind!r}; use the run's own config or a "
+                    f"fresh --workdir.")
   if tokenizer_sha and meta.get("tokenizer_sha256") not in (None, tokenizer_sha):
     raise UserError(f"the checkpoint in {where} was trained with a different tokenizer than "
                     f"this run's tokenizer.json; use the run's own data and tokenizer settings or "
@@ -88,7 +105,8 @@ class Checkpointer:
 
   # -- saving ---------------------------------------------------------------------------
   def save(self, state, meta: dict, *, milestone_words: int | None = None):
-    args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    args = ocp.args.Composite(state=ocp.args.StandardSave(_stored(state)),
+                              meta=ocp.args.JsonSave(meta))
     if milestone_words is None:
       self.rolling.save(meta["step"], args=args, force=True)
     else:
@@ -116,8 +134,8 @@ class Checkpointer:
   def restore(self, step: int, abstract_state, *, milestone: bool = False):
     mngr = self.milestones if milestone else self.rolling
     out = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-    return out["state"], out["meta"]
+        state=ocp.args.StandardRestore(_stored(abstract_state)), meta=ocp.args.JsonRestore()))
+    return abstract_state.replace(**out["state"]), out["meta"]
 
   def _set_aside(self, step: int):
     """Moves a damaged checkpoint out of the manager's folder (kept for inspection)."""
@@ -154,6 +172,15 @@ class Checkpointer:
                         where, _short(e))
         self._set_aside(step)
     return None
+
+
+def _stored(state) -> dict:
+  """The TrainState as it is written: its fields, without an empty teacher, so that the
+  objectives without one keep the layout of the checkpoints written before teachers existed."""
+  tree = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+  if not tree["teacher"]:
+    del tree["teacher"]
+  return tree
 
 
 def _short(e: Exception) -> str:

@@ -5,11 +5,15 @@ Training FLOPs per token (forward + backward = 3 x forward, a multiply-add = 2 F
   6 * N  +  12 * L * D * (T + R)
 
 N counts the parameters used in a matmul once per token: every dense kernel and the tied word
-embedding (as the output projection), with their biases. The second term is attention:
-per layer and token the forward pass spends 2*T*D on q.k and 2*T*D on probs.v over the T
-keys of the row (computed densely, whatever the mask), and 2*R*D each for the
-content-to-position and position-to-content scores against the R = 2 * bucket_size - 1
-relative-position vectors.
+embedding (as the output projection), with their biases. Which kernels there are depends on
+the variant: disentangled attention has query | key, value | gate and output projections
+(5 D^2), standard attention query | key | value and output (4 D^2); a GEGLU feed-forward
+projects up to 2F (3 D F), a GELU one to F (2 D F). Position embeddings, rotary angles,
+LayerNorms and layer weights are no matmul. The second term is attention: per layer and token
+the forward pass spends 2*T*D on q.k and 2*T*D on probs.v over the T keys of the row
+(computed densely, whatever the mask), and, in disentangled attention only, 2*R*D each for
+the content-to-position and position-to-content scores against the R = 2 * bucket_size - 1
+relative-position vectors (R = 0 for standard attention).
 """
 
 from __future__ import annotations
@@ -23,15 +27,26 @@ import jax.numpy as jnp
 def matmul_params(model_cfg) -> int:
   D, F, V, L = (model_cfg.hidden_size, model_cfg.intermediate_size, model_cfg.vocab_size,
                 model_cfg.num_layers)
-  attention = 2 * (D * 2 * D + 2 * D) + D * D + D  # qk, value-gate (with biases), output
-  ffn = D * 2 * F + F * D
+  if model_cfg.attention == "disentangled":
+    attention = 2 * (D * 2 * D + 2 * D) + D * D + D  # qk, value-gate (with biases), output
+  else:
+    attention = D * 3 * D + 3 * D + D * D + D  # qkv, output (with biases)
+  up = 2 * F if model_cfg.ffn == "geglu" else F
+  ffn = D * up + F * D
   head = D * D + D + V * D + V
   return L * (attention + ffn) + head
 
 
+def position_buckets(model_cfg) -> int:
+  """R, the relative-position vectors each query and key is scored against (0 if none)."""
+  if model_cfg.attention == "disentangled":
+    return 2 * model_cfg.position_bucket_size - 1
+  return 0
+
+
 def flops_per_token(model_cfg, seq_len: int) -> float:
   """Training FLOPs per token: 6 * matmul_params + 12 * L * D * (T + R) (see module doc)."""
-  R = 2 * model_cfg.position_bucket_size - 1
+  R = position_buckets(model_cfg)
   L, D = model_cfg.num_layers, model_cfg.hidden_size
   return 6.0 * matmul_params(model_cfg) + 12.0 * L * D * (seq_len + R)
 

@@ -75,7 +75,7 @@ def train(config, workdir) -> dict:
 
   if config.init.from_hf:
     # Check the folder before any data work, and train with its tokenizer (token ids must match).
-    from babylm_jax.export.hf import model_fields_from_hf
+    from babylm_jax.model.hf_weights import model_fields_from_hf
     model_fields_from_hf(config.init.from_hf)
     if not config.tokenizer.path:
       config.tokenizer.path = str(epath.Path(config.init.from_hf) / "tokenizer.json")
@@ -115,9 +115,13 @@ def train(config, workdir) -> dict:
   def validate(step: int) -> dict:
     sums: dict[str, float] = {}
     for i in range(t.eval_batches):
-      m = jax.device_get(eval_step(state.params, sharding.global_batch(dev.batch(i), mesh)))
-      for k in ("masked_loss", "causal_loss", "loss"):
+      m = jax.device_get(eval_step(state.params, sharding.global_batch(dev.batch(i), mesh),
+                                   state.teacher))
+      for k in ("masked_loss", "causal_loss", "loss", "masked_targets", "causal_targets"):
         sums[k] = sums.get(k, 0.0) + float(m[k]) / t.eval_batches
+    for kind in ("masked", "causal"):  # an objective without rows of this kind: no value
+      if sums[f"{kind}_targets"] == 0:
+        sums[f"{kind}_loss"] = None
     rec = dict(step=step, words_seen=source.words_before(step), val_loss=sums["loss"],
                val_masked_loss=sums["masked_loss"], val_causal_loss=sums["causal_loss"])
     writer.write(rec, kind="val")
@@ -132,9 +136,7 @@ def train(config, workdir) -> dict:
     return ckpt_lib.make_meta(config, step, source.words_before(step), step_tokens(step),
                               tokenizer_sha)
 
-  def step_tokens(step: int) -> int:
-    return sum(min(max(step - p.start, 0), p.end - p.start) * p.batch_rows * p.seq_len
-               for p in derived.phases)
+  step_tokens = derived.tokens_before
 
   last_train, last_val = {}, {}
   pending = None  # (step, metrics) of the step dispatched before the current one

@@ -1,8 +1,11 @@
-"""The hybrid masked-next-token / causal objective, in float32 whatever the compute dtype.
+"""The token-prediction loss of the objectives, in float32 whatever the compute dtype.
 
 loss = r * (mean CE over the masked rows' targets) + (1 - r) * (mean CE over the causal rows'
-targets) + z_coef * mean over all targets of logsumexp(logits)^2. When a batch holds rows of
-one kind only, the other term drops out and the weights renormalise.
+targets) + z_coef * z, where z is the mean over all targets of logsumexp(logits)^2 (pooling
+'targets') or r * its mean over the masked targets + (1 - r) * its mean over the causal ones
+(pooling 'by_kind', as the GPT-BERT reference). When a batch holds rows of one kind only, the
+other terms drop out and the weights renormalise: the masked and causal objectives are the
+cases of one kind.
 
 The loss is a ratio of sums, so it is computed in two stages: `target_sums` reduces any subset
 of targets (a micro-batch, a gathered set of positions) to sums and counts, and `objective`
@@ -15,8 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-SUM_KEYS = ("masked_ce", "causal_ce", "z", "masked_correct", "causal_correct",
-            "masked_targets", "causal_targets")
+SUM_KEYS = ("masked_ce", "causal_ce", "masked_z", "causal_z", "masked_correct",
+            "causal_correct", "masked_targets", "causal_targets")
 
 
 def target_sums(logits_NV, targets_N, weight_N, causal_N) -> dict:
@@ -39,7 +42,8 @@ def target_sums(logits_NV, targets_N, weight_N, causal_N) -> dict:
   masked_w_N = weight_N - causal_w_N
   return dict(
       masked_ce=jnp.sum(ce_N * masked_w_N), causal_ce=jnp.sum(ce_N * causal_w_N),
-      z=jnp.sum(jnp.square(lse_N) * weight_N),
+      masked_z=jnp.sum(jnp.square(lse_N) * masked_w_N),
+      causal_z=jnp.sum(jnp.square(lse_N) * causal_w_N),
       masked_correct=jnp.sum(correct_N * masked_w_N),
       causal_correct=jnp.sum(correct_N * causal_w_N),
       masked_targets=jnp.sum(masked_w_N), causal_targets=jnp.sum(causal_w_N))
@@ -60,25 +64,34 @@ def _weights(totals, masked_weight):
   return wm / norm, wc / norm
 
 
-def objective(sums, totals, masked_weight: float, z_coef: float):
+def z_term(sums, totals, masked_weight, pooling):
+  """The z term (before its coefficient): logsumexp^2 averaged as `pooling` says."""
+  n_m = jnp.maximum(totals["masked_targets"], 1.0)
+  n_c = jnp.maximum(totals["causal_targets"], 1.0)
+  if pooling == "by_kind":
+    wm, wc = _weights(totals, masked_weight)
+    return wm * sums["masked_z"] / n_m + wc * sums["causal_z"] / n_c
+  n = jnp.maximum(totals["masked_targets"] + totals["causal_targets"], 1.0)
+  return (sums["masked_z"] + sums["causal_z"]) / n
+
+
+def objective(sums, totals, masked_weight: float, z_coef: float, pooling: str = "targets"):
   """The scalar that is optimised: sums of (part of) a batch over the whole batch's counts."""
   wm, wc = _weights(totals, masked_weight)
   n_m = jnp.maximum(totals["masked_targets"], 1.0)
   n_c = jnp.maximum(totals["causal_targets"], 1.0)
-  n = jnp.maximum(totals["masked_targets"] + totals["causal_targets"], 1.0)
   return (wm * sums["masked_ce"] / n_m + wc * sums["causal_ce"] / n_c
-          + z_coef * sums["z"] / n)
+          + z_coef * z_term(sums, totals, masked_weight, pooling))
 
 
-def metrics(sums, masked_weight: float, z_coef: float) -> dict:
+def metrics(sums, masked_weight: float, z_coef: float, pooling: str = "targets") -> dict:
   """loss, its parts, accuracies and target counts from the sums of a whole batch."""
   n_m = jnp.maximum(sums["masked_targets"], 1.0)
   n_c = jnp.maximum(sums["causal_targets"], 1.0)
-  n = jnp.maximum(sums["masked_targets"] + sums["causal_targets"], 1.0)
   return dict(
-      loss=objective(sums, sums, masked_weight, z_coef),
+      loss=objective(sums, sums, masked_weight, z_coef, pooling),
       masked_loss=sums["masked_ce"] / n_m, causal_loss=sums["causal_ce"] / n_c,
       masked_accuracy=sums["masked_correct"] / n_m,
       causal_accuracy=sums["causal_correct"] / n_c,
-      z_loss=z_coef * sums["z"] / n,
+      z_loss=z_coef * z_term(sums, sums, masked_weight, pooling),
       masked_targets=sums["masked_targets"], causal_targets=sums["causal_targets"])

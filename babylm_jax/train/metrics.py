@@ -85,7 +85,7 @@ class MetricsWriter:
       print(line, flush=True)
     else:
       print(f"step {r['step']} validation loss {r['val_loss']:.4f} (masked "
-            f"{r['val_masked_loss']:.3f}, causal {r['val_causal_loss']:.3f})", flush=True)
+            f"{_fmt(r['val_masked_loss'])}, causal {_fmt(r['val_causal_loss'])})", flush=True)
 
   def close(self):
     if self._bar is not None:

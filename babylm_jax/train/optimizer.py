@@ -1,9 +1,19 @@
-"""The optimizer: AdamW (or LAMB) with a decay mask, global-norm clipping and the LR schedule.
+"""The optimizer: AdamW or LAMB with a decay mask, global-norm clipping and the LR schedule.
 
 Schedule: linear warmup from 0 to the peak, cosine decay to min_lr_ratio x peak, then a linear
 cooldown to 0 over the last cooldown_steps (steps from `config.derive()`).
-Weight decay applies to matrices only: the dense kernels and the (tied) word embedding; never
-to biases, LayerNorm parameters, relative-position embeddings or layer weights.
+
+`train.optimizer`:
+- `adamw` and `lamb` (optax's): weight decay on matrices only, the dense kernels and the
+  (tied) word embedding; never on biases, LayerNorm parameters, relative-position embeddings or
+  layer weights. optax's LAMB scales every parameter's update by its trust ratio.
+- `gpt_bert_lamb`: LAMB as GPT-BERT's reference code applies it. Parameters whose name holds
+  `bias` or `norm` take a plain Adam step (no decay, no trust ratio); every other parameter,
+  the relative-position embedding and the layer weights included, takes decay and the trust
+  ratio ||p|| / ||adam + wd p||, computed per tensor as the reference's per-tensor parameters
+  are: each row of the layer-weight matrix is one of the reference's per-sublayer vectors.
+Weight decay is train.weight_decay throughout, or with train.weight_decay_end a cosine from the
+one to the other over the run (BootBERT's rising decay).
 """
 
 from __future__ import annotations
@@ -30,6 +40,43 @@ def _key_name(key) -> str:
   return str(key)
 
 
+def lamb_trust_mask(params):
+  """True where gpt_bert_lamb decays and applies the trust ratio (see the module docstring)."""
+  def decide(path, _):
+    name = "/".join(_key_name(k) for k in path)
+    return "bias" not in name and "norm" not in name
+  return jax.tree_util.tree_map_with_path(decide, params)
+
+
+def _is_row_wise(path) -> bool:
+  return _key_name(path[-1]) == "layer_weight"
+
+
+def scale_by_trust_ratio_per_tensor(mask) -> optax.GradientTransformation:
+  """Updates u of the parameters p that `mask` selects become u * ||p|| / ||u|| (1 when either
+  norm is 0), per tensor, and per row for the layer-weight matrix; the others are unchanged."""
+  def scale(path, u, p, on):
+    if not on:
+      return u
+    axes = tuple(range(1, u.ndim)) if _is_row_wise(path) else None
+    p_norm = jnp.sqrt(jnp.sum(jnp.square(p), axis=axes, keepdims=axes is not None))
+    u_norm = jnp.sqrt(jnp.sum(jnp.square(u), axis=axes, keepdims=axes is not None))
+    ok = (p_norm > 0) & (u_norm > 0)
+    return u * jnp.where(ok, p_norm / jnp.where(ok, u_norm, 1.0), 1.0)
+
+  def update(updates, params):
+    return jax.tree_util.tree_map_with_path(scale, updates, params, mask(params))
+  return optax.stateless(update)
+
+
+def gpt_bert_lamb(learning_rate, *, b1, b2, eps, weight_decay) -> optax.GradientTransformation:
+  return optax.chain(
+      optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
+      optax.add_decayed_weights(weight_decay, mask=lamb_trust_mask),
+      scale_by_trust_ratio_per_tensor(lamb_trust_mask),
+      optax.scale_by_learning_rate(learning_rate))
+
+
 def learning_rate_schedule(config, derived) -> optax.Schedule:
   t = config.train
   total, warmup, cooldown = derived.total_steps, derived.warmup_steps, derived.cooldown_steps
@@ -42,15 +89,28 @@ def learning_rate_schedule(config, derived) -> optax.Schedule:
       boundaries=[warmup, warmup + decay])
 
 
+def weight_decay_schedule(config, derived):
+  """train.weight_decay, or a cosine from it (update 0) to train.weight_decay_end (the end)."""
+  t = config.train
+  if t.weight_decay_end is None:
+    return t.weight_decay
+  start, end, total = float(t.weight_decay), float(t.weight_decay_end), derived.total_steps
+
+  def decay(count):
+    frac = jnp.minimum(jnp.asarray(count, jnp.float32) / max(total, 1), 1.0)
+    return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+  return decay
+
+
 def make_optimizer(config, derived) -> tuple[optax.GradientTransformation, optax.Schedule]:
   t = config.train
   schedule = learning_rate_schedule(config, derived)
-  if t.optimizer == "adamw":
-    opt = optax.adamw(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=t.weight_decay,
-                      mask=decay_mask)
+  wd = weight_decay_schedule(config, derived)
+  kind = {"adamw": optax.adamw, "lamb": optax.lamb}.get(t.optimizer)
+  if kind is None:
+    opt = gpt_bert_lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd)
   else:
-    opt = optax.lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=t.weight_decay,
-                     mask=decay_mask)
+    opt = kind(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd, mask=decay_mask)
   return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt), schedule
 
 

@@ -5,15 +5,14 @@ in/out shardings and the state donated. The model is split into a graph and a pl
 parameters outside, and merged inside the traced function (no `nnx.jit` in the hot path).
 Dropout keys are `fold_in(key(seed), step)`, so nothing random lives in a checkpoint.
 
-The vocabulary projection, the largest matmul of the head, runs only at target positions:
-the positions with `loss_mask` are gathered into a buffer of `train.target_capacity` x B x T
-rows. A batch with more targets than that takes the (compiled, equally exact) branch that
-projects every position, so the capacity changes speed, never results.
+What is predicted and how it is scored is the objective's (train/objectives/, picked once by
+`objective.kind`); the step calls its interface: loss sums of each (micro-)batch, the loss over
+the whole batch's counts, the metrics, and the update of the teacher an objective may keep in
+the state beside the parameters and their EMA.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import flax
@@ -24,9 +23,10 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from babylm_jax.model.axes import activation_sharding, constrain
+from babylm_jax.errors import ConfigError
+from babylm_jax.model.axes import activation_sharding
 from babylm_jax.model.gpt_bert import GPTBert
-from babylm_jax.train import loss as loss_lib
+from babylm_jax.train import objectives
 from babylm_jax.train.optimizer import ema_decay_at, ema_update, make_optimizer
 from babylm_jax.train.sharding import (BATCH_AXES, batch_divisor, batch_sharding,
                                        logical_to_sharding, replicated)
@@ -40,6 +40,9 @@ class TrainState:
   params: dict  # plain nested dict (nnx.State.to_pure_dict()) of float32 arrays
   ema_params: dict
   opt_state: Any
+  # What the objective keeps beside the parameters, outside the optimizer (the bootstrap
+  # teacher: a dict of the encoder's parameter groups); {} for the others.
+  teacher: dict = flax.struct.field(default_factory=dict)
 
 
 def _is_variable(x):
@@ -55,11 +58,14 @@ def abstract_model(config):
 
 
 def _init_fn(config, tx):
+  objective = objectives.get(config)
+
   def init():
     model = GPTBert(config.model, rngs=nnx.Rngs(params=jax.random.key(config.seed)))
     params = nnx.to_pure_dict(nnx.state(model))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params))
+                      ema_params=jax.tree.map(jnp.copy, params), opt_state=tx.init(params),
+                      teacher=objective.init_teacher(params))
   return init
 
 
@@ -86,7 +92,8 @@ def _state_shardings(config, derived, mesh):
   param_sh = logical_to_sharding(axes, abstract_params, mesh, config.mesh.rules)
   shardings = TrainState(
       step=replicated(mesh), params=param_sh, ema_params=param_sh,
-      opt_state=_opt_state_shardings(abstract.opt_state, param_sh, abstract_params, mesh))
+      opt_state=_opt_state_shardings(abstract.opt_state, param_sh, abstract_params, mesh),
+      teacher={k: param_sh[k] for k in abstract.teacher})
   return graphdef, tx, abstract, shardings
 
 
@@ -98,12 +105,14 @@ def create_train_state(config, derived, mesh):
   graphdef, tx, _, shardings = _state_shardings(config, derived, mesh)
   state = jax.jit(_init_fn(config, tx), out_shardings=shardings)()
   if config.init.from_hf:
-    from babylm_jax.export.hf import load_from_hf
+    from babylm_jax.model.hf_weights import load_from_hf
     params = jax.device_put(load_from_hf(config.init.from_hf, config), shardings.params)
-    # A copy, not the same buffers: the train step donates params and EMA params separately.
+    # Copies, not the same buffers: the train step donates each part of the state separately.
     ema = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=shardings.ema_params)(
         params)
-    state = state.replace(params=params, ema_params=ema)
+    teacher = jax.jit(objectives.get(config).init_teacher, out_shardings=shardings.teacher)(
+        params)
+    state = state.replace(params=params, ema_params=ema, teacher=teacher)
   return graphdef, state, shardings
 
 
@@ -118,45 +127,6 @@ def params_to_model(graphdef, params) -> GPTBert:
   return nnx.merge(graphdef, params)
 
 
-def _capacity(config, rows: int, length: int, divisor: int) -> int:
-  n = rows * length
-  cap = math.ceil(config.train.target_capacity * n)
-  unit = 8 * divisor  # keeps the gathered rows evenly shardable
-  return min(n, -(-cap // unit) * unit)
-
-
-def forward_sums(model, batch, config, *, deterministic, rngs=None, divisor=1):
-  """Loss sums (see loss.target_sums) of a batch, projecting to the vocabulary only where
-  there are targets when they fit the capacity."""
-  hidden_BTD = model.encode(batch["input_ids"], batch["segment_ids"], batch["is_causal"],
-                            deterministic=deterministic, rngs=rngs)
-  B, T, D = hidden_BTD.shape
-  h_ND = hidden_BTD.reshape(B * T, D)
-  targets_N = batch["targets"].reshape(-1)
-  mask_N = batch["loss_mask"].reshape(-1)
-  causal_N = jnp.broadcast_to(batch["is_causal"][:, None], (B, T)).reshape(-1)
-  cap = _capacity(config, B, T, divisor)
-
-  def every_position():
-    return loss_lib.target_sums(model.head(h_ND), targets_N, mask_N, causal_N)
-
-  if cap >= B * T:
-    return every_position()
-  # Under jax.grad both branches of the cond hand their residuals to the backward pass, the
-  # branch not taken as zeros: the fallback's [B*T, V] logits would be a zero-filled buffer
-  # written every step (~30 ms of a strict_small CPU step). Rematerialised, its residuals
-  # are only its [B*T, D] inputs; the rare batch that takes it recomputes its head.
-  every_position = jax.checkpoint(every_position)
-
-  def gathered():
-    (idx_C,) = jnp.nonzero(mask_N, size=cap, fill_value=0)
-    g_CD = constrain(h_ND[idx_C], ("batch", "embed"))
-    weight_C = jnp.arange(cap) < jnp.sum(mask_N)
-    return loss_lib.target_sums(model.head(g_CD), targets_N[idx_C], weight_C, causal_N[idx_C])
-
-  return jax.lax.cond(jnp.sum(mask_N) <= cap, gathered, every_position)
-
-
 def _pick(batch):
   missing = [k for k in BATCH_KEYS if k not in batch]
   if missing:
@@ -169,26 +139,32 @@ def _batch_shardings(mesh):
 
 
 def make_train_step(config, derived, graphdef, mesh, state_shardings):
-  """jitted (state, batch) -> (state, metrics); the state is donated."""
+  """jitted (state, batch) -> (state, metrics); the state is donated. It compiles once per
+  batch shape of `derived.phases`."""
   tx, schedule = make_optimizer(config, derived)
-  o, t = config.objective, config.train
+  objective, t = objectives.get(config), config.train
   M, divisor = t.micro_batches, batch_divisor(mesh)
+  for p in derived.phases:
+    if p.batch_rows % divisor:
+      raise ConfigError(f"steps {p.start}-{p.end - 1} have {p.batch_rows} rows, which the "
+                        f"{divisor} data x fsdp devices cannot share evenly; change "
+                        f"train.tokens_per_step, the batch-size ramp or config.mesh.")
   base_key = jax.random.key(config.seed)
 
-  def loss_fn(params, batch, key, totals):
+  def loss_fn(params, batch, key, totals, teacher):
     model = nnx.merge(graphdef, params)
-    sums = forward_sums(model, batch, config, deterministic=False,
-                        rngs=nnx.Rngs(dropout=key), divisor=divisor)
-    return loss_lib.objective(sums, totals, o.masked_weight, o.z_loss), sums
+    sums = objective.sums(model, batch, config, teacher, deterministic=False,
+                          rngs=nnx.Rngs(dropout=key), divisor=divisor)
+    return objective.loss(sums, totals, config), sums
 
   grad_fn = jax.grad(loss_fn, has_aux=True)
 
   def train_step(state, batch):
     with activation_sharding(mesh, config.mesh.rules):
       key = jax.random.fold_in(base_key, state.step)
-      totals = loss_lib.counts(batch["loss_mask"], batch["is_causal"])
+      totals = objective.counts(batch)
       if M == 1:
-        grads, sums = grad_fn(state.params, batch, key, totals)
+        grads, sums = grad_fn(state.params, batch, key, totals, state.teacher)
       else:
         # Micro-batch m takes rows m, m + M, ...: every device holds a share of each.
         spec = NamedSharding(mesh, PartitionSpec(None, BATCH_AXES))
@@ -199,23 +175,24 @@ def make_train_step(config, derived, graphdef, mesh, state_shardings):
         def body(carry, xs):
           g_acc, s_acc = carry
           mb, m = xs
-          g, s = grad_fn(state.params, mb, jax.random.fold_in(key, m), totals)
+          g, s = grad_fn(state.params, mb, jax.random.fold_in(key, m), totals, state.teacher)
           return (jax.tree.map(jnp.add, g_acc, g), jax.tree.map(jnp.add, s_acc, s)), None
 
         zeros_g = jax.tree.map(jnp.zeros_like, state.params)
-        zeros_s = {k: jnp.zeros((), jnp.float32) for k in loss_lib.SUM_KEYS}
+        zeros_s = {k: jnp.zeros((), jnp.float32) for k in objective.SUM_KEYS}
         (grads, sums), _ = jax.lax.scan(body, (zeros_g, zeros_s), (micro, jnp.arange(M)))
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
       ema = ema_update(state.ema_params, params, ema_decay_at(config, state.step))
-      metrics = loss_lib.metrics(sums, o.masked_weight, o.z_loss)
+      teacher = objective.update_teacher(state.teacher, params, state.step, config, derived)
+      metrics = objective.metrics(sums, config)
       if t.inject_nan_at_step >= 0:
         metrics["loss"] = jnp.where(state.step == t.inject_nan_at_step, jnp.nan,
                                     metrics["loss"])
       metrics.update(grad_norm=optax.tree.norm(grads),
                      lr=jnp.asarray(schedule(state.step), jnp.float32))
       new_state = TrainState(step=state.step + 1, params=params, ema_params=ema,
-                             opt_state=opt_state)
+                             opt_state=opt_state, teacher=teacher)
       return new_state, metrics
 
   jitted = jax.jit(train_step, in_shardings=(state_shardings, _batch_shardings(mesh)),
@@ -228,19 +205,22 @@ def make_train_step(config, derived, graphdef, mesh, state_shardings):
 
 
 def make_eval_step(config, graphdef, mesh, state_shardings):
-  """jitted (params, batch) -> metrics: the training loss and metrics, without dropout."""
-  o, divisor = config.objective, batch_divisor(mesh)
+  """jitted (params, batch, teacher={}) -> metrics: the training loss and metrics, without
+  dropout (`teacher`: the state's, for an objective that keeps one)."""
+  objective, divisor = objectives.get(config), batch_divisor(mesh)
 
-  def eval_step(params, batch):
+  def eval_step(params, batch, teacher):
     with activation_sharding(mesh, config.mesh.rules):
       model = nnx.merge(graphdef, params)
-      sums = forward_sums(model, batch, config, deterministic=True, divisor=divisor)
-      return loss_lib.metrics(sums, o.masked_weight, o.z_loss)
+      sums = objective.sums(model, batch, config, teacher, deterministic=True, divisor=divisor,
+                            rngs=None)
+      return objective.metrics(sums, config)
 
-  jitted = jax.jit(eval_step, in_shardings=(state_shardings.params, _batch_shardings(mesh)),
+  jitted = jax.jit(eval_step, in_shardings=(state_shardings.params, _batch_shardings(mesh),
+                                            state_shardings.teacher),
                    out_shardings=replicated(mesh))
 
-  def step(params, batch):
-    return jitted(params, _pick(batch))
+  def step(params, batch, teacher=None):
+    return jitted(params, _pick(batch), {} if teacher is None else teacher)
   step.jitted = jitted
   return step

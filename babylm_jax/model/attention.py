@@ -1,0 +1,135 @@
+"""Self-attention blocks, one per `model.attention`, and the mask they share.
+
+- 'disentangled' (GPT-BERT, LTG-BERT, DeBERTa): scores are content-content + content-position
+  + position-content over log-spaced relative-position buckets, scaled by 1/sqrt(3 * head_dim);
+  values gated by GELU(gate). Reads the 'relative' embedding's bucket vectors.
+- 'standard' (BERT, RoBERTa, GPT): softmax(q k^T / sqrt(head_dim)) v, with queries and keys
+  rotated by RoPE when `model.position` is 'rotary' (the rotation is chosen here, once).
+
+Both: LayerNorm before the block (pre-LN), the NormFormer LayerNorm before the output
+projection when `model.normformer` is on, dropout on the probabilities and the output.
+Scores and softmax are float32. Heads go ahead of length ([B, H, T, K]) so that the score and
+context matmuls batch over (B, H).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from babylm_jax.model.layers import NEG, Dense, dropout, init_std, inner_norm, layer_norm
+from babylm_jax.model.positions import rotate, spread
+
+
+def attention_mask(segment_ids_BT, is_causal_B):
+  """[B, 1, T, T] bool: same non-padding document, and key <= query in causal rows."""
+  T = segment_ids_BT.shape[1]
+  seg_q = segment_ids_BT[:, :, None]
+  seg_k = segment_ids_BT[:, None, :]
+  same_doc_BTT = (seg_q == seg_k) & (seg_k > 0)
+  lower_TT = jnp.tril(jnp.ones((T, T), bool))
+  allowed_BTT = same_doc_BTT & (~is_causal_B[:, None, None] | lower_TT[None])
+  return allowed_BTT[:, None]
+
+
+def _context(scores_BHTT, mask_B1TT, v_BHTK, dtype, rate, deterministic, rngs):
+  """Masked float32 softmax, dropout, and the probabilities' weighted values [B, T, H * K]."""
+  scores_BHTT = jnp.where(mask_B1TT, scores_BHTT.astype(jnp.float32), NEG)
+  probs_BHTT = jax.nn.softmax(scores_BHTT, axis=-1).astype(dtype)
+  probs_BHTT = dropout(probs_BHTT, rate, deterministic, rngs)
+  B, H, T, K = v_BHTK.shape
+  return jnp.einsum("bhqs,bhsk->bqhk", probs_BHTT, v_BHTK).reshape(B, T, H * K)
+
+
+def _heads(x_BTD, H):
+  B, T, D = x_BTD.shape
+  return x_BTD.reshape(B, T, H, D // H).transpose(0, 2, 1, 3)
+
+
+class DisentangledAttention(nnx.Module):
+  """GPT-BERT's attention: content and relative-position terms, GELU-gated values."""
+
+  def __init__(self, cfg, *, rngs):
+    D, std = cfg.hidden_size, init_std(cfg)
+    self.qk = Dense(D, 2 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
+    self.vg = Dense(D, 2 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
+    self.out = Dense(D, D, ("qkv", "embed"), bias=True, std=std, rngs=rngs)
+    self.norm = inner_norm(cfg)
+    self.cfg = cfg
+
+  def __call__(self, x_BTD, rel_RD, mask_B1TT, deterministic, rngs):
+    cfg = self.cfg
+    B, T, D = x_BTD.shape
+    H = cfg.num_heads
+    K = D // H
+    h_BTD = layer_norm(x_BTD, cfg.layer_norm_eps)
+    qk_BT2HK = self.qk(h_BTD).reshape(B, T, 2, H, K)
+    q_BHTK = qk_BT2HK[:, :, 0].transpose(0, 2, 1, 3)
+    k_BHTK = qk_BT2HK[:, :, 1].transpose(0, 2, 1, 3)
+    v_BTD, gate_BTD = jnp.split(self.vg(h_BTD), 2, axis=-1)
+    rel_RD = dropout(rel_RD, cfg.dropout, deterministic, rngs)
+    R = rel_RD.shape[0]
+    pos_R2HK = self.qk(rel_RD).reshape(R, 2, H, K)
+    qpos_HKR = pos_R2HK[:, 0].transpose(1, 2, 0)
+    kpos_HKR = pos_R2HK[:, 1].transpose(1, 2, 0)
+
+    scale = 1.0 / math.sqrt(3 * K)
+    q_BHTK = q_BHTK * jnp.asarray(scale, q_BHTK.dtype)
+    c2c_BHTT = jnp.einsum("bhqk,bhsk->bhqs", q_BHTK, k_BHTK)
+    # Position terms against the R bucket vectors only, then spread to the (query, key)
+    # pairs: never a [T, T, D] tensor of per-pair embeddings.
+    c2p_BHTR = jnp.einsum("bhqk,hkr->bhqr", q_BHTK, kpos_HKR)
+    p2c_BHTR = jnp.einsum("bhsk,hkr->bhsr", k_BHTK * jnp.asarray(scale, k_BHTK.dtype),
+                          qpos_HKR)
+    c2p_BHTT = spread(c2p_BHTR, cfg.position_bucket_size, cfg.max_position)
+    # p2c[q, s] scores key s against the query-side vector of bucket(q - s).
+    p2c_BHTT = spread(p2c_BHTR, cfg.position_bucket_size, cfg.max_position, key_side=True)
+    ctx_BTD = _context(c2c_BHTT + c2p_BHTT + p2c_BHTT, mask_B1TT, _heads(v_BTD, H),
+                       x_BTD.dtype, cfg.dropout, deterministic, rngs)
+    ctx_BTD = ctx_BTD * jax.nn.gelu(gate_BTD, approximate=False)
+    ctx_BTD = self.out(self.norm(ctx_BTD, cfg.layer_norm_eps))
+    return dropout(ctx_BTD, cfg.dropout, deterministic, rngs)
+
+
+def _no_rotation(x_BHTK, pos):
+  del pos
+  return x_BHTK
+
+
+def _rotation(x_BHTK, cos_sin):
+  return rotate(x_BHTK, *cos_sin)
+
+
+class StandardAttention(nnx.Module):
+  """Scaled dot-product attention; RoPE on queries and keys with rotary positions."""
+
+  def __init__(self, cfg, *, rngs):
+    D, std = cfg.hidden_size, init_std(cfg)
+    self.qkv = Dense(D, 3 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
+    self.out = Dense(D, D, ("qkv", "embed"), bias=True, std=std, rngs=rngs)
+    self.norm = inner_norm(cfg)
+    self.rotate = _rotation if cfg.position == "rotary" else _no_rotation
+    self.cfg = cfg
+
+  def __call__(self, x_BTD, pos, mask_B1TT, deterministic, rngs):
+    """`pos`: the embedding's positional input, (cos, sin) for rotary, else None."""
+    cfg = self.cfg
+    B, T, D = x_BTD.shape
+    H = cfg.num_heads
+    K = D // H
+    h_BTD = layer_norm(x_BTD, cfg.layer_norm_eps)
+    qkv_BT3HK = self.qkv(h_BTD).reshape(B, T, 3, H, K)
+    q_BHTK, k_BHTK, v_BHTK = (qkv_BT3HK[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    q_BHTK = self.rotate(q_BHTK, pos) * jnp.asarray(1.0 / math.sqrt(K), q_BHTK.dtype)
+    k_BHTK = self.rotate(k_BHTK, pos)
+    scores_BHTT = jnp.einsum("bhqk,bhsk->bhqs", q_BHTK, k_BHTK)
+    ctx_BTD = _context(scores_BHTT, mask_B1TT, v_BHTK, x_BTD.dtype, cfg.dropout,
+                       deterministic, rngs)
+    ctx_BTD = self.out(self.norm(ctx_BTD, cfg.layer_norm_eps))
+    return dropout(ctx_BTD, cfg.dropout, deterministic, rngs)
+
+
+ATTENTIONS = {"disentangled": DisentangledAttention, "standard": StandardAttention}
