@@ -249,7 +249,9 @@ def test_exported_folder_loads_and_scores_as_the_pipeline(objective, tokenizer,
   model, _, config = _models("gpt_bert", seed=17, objective=objective)
   tok_path = tmp_path / "tokenizer.json"
   tokenizer.save(str(tok_path))
-  out = tmp_path / "export"
+  # transformers keeps a folder's remote classes (registered with the Auto classes they loaded
+  # as) under the folder's name for the rest of the process: one name per objective.
+  out = tmp_path / f"export_{objective}"
   out.mkdir()
   hf.write_folder(out, nnx.to_pure_dict(nnx.state(model)), config.model, tok_path, {},
                   objective)
