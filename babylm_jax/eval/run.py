@@ -19,14 +19,14 @@ from babylm_jax.errors import ConfigError, DataError
 from babylm_jax.eval import report, scoring, suites as suites_lib
 
 
-def parse_suites(spec: str) -> list[str]:
+def parse_suites(spec: str, field: str = "eval.suites") -> list[str]:
   names = [s.strip() for s in str(spec).split(",") if s.strip()]
   for s in names:
     if s not in suites_lib.SUITES:
-      raise ConfigError(f"eval.suites entry '{s}' is unknown; use a comma list of "
+      raise ConfigError(f"{field} entry '{s}' is unknown; use a comma list of "
                         f"{', '.join(suites_lib.SUITES)}.")
   if not names:
-    raise ConfigError(f"eval.suites is empty; set it to some of "
+    raise ConfigError(f"{field} is empty; set it to some of "
                       f"{', '.join(suites_lib.SUITES)}.")
   return names
 
@@ -57,7 +57,8 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict) -> list[dict]:
   """Scores every configured suite and backend with `model`; writes and returns the reports."""
   names = parse_suites(config.eval.suites)
   backends = scoring.parse_backends(config.eval.backend)
-  loaded = [suites_lib.load_suite(n, config.eval.data[n]) for n in names]  # fail early
+  loaded = [suites_lib.subset(suites_lib.load_suite(n, config.eval.data[n]),
+                              config.eval.max_items) for n in names]  # fail early
   scorer = scoring.Scorer(model, max_len=config.model.max_position,
                           tokens_per_batch=config.eval.tokens_per_batch)
   out_dir = os.path.join(workdir, "eval")
@@ -74,6 +75,7 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict) -> list[dict]:
           tokens_seen=info.get("tokens_seen"), use_ema=info.get("use_ema"),
           checkpoint=str(info.get("path", "")),
           data_dir=os.path.abspath(config.eval.data[suite.name]), files=list(suite.files),
+          max_items=config.eval.max_items,
           seconds=round(time.perf_counter() - t0, 2))
       stem = os.path.join(out_dir, f"{suite.name}-{backend}")
       report.write_json(stem + ".json", result)
