@@ -205,3 +205,19 @@ def test_bad_variants_are_refused_before_training(tmp_path, cache):
 def _load(path):
   from babylm_jax import cli
   return cli._load_config_file(path)
+
+
+def test_seed_questions_resolve_on_the_smoke_config():
+  c = _load(str(ROOT / "configs" / "sweeps" / "seed_questions.py"))
+  c.sweep.base = str(ROOT / "configs" / "smoke.py")  # configs/cpu_proxy.py in real use
+  variants = {v.name: v.config for v in spec.resolve(c)}
+  assert list(variants)[:2] == ["gpt_bert", "gpt_bert_seed1"]
+  for config in variants.values():
+    assert config.train.steps == 75  # a quarter of the smoke config's 300
+    assert config.train.eval_suites == config.eval.suites == "blimp_fast,supplement,ewok"
+  ref = variants["gpt_bert"]
+  assert (ref.objective.causal_fraction, ref.model.layer_weighting) == (1 / 16, "gpt_bert")
+  assert variants["gpt_bert_seed1"].seed == 1 and ref.seed == 0
+  assert variants["causal_only"].objective.causal_fraction == 1.0
+  assert variants["masked_only"].train.eval_suites_backend == "mntp"
+  assert variants["residual"].model.layer_weighting == "residual"
