@@ -12,7 +12,7 @@ with points at the start, at the BabyLM milestones the run reaches and at its en
 
   fraction = (2 + milestones reached) x point seconds / budget seconds   (+ one compile)
 
-  python benchmarks/curves_cost.py [--steps 60] [--every_words 100000] [--max_items 2000]
+  python benchmarks/curves_cost.py [--steps 20] [--every_words 30000] [--max_items 2000]
 
 Prints one JSON line last.
 """
@@ -45,8 +45,8 @@ def proxy_config(args):
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--config", default=None)
-  ap.add_argument("--steps", type=int, default=60)
-  ap.add_argument("--every_words", type=int, default=100_000)
+  ap.add_argument("--steps", type=int, default=20)
+  ap.add_argument("--every_words", type=int, default=30_000)
   ap.add_argument("--max_items", type=int, default=2000)
   ap.add_argument("--suites", default="blimp_fast,supplement,ewok")
   ap.add_argument("--budget_s", type=float, default=3600.0)

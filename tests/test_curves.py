@@ -83,7 +83,27 @@ def test_records_at_start_grid_points_and_end(trained):
   # The scores change as the model trains (it is not scoring the same weights each time).
   assert len({tuple(r["zero_shot"].values()) for r in curve}) > 1
   assert (workdir / "plots" / "zero_shot.png").stat().st_size > 1000
-  assert any(p.name.startswith("events") for p in (workdir / "tb").iterdir())
+  tb = _tensorboard_scalars(workdir / "tb")
+  for name in ("blimp_fast/causal", "ewok/causal"):
+    assert [(step, round(v, 5)) for step, v in tb[f"zero_shot/{name}"]] == [
+        (r["step"], round(r["zero_shot"][name], 5)) for r in curve]
+
+
+def _tensorboard_scalars(folder) -> dict[str, list]:
+  """tag -> [(step, value)] read from the TFRecord event files (no TensorBoard needed)."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  out = {}
+  for path in sorted(folder.iterdir()):
+    data, i = path.read_bytes(), 0
+    while i < len(data):
+      (n,) = struct.unpack("<Q", data[i:i + 8])
+      event = event_pb2.Event()
+      event.ParseFromString(data[i + 12:i + 12 + n])
+      i += 12 + n + 4  # length, its crc, the event, its crc
+      for v in event.summary.value:
+        out.setdefault(v.tag, []).append((event.step, v.simple_value))
+  return out
 
 
 def test_end_point_equals_eval_of_the_checkpoint(trained):

@@ -82,7 +82,7 @@ class _Children:
                       f"same command again to resume it.") from None
     finally:
       self._proc = None
-    if code != 0:
+    if code != 0 and not self.stopping:  # after SIGTERM an evaluation may end unfinished
       raise UserError(f"variant '{variant.name}' stopped in --mode={mode} with exit code "
                       f"{code} (its message is above); fix the cause and run the sweep again: "
                       f"what has finished is kept.")
@@ -135,6 +135,8 @@ def run_sweep(sweep, workdir: str, extra_flags: list[str] | None = None) -> list
   children = _Children(list(extra_flags or []))
   todo = [v for v in variants if not only or v.name == only]
   for i, v in enumerate(todo, start=1):
+    if children.stopping:
+      break
     wd = os.path.join(workdir, v.name)
     _check_unchanged(v, wd)
     if summary.trained(wd):
@@ -149,8 +151,6 @@ def run_sweep(sweep, workdir: str, extra_flags: list[str] | None = None) -> list
                         f"set?); a sweep trains every variant to the end.")
     if summary.eval_reports(wd, v.config) is None:
       children.run(v, wd, "eval")
-      if children.stopping:
-        break
       summary.write(workdir, sweep, variants, parameters)  # progress, for whoever looks
   rows = summary.write(workdir, sweep, variants, parameters)
   with open(os.path.join(workdir, "summary.md")) as f:

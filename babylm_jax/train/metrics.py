@@ -66,7 +66,7 @@ class MetricsWriter:
       for k, v in record.items():
         if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
           self._tb.add_scalar(f"{kind}/{k}", v, step)
-        elif isinstance(v, dict):  # a group of scalars: tagged by the group's name
+        elif k == kind and isinstance(v, dict):  # the record's own group of scalars
           for kk, vv in v.items():
             if isinstance(vv, (int, float)) and math.isfinite(vv):
               self._tb.add_scalar(f"{k}/{kk}", vv, step)
