@@ -15,7 +15,7 @@ from absl import flags
 from babylm_jax import config as config_lib
 from babylm_jax.errors import EXIT_USER_ERROR, UserError
 
-MODES = ("prepare", "train", "eval", "finetune", "export")
+MODES = ("prepare", "train", "eval", "finetune", "export", "sweep")
 
 
 def _load_config_file(path: str):
@@ -77,9 +77,22 @@ def initialize_distributed():
     jax.distributed.initialize()
 
 
+def _process_flags() -> list[str]:
+  """The device and multi-process flags, passed on to a sweep's runs."""
+  f = flags.FLAGS
+  return [f"--{name}={f[name].value}" for name in (
+      "cpu_devices", "coordinator_address", "num_processes", "process_id")
+          if f[name].value is not None]
+
+
 def dispatch(mode: str, config, workdir: str | None):
   if mode != "prepare" and not workdir:
     raise UserError(f"--mode={mode} needs --workdir.")
+  if mode == "sweep":
+    from babylm_jax.sweep.run import run_sweep
+    return run_sweep(config, workdir, _process_flags())
+  if "sweep" in config:
+    raise UserError(f"this --config is a sweep; run it with --mode=sweep, not --mode={mode}.")
   if mode == "prepare":
     from babylm_jax.data.prepare import run_prepare
     return run_prepare(config, workdir)
@@ -109,7 +122,8 @@ def main(argv, config_flag) -> int:
     except flags.Error as e:
       raise UserError(f"bad command line: {str(e).splitlines()[0]}; check the flag's value "
                       f"and type.") from None
-    initialize_distributed()
+    if flags.FLAGS.mode != "sweep":  # a sweep's runs are child processes; they start it
+      initialize_distributed()
     dispatch(flags.FLAGS.mode, config_flag.value, flags.FLAGS.workdir)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -178,6 +178,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.log_every = 100
   c.train.eval_every = 1000
   c.train.eval_batches = 8
+  # Learning curves: these zero-shot suites (a comma list of eval suites; '' for none) scored
+  # with eval_suites_backend on the EMA parameters during training, at the start, at the
+  # BabyLM milestones (eval_suites_every_words = 0: every 1M words to 10M, every 10M to 100M,
+  # ...) or every N words, and at the last step; each suite cut to a fixed subset of about
+  # eval_suites_max_items items (0: whole suites). The full evaluation is --mode=eval.
+  c.train.eval_suites = ""
+  c.train.eval_suites_backend = "causal"
+  c.train.eval_suites_every_words = 0
+  c.train.eval_suites_max_items = 2000
   c.train.prefetch = 2
   # Test hook: make the loss non-finite at this step (-1: never).
   c.train.inject_nan_at_step = -1
@@ -217,6 +226,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 64
   # Padded tokens per scoring batch; rows = tokens_per_batch // bucket length.
   c.eval.tokens_per_batch = 1024
+  # Score about this many items per suite (the same number from each paradigm, a fixed draw),
+  # as the learning curves do; unset: whole suites.
+  c.eval.max_items = config_dict.placeholder(int)
   c.eval.data = ml_collections.ConfigDict()
   c.eval.data.blimp = "../shared/data/blimp"
   c.eval.data.blimp_fast = "../shared/data/babylm_eval/fast_eval/blimp_fast"

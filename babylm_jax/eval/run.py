@@ -36,27 +36,29 @@ PRESETS = {
 }
 
 
-def resolve_tasks(spec: str) -> list[tuple[str, bool]]:
+def resolve_tasks(spec: str, field: str = "eval.suites", tasks=TASKS,
+                  presets=PRESETS) -> list[tuple[str, bool]]:
   """(task, named itself) in order, presets expanded; a task named itself must have data."""
   names = [s.strip() for s in str(spec).split(",") if s.strip()]
   if not names:
-    raise ConfigError(f"eval.suites is empty; set it to some of {', '.join(TASKS)} or a "
-                      f"preset ({', '.join(PRESETS)}).")
+    raise ConfigError(f"{field} is empty; set it to some of {', '.join(tasks)}"
+                      + (f" or a preset ({', '.join(presets)})." if presets else "."))
   out: dict[str, bool] = {}
   for s in names:
-    if s in PRESETS:
-      for t in PRESETS[s]:
+    if s in presets:
+      for t in presets[s]:
         out.setdefault(t, False)
-    elif s in TASKS:
+    elif s in tasks:
       out[s] = True
     else:
-      raise ConfigError(f"eval.suites entry '{s}' is unknown; use a comma list of "
-                        f"{', '.join(TASKS)} or a preset ({', '.join(PRESETS)}).")
+      raise ConfigError(f"{field} entry '{s}' is unknown; use a comma list of "
+                        f"{', '.join(tasks)}"
+                        + (f" or a preset ({', '.join(presets)})." if presets else "."))
   return list(out.items())
 
 
-def parse_suites(spec: str) -> list[str]:
-  return [t for t, _ in resolve_tasks(spec)]
+def parse_suites(spec: str, field: str = "eval.suites") -> list[str]:
+  return [t for t, _ in resolve_tasks(spec, field)]
 
 
 def load_tasks(config) -> tuple[list, list[dict]]:
@@ -67,8 +69,8 @@ def load_tasks(config) -> tuple[list, list[dict]]:
     if not named and not os.path.exists(os.path.expanduser(folder)):
       missing.append(dict(task=name, folder=folder))
       continue
-    loaded.append(reading.load(folder) if name == "reading"
-                  else suites_lib.load_suite(name, folder))
+    loaded.append(reading.load(folder) if name == "reading" else
+                  suites_lib.subset(suites_lib.load_suite(name, folder), config.eval.max_items))
   if not loaded:
     raise DataError(f"no task of eval.suites '{config.eval.suites}' has its data; set "
                     f"--config.eval.data.<task> to the folders of "
@@ -176,6 +178,7 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
           tokens_seen=info.get("tokens_seen"), use_ema=info.get("use_ema"),
           checkpoint=str(info.get("path", "")),
           data_dir=os.path.abspath(config.eval.data[task.name]), files=list(task.files),
+          max_items=config.eval.max_items,
           seconds=round(time.perf_counter() - t0, 2))
       stem = os.path.join(out_dir, f"{task.name}-{backend}")
       report.write_json(stem + ".json", result)

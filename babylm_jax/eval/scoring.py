@@ -37,14 +37,14 @@ BACKENDS = ("causal", "mntp", "pll", "fused")
 Seq = tuple[tuple[int, ...], int]  # (ids starting with <s>, index of the first scored token)
 
 
-def parse_backends(spec: str) -> list[str]:
+def parse_backends(spec: str, field: str = "eval.backend") -> list[str]:
   names = [b.strip() for b in str(spec).split(",") if b.strip()]
   for b in names:
     if b not in BACKENDS:
-      raise ConfigError(f"eval.backend '{b}' is unknown; use a comma list of "
+      raise ConfigError(f"{field} '{b}' is unknown; use a comma list of "
                         f"{', '.join(BACKENDS)}.")
   if not names:
-    raise ConfigError(f"eval.backend is empty; set it to some of {', '.join(BACKENDS)}.")
+    raise ConfigError(f"{field} is empty; set it to some of {', '.join(BACKENDS)}.")
   return names
 
 
@@ -182,6 +182,15 @@ class Scorer:
     self.tokens_per_batch = tokens_per_batch
     self._causal = jax.jit(functools.partial(_causal_batch, self.graphdef))
     self._masked = jax.jit(functools.partial(_masked_batch, self.graphdef))
+    self.reset()
+
+  def load(self, model):
+    """Scores with `model` from now on: the same network with other weights (a later point
+    of the same run), so every compiled batch shape is reused. Forgets computed scores."""
+    _, state = nnx.split(model)
+    if jax.tree.structure(state) != jax.tree.structure(self.state):
+      raise ValueError("Scorer.load needs a model of the same structure as the first one.")
+    self.state = state
     self.reset()
 
   def reset(self):

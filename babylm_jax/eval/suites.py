@@ -14,6 +14,9 @@ import dataclasses
 import hashlib
 import json
 import pathlib
+import zlib
+
+import numpy as np
 
 from babylm_jax.errors import DataError
 
@@ -163,3 +166,23 @@ def load_suite(suite: str, folder: str) -> Suite:
   if not items:
     raise DataError(f"eval data folder '{folder}' for suite '{suite}' holds no items.")
   return Suite(suite, tuple(items), tuple(meta))
+
+
+def subset(suite: Suite, max_items: int | None) -> Suite:
+  """About `max_items` items of `suite`: the same number from each paradigm (at least one),
+  drawn with a seed made from the paradigm's name, kept in file order.
+
+  The draw depends on nothing else (not the run's seed, not the other paradigms), so every run
+  and every evaluation that asks for the same size scores the same items. None or 0: all.
+  """
+  if not max_items or max_items >= len(suite.items):
+    return suite
+  by_paradigm: dict[str, list[int]] = {}
+  for i, item in enumerate(suite.items):
+    by_paradigm.setdefault(item.paradigm, []).append(i)
+  per = max(1, max_items // len(by_paradigm))
+  keep = []
+  for name, idx in by_paradigm.items():
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    keep.extend(rng.permutation(idx)[:per].tolist())
+  return dataclasses.replace(suite, items=tuple(suite.items[i] for i in sorted(keep)))

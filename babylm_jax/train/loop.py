@@ -71,7 +71,7 @@ def train(config, workdir) -> dict:
   """Trains (or resumes) a run; returns the last training and validation metrics."""
   from babylm_jax.data.batches import BatchSource
   from babylm_jax.data.prepare import prepare_data
-  from babylm_jax.train import flops, sharding, step as step_lib
+  from babylm_jax.train import curves as curves_lib, flops, sharding, step as step_lib
 
   if config.init.from_hf:
     # Check the folder before any data work, and train with its tokenizer (token ids must match).
@@ -107,6 +107,8 @@ def train(config, workdir) -> dict:
   eval_step = step_lib.make_eval_step(config, graphdef, mesh, shardings)
 
   writer = MetricsWriter(workdir, derived.total_steps, resume_step=start)
+  curves = curves_lib.LearningCurves.create(config, graphdef, prepared.tokenizer, writer,
+                                            workdir)
   peak = flops.peak_flops(config.model.compute_dtype)[0] * jax.device_count()
   preempted = _Preempted()
   t, total = config.train, derived.total_steps
@@ -153,6 +155,8 @@ def train(config, workdir) -> dict:
 
   if start == 0:
     last_val = validate(0)  # the baseline of the validation curve
+    if curves is not None:
+      curves.evaluate(state.ema_params, 0, words=0, tokens=0)
   it = source.iterator(start, end)
   try:
     for step, local in it:
@@ -161,6 +165,10 @@ def train(config, workdir) -> dict:
       if pending is not None:
         look_at(*pending)
       pending = (done, metrics)
+      if curves is not None:  # before this step's checkpoint: a resume never skips a point
+        curves.at_step(state.ema_params, done, words_before=source.words_before(step),
+                       words=source.words_before(done), tokens=step_tokens(done),
+                       last=done == total)
       crossed = ckpt_lib.milestones_crossed(
           source.words_before(step), source.words_before(done)) if (
           config.checkpoint.milestones) else []

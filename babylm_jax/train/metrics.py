@@ -66,6 +66,10 @@ class MetricsWriter:
       for k, v in record.items():
         if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
           self._tb.add_scalar(f"{kind}/{k}", v, step)
+        elif k == kind and isinstance(v, dict):  # the record's own group of scalars
+          for kk, vv in v.items():
+            if isinstance(vv, (int, float)) and math.isfinite(vv):
+              self._tb.add_scalar(f"{k}/{kk}", vv, step)
       self._tb.flush()
     self._console(record, kind)
 
@@ -83,6 +87,10 @@ class MetricsWriter:
         self._bar.set_postfix_str(f"loss {r['loss']:.3f} {r['tokens_per_s']:,.0f} tok/s")
         self._bar.refresh()
       print(line, flush=True)
+    elif kind == "zero_shot":
+      accuracy = " ".join(f"{k} {100 * v:.1f}" for k, v in r["zero_shot"].items())
+      print(f"step {r['step']} words {r['words_seen']:,} zero-shot accuracy: {accuracy} "
+            f"({r['zero_shot_s']:.1f} s)", flush=True)
     else:
       print(f"step {r['step']} validation loss {r['val_loss']:.4f} (masked "
             f"{_fmt(r['val_masked_loss'])}, causal {_fmt(r['val_causal_loss'])})", flush=True)
@@ -122,12 +130,41 @@ def plot_losses(workdir, records: list[dict]):
     ax.plot(*zip(*train), label="training loss", lw=1.2)
   if val:
     ax.plot(*zip(*val), "o-", label="validation loss", lw=1.5)
-  ax.set_xlabel("words seen")
   ax.set_ylabel("loss (nats per target)")
+  _save(fig, ax, workdir, "loss.png")
+
+
+def zero_shot_series(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
+  """'<suite>/<backend>' -> [(words seen, macro accuracy)] from the learning-curve records."""
+  series: dict[str, list] = {}
+  for r in records:
+    for name, acc in r.get("zero_shot", {}).items():
+      series.setdefault(name, []).append((r["words_seen"], acc))
+  return series
+
+
+def plot_zero_shot(workdir, records: list[dict], chance: dict[str, float]):
+  """workdir/plots/zero_shot.png: each suite's macro accuracy against words seen, with the
+  chance level of each suite as a dotted line."""
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(7, 4.5))
+  ax = fig.subplots()
+  for name, points in zero_shot_series(records).items():
+    line, = ax.plot(*zip(*[(w, 100 * a) for w, a in points]), "o-", label=name, lw=1.5, ms=3)
+    if name in chance:
+      ax.axhline(100 * chance[name], color=line.get_color(), ls=":", lw=1)
+  ax.set_ylabel("macro accuracy (%); dotted: chance")
+  _save(fig, ax, workdir, "zero_shot.png")
+
+
+def _save(fig, ax, workdir, name: str):
+  """Finishes a one-panel plot against words seen and writes it to workdir/plots/name."""
+  ax.set_xlabel("words seen")
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
   out = epath.Path(workdir) / "plots"
   out.mkdir(parents=True, exist_ok=True)
-  with (out / "loss.png").open("wb") as f:
+  with (out / name).open("wb") as f:
     fig.savefig(f, dpi=120)

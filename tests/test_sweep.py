@@ -1,0 +1,239 @@
+"""The sweep runner end to end: launch.py --mode=sweep on two tiny variants of the smoke config.
+
+A sweep killed with SIGKILL while its second variant trains, then run again, gives the same
+summary as one that never stopped; finished variants are never trained again; SIGTERM stops
+the sweep once the running variant has saved, and sweep.only trains one variant; a bad
+variant is refused before anything trains.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from babylm_jax.errors import ConfigError
+from babylm_jax.sweep import spec, summary
+from conftest import ROOT, data_path
+
+pytestmark = pytest.mark.slow
+
+STEPS = 20
+
+
+def _sweep_file(tmp, cache, variants=None) -> str:
+  path = tmp / "tiny_sweep.py"
+  overrides = {
+      "data.path": str(data_path("babylm_text", "train_100k")), "data.cache_dir": str(cache),
+      "train.steps": STEPS, "train.log_every": 5, "checkpoint.every": 10,
+      "train.eval_every": 10, "train.eval_batches": 2,
+      "train.eval_suites": "blimp_fast,ewok", "train.eval_suites_every_words": 10_000,
+      "train.eval_suites_max_items": 70,
+      "eval.suites": "blimp_fast,ewok", "eval.backend": "causal", "eval.max_items": 140,
+      "eval.data.blimp_fast": str(data_path("babylm_eval/fast_eval/blimp_fast")),
+      "eval.data.ewok": str(data_path("babylm_eval/fast_eval/ewok_fast"))}
+  variants = variants or [("a", {}), ("b", {"model.layer_weighting": "residual", "seed": 1})]
+  path.write_text(
+      "from babylm_jax.sweep.spec import sweep_config\n\n"
+      "def get_config():\n"
+      f"  return sweep_config(base={str(ROOT / 'configs' / 'smoke.py')!r}, budget=1.0,\n"
+      f"                      overrides={overrides!r},\n"
+      f"                      variants={variants!r})\n")
+  return str(path)
+
+
+def _args(config, workdir, *extra):
+  return [sys.executable, "launch.py", "--mode=sweep", "--config", config,
+          "--workdir", str(workdir), *extra]
+
+
+def _env():
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  env["JAX_PLATFORMS"] = "cpu"
+  return env
+
+
+def sweep(config, workdir, *extra):
+  r = subprocess.run(_args(config, workdir, *extra), cwd=ROOT, capture_output=True, text=True,
+                     timeout=3600, env=_env())
+  assert r.returncode == 0, r.stderr[-3000:]
+  return r
+
+
+def rows(workdir) -> list[dict]:
+  """The summary's rows without the measured times."""
+  data = json.loads((workdir / "summary.json").read_text())
+  return [{k: v for k, v in r.items() if k not in summary.TIMING} for r in data["variants"]]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+  return tmp_path_factory.mktemp("sweep_cache")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, cache):
+  tmp = tmp_path_factory.mktemp("straight_sweep")
+  config = _sweep_file(tmp, cache)
+  sweep(config, tmp / "runs")
+  return config, tmp / "runs"
+
+
+def test_sweep_trains_evaluates_and_summarises(straight):
+  _, runs = straight
+  got = rows(runs)
+  assert [r["name"] for r in got] == ["a", "b"]
+  for r in got:
+    assert r["status"] == "finished" and r["steps"] == r["total_steps"] == STEPS
+    assert r["words_seen"] > 15_000 and 5.0 < r["val_loss"] < 7.5
+    assert set(r["accuracy"]) == {"blimp_fast/causal", "ewok/causal"}
+    # The learning curves: start, every 10k words, end.
+    assert [w for w, _ in r["curve"]["blimp_fast/causal"]][0] == 0
+    assert len(r["curve"]["ewok/causal"]) == 2 + r["words_seen"] // 10_000
+    # Each row agrees with its run's own files.
+    report = json.loads((runs / r["name"] / "eval" / "blimp_fast-causal.json").read_text())
+    assert r["accuracy"]["blimp_fast/causal"] == report["macro_accuracy"]
+    assert report["step"] == STEPS and report["items"] == 67 * 2
+  a, b = got
+  assert b["overrides"] == {"model.layer_weighting": "residual", "seed": 1} and b["seed"] == 1
+  assert a["parameters"] == 165_652 and b["parameters"] < a["parameters"]  # no layer weights
+  assert b["vs_first"]["val_loss"] == pytest.approx(b["val_loss"] - a["val_loss"])
+  assert b["vs_first"]["ewok/causal"] == pytest.approx(
+      b["accuracy"]["ewok/causal"] - a["accuracy"]["ewok/causal"])
+  assert a["vs_first"] == {"blimp_fast/causal": 0.0, "ewok/causal": 0.0, "val_loss": 0.0}
+  full = json.loads((runs / "summary.json").read_text())["variants"]
+  assert all(r["wall_s"] > 0 and r["tokens_per_s"] > 0 for r in full)
+  md = (runs / "summary.md").read_text()
+  assert f"| a | (base) | finished | 165,652 | {STEPS} |" in md
+  assert "model.layer_weighting=residual, seed=1" in md
+  assert (runs / "summary.png").stat().st_size > 5_000
+
+
+def test_rerun_trains_nothing(straight):
+  config, runs = straight
+  before = {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()
+            and "summary" not in p.name}
+  r = sweep(config, runs)
+  assert r.stderr.count("is trained; not training it again") == 2
+  assert "launch.py --mode=" not in r.stderr  # no child was started
+  after = {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()
+           and "summary" not in p.name}
+  assert after == before
+
+
+def _state(pid) -> str:
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0]
+  except FileNotFoundError:
+    return "gone"
+
+
+def _max_step(metrics) -> int:
+  if not metrics.exists():
+    return 0
+  return max([0] + [json.loads(l)["step"] for l in metrics.read_text().splitlines()
+                    if l.strip()])
+
+
+def test_sigkill_in_second_variant_resumes_to_same_summary(straight, tmp_path):
+  config, runs_straight = straight
+  runs = tmp_path / "runs"
+  log = tmp_path / "sweep.log"
+  with open(log, "w") as out:
+    proc = subprocess.Popen(_args(config, runs), cwd=ROOT, env=_env(), stdout=out,
+                            stderr=subprocess.STDOUT)
+  deadline = time.time() + 1800
+  # Kill once variant b has a checkpoint and has trained past it.
+  while time.time() < deadline:
+    if (runs / "b" / "checkpoints" / "10").exists() and _max_step(
+        runs / "b" / "metrics.jsonl") >= 15:
+      break
+    assert proc.poll() is None, log.read_text()[-3000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  child = int(re.search(r"variant 'b': train \(pid (\d+)\)", log.read_text()).group(1))
+  deadline = time.time() + 30
+  while _state(child) not in ("gone", "Z", "X") and time.time() < deadline:
+    time.sleep(0.05)
+  assert _state(child) in ("gone", "Z", "X"), "the run of variant b outlived its sweep"
+  assert not (runs / "b" / "checkpoints" / str(STEPS)).exists()
+  a_files = {p: p.stat().st_mtime_ns for p in (runs / "a").rglob("*") if p.is_file()}
+
+  r = sweep(config, runs)
+  assert "variant 'a' (1/2) is trained; not training it again" in r.stderr
+  assert "resumed from step" in r.stdout + r.stderr
+  assert {p: p.stat().st_mtime_ns for p in (runs / "a").rglob("*") if p.is_file()} == a_files
+  assert rows(runs) == rows(runs_straight)
+
+
+def test_sigterm_stops_the_sweep_and_only_resumes_one_variant(straight, tmp_path):
+  config, runs_straight = straight
+  runs = tmp_path / "runs"
+  proc = subprocess.Popen(_args(config, runs), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 1800
+  while time.time() < deadline and not (runs / "a" / "checkpoints" / "10").exists():
+    assert proc.poll() is None, proc.stderr.read()[-3000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=1800)
+  assert proc.returncode == 0, err[-3000:]
+  assert "SIGTERM received" in err and not (runs / "b").exists()
+  saved = sorted(int(p.name) for p in (runs / "a" / "checkpoints").iterdir())
+  assert 10 <= saved[-1] < STEPS  # the run saved where it stopped, before its end
+  assert [r["status"] for r in rows(runs)] == ["partial", "pending"]
+
+  # sweep.only=a finishes that variant alone; b stays pending.
+  r = sweep(config, runs, "--config.sweep.only=a")
+  assert "resumed from step" in r.stdout + r.stderr and not (runs / "b").exists()
+  a, b = rows(runs)
+  assert b["status"] == "pending" and b["steps"] == 0 and b["accuracy"] == {}
+  assert a == rows(runs_straight)[0]  # the same run as in the full sweep
+
+
+def test_bad_variants_are_refused_before_training(tmp_path, cache):
+  bad = _sweep_file(tmp_path, cache, [("a", {}), ("b", {"model.layer_wieghting": "elc"})])
+  r = subprocess.run(_args(bad, tmp_path / "runs"), cwd=ROOT, capture_output=True, text=True,
+                     env=_env())
+  assert r.returncode == 2 and "Traceback" not in r.stderr
+  assert "sweep variant 'b'" in r.stderr and "model.layer_weighting" in r.stderr
+  assert not (tmp_path / "runs" / "a").exists()
+  ok = spec.resolve(_load(_sweep_file(tmp_path, cache)))
+  smoke = str(ROOT / "configs" / "smoke.py")
+  assert ok[1].command("W")[:5] == ["--mode=train", "--config", smoke, "--workdir", "W"]
+  assert "--config.model.layer_weighting=residual" in ok[1].command("W")
+  for variants, match in [
+      ([("a", {"train.steps": 2.5})], "train.steps=2.5"),
+      ([("a", {}), ("a", {"seed": 1})], "repeat"),
+      ([("a/b", {})], "names a folder"),
+      ([("a", {"model.hidden_size": 65})], "multiple of model.num_heads")]:
+    with pytest.raises(ConfigError, match=match):
+      spec.resolve(_load(_sweep_file(tmp_path, cache, variants)))
+
+
+def _load(path):
+  from babylm_jax import cli
+  return cli._load_config_file(path)
+
+
+def test_seed_questions_resolve_on_the_smoke_config():
+  c = _load(str(ROOT / "configs" / "sweeps" / "seed_questions.py"))
+  c.sweep.base = str(ROOT / "configs" / "smoke.py")  # configs/cpu_proxy.py in real use
+  variants = {v.name: v.config for v in spec.resolve(c)}
+  assert list(variants)[:2] == ["gpt_bert", "gpt_bert_seed1"]
+  for config in variants.values():
+    assert config.train.steps == 75  # a quarter of the smoke config's 300
+    assert config.train.eval_suites == config.eval.suites == "blimp_fast,supplement,ewok"
+  ref = variants["gpt_bert"]
+  assert (ref.objective.causal_fraction, ref.model.layer_weighting) == (1 / 16, "gpt_bert")
+  assert variants["gpt_bert_seed1"].seed == 1 and ref.seed == 0
+  assert variants["causal_only"].objective.causal_fraction == 1.0
+  assert variants["masked_only"].train.eval_suites_backend == "mntp"
+  assert variants["residual"].model.layer_weighting == "residual"
