@@ -144,14 +144,29 @@ def model_fields_from_hf(folder) -> dict:
   return {ours: cfg[theirs] for ours, theirs in FIELDS}
 
 
+def _prefix_space(tok) -> dict:
+  """{'add_prefix_space': ...} of a byte-level pre-tokenizer, for tokenizer_config.json.
+
+  transformers 4.x (the BabyLM pipeline pins 4.51.3) resets a top-level pre-tokenizer's
+  add_prefix_space to the tokenizer_config value, False when absent, so it must be written
+  there as tokenizer.json has it. Inside a Sequence, 4.x leaves it alone.
+  """
+  state = json.loads(tok.pre_tokenizer.__getstate__()) if tok.pre_tokenizer else {}
+  return {"add_prefix_space": state["add_prefix_space"]} if "add_prefix_space" in state else {}
+
+
 def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length: int):
-  """tokenizer.json that prepends <s>, and the two files AutoTokenizer reads beside it."""
+  """tokenizer.json and the two files AutoTokenizer reads beside it.
+
+  One text becomes `<s> a` (how the scorer reads a sentence), a pair `<s> a </s> b </s>` (how
+  fine-tuning reads a pair).
+  """
   import tokenizers
   from tokenizers import processors
   tok = tokenizers.Tokenizer.from_file(str(tokenizer_path))
   bos, eos = SPECIAL_TOKENS[BOS_ID], SPECIAL_TOKENS[EOS_ID]
   tok.post_processor = processors.TemplateProcessing(
-      single=f"{bos} $A", pair=f"{bos} $A {eos} $B:1",
+      single=f"{bos} $A", pair=f"{bos} $A {eos} $B:1 {eos}:1",
       special_tokens=[(bos, BOS_ID), (eos, EOS_ID)])
   tok.no_padding()
   tok.no_truncation()
@@ -160,7 +175,8 @@ def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length
                  pad_token=SPECIAL_TOKENS[PAD_ID], mask_token=SPECIAL_TOKENS[MASK_ID],
                  cls_token=bos, sep_token=eos)
   tok_cfg = dict(tokenizer_class="PreTrainedTokenizerFast", model_max_length=max_length,
-                 padding_side="right", clean_up_tokenization_spaces=False, **special)
+                 padding_side="right", clean_up_tokenization_spaces=False, **_prefix_space(tok),
+                 **special)
   (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2))
   (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
 

@@ -1,0 +1,171 @@
+"""The exported tokenizer gives exactly the token ids we score, under both transformers.
+
+Every sentence of every evaluation set in ../shared/data (BLiMP, the fast BLiMP, supplement and
+EWoK sets, entity tracking, wug, the (Super)GLUE inputs) is tokenized twice: by our scorer
+(`scoring.tokenize`) or fine-tuning encoder (`finetune.encode_examples`) with the run's
+tokenizer.json, and by `AutoTokenizer` on an export folder in a subprocess, once under the
+current transformers 5.x and once under the BabyLM pipeline's pinned transformers 4.51.3 /
+tokenizers 0.21.1 (tests/pinned_env.py). The zero-shot texts are formed as the pipeline forms
+them (the EWoK context and target joined by a space, the entity-tracking prefix and option
+concatenated) and the first scored token is found from the offsets as the pipeline finds it.
+Ids and first scored tokens must agree for every sentence.
+
+The GLUE pairs go through the pair template (`<s> a </s> b </s>`) cut to the fine-tuning length
+(transformers cuts longest-first, we cut the longest text first). Our multirc and wsc inputs
+are three texts, which the pipeline forms differently (a question template); there each text
+is compared on its own.
+"""
+
+import json
+import pathlib
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from babylm_jax.config import BOS_ID, EOS_ID, base_config
+from babylm_jax.data.tokenizer import train_tokenizer
+from babylm_jax.eval import finetune, scoring, suites
+from babylm_jax.export import hf
+from conftest import data_path, load_config
+from pinned_env import pinned_python, probe
+
+UNBOUNDED = 1 << 20
+FINETUNE_LEN = base_config().finetune.max_length
+# Our zero-shot suites: (suite, folder under ../shared/data).
+ZERO_SHOT = (("blimp", ("blimp",)),
+             ("blimp_fast", ("babylm_eval", "fast_eval", "blimp_fast")),
+             ("supplement", ("babylm_eval", "fast_eval", "supplement_fast")),
+             ("ewok", ("babylm_eval", "fast_eval", "ewok_fast")),
+             ("entity_tracking", ("babylm_eval", "entity_tracking")))
+
+
+def _records(folder):
+  for path in sorted(pathlib.Path(folder).glob("*.jsonl")):  # load_suite's order
+    for line in path.read_text(encoding="utf-8").splitlines():
+      if line.strip():
+        yield json.loads(line)
+
+
+def _pipeline_texts(suite, folder):
+  """(sentence, length of its scored completion) per option, as the pipeline forms them."""
+  rows = []
+  for r in _records(folder):
+    if suite == "ewok":
+      rows += [(f"{r['Context1']} {t}", len(t) + 1) for t in (r["Target1"], r["Target2"])]
+    elif suite == "entity_tracking":
+      rows += [(r["input_prefix"] + o, len(o)) for o in r["options"]]
+    else:
+      rows += [(s, len(s)) for s in (r["sentence_good"], r["sentence_bad"])]
+  return rows
+
+
+def _flat(seqs):
+  """{ids, lengths, starts} arrays of a list of (ids, first scored index) sequences."""
+  return dict(ids=np.array([t for ids, _ in seqs for t in ids], np.int32),
+              lengths=np.array([len(ids) for ids, _ in seqs], np.int32),
+              starts=np.array([start for _, start in seqs], np.int32))
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+  """An export with a tokenizer trained on real text; our ids and the texts of every set."""
+  tmp = tmp_path_factory.mktemp("tokens")
+  text = [line for p in sorted(data_path("babylm_text", "train_100k").glob("*.train"))
+          for line in p.read_text().splitlines() if line.strip()]
+  raw = train_tokenizer(text, 8192)
+  (tmp / "tokenizer.json").write_text(raw.to_str())
+  config = load_config("smoke")
+  config.model.vocab_size = 8192
+  zeros = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), hf.abstract_params(config.model))
+  export = tmp / "export"
+  export.mkdir()
+  hf.write_folder(export, zeros, config.model, tmp / "tokenizer.json", {"step": 0})
+
+  groups, want = {}, {}
+  for suite, parts in ZERO_SHOT:
+    items = suites.load_suite(suite, str(data_path(*parts))).items
+    ctx = [it.context for it in items for _ in it.options]
+    tgt = [o for it in items for o in it.options]
+    want[suite] = scoring.tokenize(raw, ctx, tgt, UNBOUNDED)
+    rows = _pipeline_texts(suite, data_path(*parts))
+    assert len(rows) == len(tgt)
+    groups[suite] = dict(texts=[t for t, _ in rows], completion_chars=[c for _, c in rows])
+  wug = [s for r in _records(data_path("babylm_eval", "wug_adj_nominalization"))
+         for s in r["sentences"].split("\t")]
+  want["wug"] = scoring.tokenize(raw, [""] * len(wug), wug, UNBOUNDED)
+  groups["wug"] = dict(texts=wug, completion_chars=[len(s) for s in wug])
+
+  glue = data_path("babylm_eval", "glue_filtered")
+  for task, (fields, _) in finetune.TASKS.items():
+    for split in ("train", "valid"):
+      if not (glue / f"{task}.{split}.jsonl").is_file():
+        continue
+      name = f"{task}.{split}"
+      examples = finetune.load_split(str(glue), task, split)
+      if len(fields) == 2:  # the pipeline's layout
+        ids = finetune.encode_examples(raw, examples, FINETUNE_LEN)[0]
+        groups[name] = dict(texts=[t[0] for t, _ in examples],
+                            second=[t[1] for t, _ in examples], max_length=FINETUNE_LEN)
+      else:
+        ids = finetune.encode_examples(raw, examples, UNBOUNDED)[0]
+        for k in range(len(fields)):
+          groups[f"{name}#{k}"] = dict(texts=[t[k] for t, _ in examples], special=False)
+      want[name] = [(tuple(row), 1) for row in ids]
+  (tmp / "texts.json").write_text(json.dumps({"groups": groups}))
+  return dict(tmp=tmp, export=export, want={k: _flat(v) for k, v in want.items()})
+
+
+def _theirs(got, name):
+  """{ids, lengths, starts} of one of our groups from the probe's output."""
+  if f"{name}/ids" in got:
+    lengths = got[f"{name}/lengths"]
+    starts = got[f"{name}/starts"] if f"{name}/starts" in got else np.ones_like(lengths)
+    return dict(ids=got[f"{name}/ids"], lengths=lengths, starts=starts)
+  # A three-text GLUE task: <s> a </s> b </s> c </s> from each text's own ids.
+  parts = []
+  for k in range(3):
+    flat, lengths = got[f"{name}#{k}/ids"], got[f"{name}#{k}/lengths"]
+    parts.append(np.split(flat, np.cumsum(lengths)[:-1]))
+  rows = [(tuple([BOS_ID] + [int(t) for p in row for t in [*p, EOS_ID]]), 1)
+          for row in zip(*parts)]
+  return _flat(rows)
+
+
+def _mismatches(ours, theirs) -> list[int]:
+  """Indices of the sequences whose ids or first scored token differ."""
+  if len(ours["lengths"]) != len(theirs["lengths"]):
+    return list(range(len(ours["lengths"])))
+  wrong = ours["starts"] != theirs["starts"]
+  if np.array_equal(ours["lengths"], theirs["lengths"]):  # compare the flat ids per sequence
+    diff = (ours["ids"] != theirs["ids"]).astype(np.int64)
+    return np.flatnonzero(
+        wrong | (np.add.reduceat(diff, np.r_[0, np.cumsum(ours["lengths"])[:-1]]) > 0)).tolist()
+  split = [np.split(x["ids"], np.cumsum(x["lengths"])[:-1]) for x in (ours, theirs)]
+  return [k for k, (a, b) in enumerate(zip(*split)) if wrong[k] or not np.array_equal(a, b)]
+
+
+@pytest.mark.parametrize("which", ["current", "pinned"])
+def test_exported_tokenizer_gives_our_ids_for_every_sentence(case, which):
+  python = sys.executable if which == "current" else pinned_python()
+  out = case["tmp"] / f"ids-{which}.npz"
+  res = probe(python, "tokens", case["export"], case["tmp"] / "texts.json", out)
+  info = json.loads(res.stdout.strip().splitlines()[-1])
+  if which == "pinned":
+    assert (info["transformers"], info["tokenizers"]) == ("4.51.3", "0.21.1")
+  else:
+    assert info["transformers"].startswith("5.")
+  got = np.load(out)
+  summary, bad = {}, []
+  for name, ours in case["want"].items():
+    theirs = _theirs(got, name)
+    wrong = _mismatches(ours, theirs)
+    summary[name] = [len(ours["lengths"]), len(wrong)]
+    bad += [(name, k) for k in wrong[:2]]
+  print(f"\n{which} ({info['transformers']}): sentences compared, mismatches per set: "
+        f"{json.dumps(summary)}")
+  assert summary["blimp"][0] == 134_000 and sum(n for n, _ in summary.values()) > 250_000
+  assert (case["want"]["entity_tracking"]["starts"] > 1).all()  # contexts are compared too
+  assert not bad, (f"token ids differ from ours under transformers {info['transformers']} "
+                   f"(set, sentence): {bad[:6]}; per set: {summary}")
