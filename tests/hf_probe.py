@@ -4,7 +4,8 @@
                                                      unset or False; prints its class
   python hf_probe.py tokens EXPORT IN.json OUT.npz   token ids (and scored starts) of texts
   python hf_probe.py logits EXPORT IN.npz OUT.npz    logits of the LM classes, and the other
-                                                     Auto classes loaded once
+                                                     Auto classes loaded once; each load's
+                                                     messages follow '== CLASS' on stderr
 
 It imports nothing from babylm_jax or the tests, so that it runs in the environment pinned to
 the BabyLM pipeline's versions (tests/pinned_env.py) as well as in the test environment. The
@@ -61,17 +62,18 @@ def logits(export, in_path, out_path):
   mask = torch.from_numpy(batch["attention_mask"].astype(np.int64))
   out, classes = {}, {}
   for name in ("AutoModelForCausalLM", "AutoModelForMaskedLM"):
+    print(f"== {name}", file=sys.stderr, flush=True)
     model = getattr(transformers, name).from_pretrained(export, trust_remote_code=True)
     assert not model.training, f"{name} is in training mode after from_pretrained"
     with torch.no_grad():
       out[name] = model(input_ids=ids, attention_mask=mask).logits.float().numpy()
     classes[name] = type(model).__name__
-  print("== loading AutoModelForSequenceClassification", flush=True)
+  print("== AutoModelForSequenceClassification", file=sys.stderr, flush=True)
   clf = transformers.AutoModelForSequenceClassification.from_pretrained(
       export, trust_remote_code=True, num_labels=3)
   with torch.no_grad():
     out["classifier"] = clf(input_ids=ids, attention_mask=mask).logits.float().numpy()
-  print("== loading AutoModel", flush=True)
+  print("== AutoModel", file=sys.stderr, flush=True)
   encoder = transformers.AutoModel.from_pretrained(export, trust_remote_code=True)
   classes.update(classifier=type(clf).__name__, encoder=type(encoder).__name__)
   np.savez(out_path, **out)

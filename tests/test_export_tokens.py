@@ -69,8 +69,8 @@ def _flat(seqs):
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
-  """An export with a tokenizer trained on real text; our ids and the texts of every set."""
+def exported(tmp_path_factory):
+  """An export (zero weights) whose tokenizer is trained on real text as training does."""
   tmp = tmp_path_factory.mktemp("tokens")
   text = [line for p in sorted(data_path("babylm_text", "train_100k").glob("*.train"))
           for line in p.read_text().splitlines() if line.strip()]
@@ -82,7 +82,13 @@ def case(tmp_path_factory):
   export = tmp / "export"
   export.mkdir()
   hf.write_folder(export, zeros, config.model, tmp / "tokenizer.json", {"step": 0})
+  return dict(tmp=tmp, export=export, raw=raw)
 
+
+@pytest.fixture(scope="module")
+def case(exported):
+  """Our ids of every sentence, and the texts as the pipeline forms them (texts.json)."""
+  tmp, raw = exported["tmp"], exported["raw"]
   groups, want = {}, {}
   for suite, parts in ZERO_SHOT:
     items = suites.load_suite(suite, str(data_path(*parts))).items
@@ -114,7 +120,7 @@ def case(tmp_path_factory):
           groups[f"{name}#{k}"] = dict(texts=[t[k] for t, _ in examples], special=False)
       want[name] = [(tuple(row), 1) for row in ids]
   (tmp / "texts.json").write_text(json.dumps({"groups": groups}))
-  return dict(tmp=tmp, export=export, want={k: _flat(v) for k, v in want.items()})
+  return dict(exported, want={k: _flat(v) for k, v in want.items()})
 
 
 def _theirs(got, name):
@@ -169,3 +175,16 @@ def test_exported_tokenizer_gives_our_ids_for_every_sentence(case, which):
   assert (case["want"]["entity_tracking"]["starts"] > 1).all()  # contexts are compared too
   assert not bad, (f"token ids differ from ours under transformers {info['transformers']} "
                    f"(set, sentence): {bad[:6]}; per set: {summary}")
+
+
+# transformers 5.x's AutoTokenizer reads the config first, and the config class is custom code
+# (a model type transformers does not know), so there it asks unless trust_remote_code is given;
+# False is enough. 4.51.3 reads tokenizer_config.json's class and asks nothing.
+@pytest.mark.parametrize("which,trust", [("pinned", "none"), ("current", "false")])
+def test_auto_tokenizer_is_a_standard_class_and_asks_nothing(exported, which, trust):
+  python = sys.executable if which == "current" else pinned_python()
+  res = probe(python, "tokenizer", exported["export"], trust)
+  info = json.loads(res.stdout.strip().splitlines()[-1])
+  assert info["module"].startswith("transformers.") and \
+      info["tokenizer"] in ("PreTrainedTokenizerFast", "TokenizersBackend"), info
+  assert "custom code" not in res.stdout + res.stderr, res.stdout + res.stderr
