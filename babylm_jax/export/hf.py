@@ -26,6 +26,7 @@ import shutil
 import jax
 import numpy as np
 
+from babylm_jax import file_modes
 from babylm_jax.config import (BOS_ID, EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID)
 from babylm_jax.errors import ConfigError, DataError, UserError
 
@@ -191,6 +192,7 @@ def write_folder(out: pathlib.Path, params, model_cfg, tokenizer_path, info: dic
   for name in CODE_FILES:
     shutil.copyfile(here / name, out / name)
   _write_tokenizer(pathlib.Path(tokenizer_path), out, int(model_cfg.max_position))
+  file_modes.share(out)  # safetensors writes 0600; an export is for others to read
 
 
 def milestone_folder(words: int) -> str:
