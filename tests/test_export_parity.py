@@ -101,15 +101,20 @@ def test_random_inputs_padded(weighting):
   _compare(model, ported, ids, seg)
 
 
-def test_real_sentences_padded(tokenizer, blimp_sentences):
-  model, ported, _ = _models("gpt_bert", seed=3)
-  encs = tokenizer.encode_batch(blimp_sentences, add_special_tokens=False)
-  rows = [[BOS_ID] + e.ids for e in encs]
+def _padded(tokenizer, sentences):
+  """(ids, segment ids) [B, T] int32 of `<s>` + each sentence, right-padded."""
+  rows = [[BOS_ID] + e.ids for e in tokenizer.encode_batch(sentences, add_special_tokens=False)]
   T = max(map(len, rows))
   ids = np.full((len(rows), T), PAD_ID, np.int32)
   seg = np.zeros((len(rows), T), np.int32)
   for r, row in enumerate(rows):
     ids[r, :len(row)], seg[r, :len(row)] = row, 1
+  return ids, seg
+
+
+def test_real_sentences_padded(tokenizer, blimp_sentences):
+  model, ported, _ = _models("gpt_bert", seed=3)
+  ids, seg = _padded(tokenizer, blimp_sentences)
   assert (seg == 0).any(), "the batch should hold padded rows"
   _compare(model, ported, ids, seg)
 
@@ -191,13 +196,8 @@ def test_auto_classes_of_an_export_match_jax(tokenizer, blimp_sentences, tmp_pat
   export.mkdir()
   hf.write_folder(export, nnx.to_pure_dict(nnx.state(model)), config.model,
                   tmp_path / "tokenizer.json", {"step": 0})
-  encs = tokenizer.encode_batch(blimp_sentences, add_special_tokens=False)
-  rows = [[BOS_ID] + e.ids for e in encs]
-  T = max(map(len, rows))
-  ids = np.full((len(rows), T), PAD_ID, np.int64)
-  mask = np.zeros((len(rows), T), np.int64)
-  for r, row in enumerate(rows):
-    ids[r, :len(row)], mask[r, :len(row)] = row, 1
+  ids, mask = _padded(tokenizer, blimp_sentences)
+  B = len(ids)
   mask[-1, 6:] *= 2  # two packed documents in the last row
   np.savez(tmp_path / "batch.npz", input_ids=ids, attention_mask=mask)
 
@@ -222,7 +222,6 @@ def test_auto_classes_of_an_export_match_jax(tokenizer, blimp_sentences, tmp_pat
     assert not said, f"loading the export as {name} printed {said}:\n{text[-2000:]}"
   got = np.load(tmp_path / "logits.npz")
   for name, causal in (("AutoModelForCausalLM", True), ("AutoModelForMaskedLM", False)):
-    want = np.asarray(model(jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32),
-                            jnp.full((len(rows),), causal)))
+    want = np.asarray(model(jnp.asarray(ids), jnp.asarray(mask), jnp.full((B,), causal)))
     assert np.abs(got[name] - want)[mask > 0].max() < TOL, name
-  assert got["classifier"].shape == (len(rows), 3) and np.isfinite(got["classifier"]).all()
+  assert got["classifier"].shape == (B, 3) and np.isfinite(got["classifier"]).all()

@@ -6,8 +6,9 @@ EWoK sets, entity tracking, wug, the (Super)GLUE inputs) is tokenized twice: by 
 tokenizer.json, and by `AutoTokenizer` on an export folder in a subprocess, once under the
 current transformers 5.x and once under the BabyLM pipeline's pinned transformers 4.51.3 /
 tokenizers 0.21.1 (tests/pinned_env.py). The zero-shot texts are formed as the pipeline forms
-them (the EWoK context and target joined by a space, the entity-tracking prefix and option
-concatenated) and the first scored token is found from the offsets as the pipeline finds it.
+them (`eval/official.py`: the EWoK context and target joined by a space, the entity-tracking
+prefix and option concatenated) and the first scored token is found from the offsets as the
+pipeline finds it.
 Ids and first scored tokens must agree for every sentence.
 
 The GLUE pairs go through the pair template (`<s> a </s> b </s>`) cut to the fine-tuning length
@@ -17,7 +18,6 @@ is compared on its own.
 """
 
 import json
-import pathlib
 import sys
 
 import jax
@@ -26,7 +26,7 @@ import pytest
 
 from babylm_jax.config import BOS_ID, EOS_ID, base_config
 from babylm_jax.data.tokenizer import train_tokenizer
-from babylm_jax.eval import finetune, scoring, suites
+from babylm_jax.eval import finetune, official, scoring, suites
 from babylm_jax.export import hf
 from conftest import data_path, load_config
 from pinned_env import pinned_python, probe
@@ -41,24 +41,10 @@ ZERO_SHOT = (("blimp", ("blimp",)),
              ("entity_tracking", ("babylm_eval", "entity_tracking")))
 
 
-def _records(folder):
-  for path in sorted(pathlib.Path(folder).glob("*.jsonl")):  # load_suite's order
-    for line in path.read_text(encoding="utf-8").splitlines():
-      if line.strip():
-        yield json.loads(line)
-
-
 def _pipeline_texts(suite, folder):
   """(sentence, length of its scored completion) per option, as the pipeline forms them."""
-  rows = []
-  for r in _records(folder):
-    if suite == "ewok":
-      rows += [(f"{r['Context1']} {t}", len(t) + 1) for t in (r["Target1"], r["Target2"])]
-    elif suite == "entity_tracking":
-      rows += [(r["input_prefix"] + o, len(o)) for o in r["options"]]
-    else:
-      rows += [(s, len(s)) for s in (r["sentence_good"], r["sentence_bad"])]
-  return rows
+  return [(text, len(completion)) for _, r in official.records(folder)
+          for text, completion in official.sentences(suite, r)]
 
 
 def _flat(seqs):
@@ -98,10 +84,9 @@ def case(exported):
     rows = _pipeline_texts(suite, data_path(*parts))
     assert len(rows) == len(tgt)
     groups[suite] = dict(texts=[t for t, _ in rows], completion_chars=[c for _, c in rows])
-  wug = [s for r in _records(data_path("babylm_eval", "wug_adj_nominalization"))
-         for s in r["sentences"].split("\t")]
-  want["wug"] = scoring.tokenize(raw, [""] * len(wug), wug, UNBOUNDED)
-  groups["wug"] = dict(texts=wug, completion_chars=[len(s) for s in wug])
+  wug = _pipeline_texts("wug", data_path("babylm_eval", "wug_adj_nominalization"))
+  want["wug"] = scoring.tokenize(raw, [""] * len(wug), [t for t, _ in wug], UNBOUNDED)
+  groups["wug"] = dict(texts=[t for t, _ in wug], completion_chars=[c for _, c in wug])
 
   glue = data_path("babylm_eval", "glue_filtered")
   for task, (fields, _) in finetune.TASKS.items():
