@@ -66,7 +66,7 @@ def pinned_python() -> pathlib.Path:
     return python
 
 
-def probe(python, *args, timeout=600) -> subprocess.CompletedProcess:
+def probe(python, *args, timeout=1800) -> subprocess.CompletedProcess:
   """Runs tests/hf_probe.py under `python` with stdin closed (a prompt cannot wait), offline."""
   env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONNOUSERSITE="1",
              TOKENIZERS_PARALLELISM="false")
