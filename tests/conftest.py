@@ -33,3 +33,19 @@ def load_config(name: str):
   """configs/<name>.py's get_config()."""
   import importlib
   return importlib.import_module(f"configs.{name}").get_config()
+
+
+def not_shared(folder) -> list[str]:
+  """Entries under `folder` (itself included) whose mode is not what `cp` would give them:
+  0666 for files and 0777 for folders, less the umask (0644 / 0755 under umask 022)."""
+  from babylm_jax.file_modes import umask
+  mask = umask()
+  folder = pathlib.Path(folder)
+  wrong = []
+  for p in [folder, *folder.rglob("*")]:
+    if p.is_symlink():
+      continue
+    want = (0o777 if p.is_dir() else 0o666) & ~mask
+    if p.stat().st_mode & 0o777 != want:
+      wrong.append(f"{p.relative_to(folder.parent)} {oct(p.stat().st_mode & 0o777)}")
+  return wrong

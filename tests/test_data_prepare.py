@@ -13,7 +13,7 @@ from babylm_jax.config import BOS_ID, SPECIAL_TOKENS, base_config
 from babylm_jax.data import clean, sources, store as store_lib
 from babylm_jax.data.prepare import prepare_data
 from babylm_jax.errors import ConfigError, DataError
-from conftest import ROOT, data_path
+from conftest import ROOT, data_path, not_shared
 
 VOCAB = 512
 
@@ -95,6 +95,7 @@ def test_cache_is_reused_and_rebuilt_when_one_byte_changes(tmp_path):
   assert prepare_data(c).train.path != changed.train.path
   leftovers = [n for n in os.listdir(tmp_path / "cache" / "stores") if ".tmp-" in n]
   assert not leftovers
+  assert not_shared(tmp_path / "cache" / "stores") == []  # the stores were mkdtemp's 0700
 
 
 def test_a_build_killed_midway_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):

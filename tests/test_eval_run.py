@@ -20,7 +20,7 @@ import pytest
 
 from babylm_jax.errors import DataError, UserError
 from babylm_jax.eval import finetune, glue, run, summary
-from conftest import ROOT, data_path, load_config
+from conftest import ROOT, data_path, load_config, not_shared
 from eval_helpers import small_tokenizer
 from test_eval_tasks import write_comps, write_wug_past
 
@@ -96,6 +96,7 @@ def test_eval_writes_reports(trained, capsys):
       assert [f["name"] for f in r["files"]] == sorted(
           p.name for p in (workdir.parent / data[suite].split("/")[-1]).glob("*.jsonl"))
   assert not list((workdir / "eval").glob(".tmp-*"))
+  assert not_shared(workdir) == []  # reports and checkpoints are readable by others
   by = {(r["suite"], r["backend"]): r for r in rows}
   assert len(by[("blimp_fast", "causal")]["paradigms"]) == 3
   assert by[("entity_tracking", "fused")]["paradigms"]["ambiref_0_ops"]["chance"] == 0.2

@@ -25,7 +25,7 @@ from babylm_jax.eval import scoring
 from babylm_jax.eval.suites import load_suite
 from babylm_jax.export import hf
 from babylm_jax.train import checkpoint as ckpt_lib
-from conftest import ROOT, data_path, load_config
+from conftest import ROOT, data_path, load_config, not_shared
 
 MILESTONE = 1_000_000
 
@@ -94,6 +94,13 @@ def test_folder_holds_the_files_the_pipeline_reads(exported):
           "configuration_gpt_bert.py"} <= names
   assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
   assert not any(p.name.startswith(".model") for p in exported.parent.iterdir())  # no tmp
+
+
+def test_files_are_readable_by_others(exported, run):
+  """model.safetensors was 0600 (safetensors writes it so): an export is made to be shared."""
+  assert (exported / "chck_1M").is_dir()
+  assert not_shared(exported) == []
+  assert not_shared(run["workdir"]) == []  # checkpoints and milestones
 
 
 def test_auto_tokenizer_sets_specials_and_prepends_bos(exported, run):

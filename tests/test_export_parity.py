@@ -11,9 +11,13 @@ writes. Inputs are random ids and real BLiMP sentences encoded by a tokenizer tr
 BabyLM text, in padded batches (right and left padding, packed documents), in causal and
 bidirectional mode, for every layer weighting and every architecture switch (VARIANTS). They
 must agree within 1e-4 in float32.
+The last tests write whole export folders and load them with transformers' Auto classes
+(in a subprocess under the current transformers and under the BabyLM pipeline's pinned 4.51.3).
 """
 
 import json
+import re
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +31,7 @@ from babylm_jax.data.tokenizer import train_tokenizer
 from babylm_jax.export import configuration_gpt_bert, hf, modeling_gpt_bert
 from babylm_jax.model.gpt_bert import GPTBert
 from conftest import data_path, load_config
+from pinned_env import pinned_python, probe
 
 TOL = 1e-4
 # config.model overrides: together they take every value of every architecture switch.
@@ -122,15 +127,20 @@ def test_random_inputs_padded(variant):
   _compare(model, ported, ids, seg)
 
 
-def test_real_sentences_padded(tokenizer, blimp_sentences):
-  model, ported, _ = _models("gpt_bert", seed=3)
-  encs = tokenizer.encode_batch(blimp_sentences, add_special_tokens=False)
-  rows = [[BOS_ID] + e.ids for e in encs]
+def _padded(tokenizer, sentences):
+  """(ids, segment ids) [B, T] int32 of `<s>` + each sentence, right-padded."""
+  rows = [[BOS_ID] + e.ids for e in tokenizer.encode_batch(sentences, add_special_tokens=False)]
   T = max(map(len, rows))
   ids = np.full((len(rows), T), PAD_ID, np.int32)
   seg = np.zeros((len(rows), T), np.int32)
   for r, row in enumerate(rows):
     ids[r, :len(row)], seg[r, :len(row)] = row, 1
+  return ids, seg
+
+
+def test_real_sentences_padded(tokenizer, blimp_sentences):
+  model, ported, _ = _models("gpt_bert", seed=3)
+  ids, seg = _padded(tokenizer, blimp_sentences)
   assert (seg == 0).any(), "the batch should hold padded rows"
   _compare(model, ported, ids, seg)
 
@@ -289,3 +299,58 @@ def test_exported_folder_loads_and_scores_as_the_pipeline(objective, tokenizer,
   with torch.no_grad():
     hx, hy = (encoder(input_ids=z).last_hidden_state[0, :-1] for z in (x, y))
   assert torch.equal(hx, hy) == (objective == "causal")
+
+
+# ---------------------------------------------------------------------------------------
+# The export folder through transformers' Auto classes, under the current transformers and
+# under the BabyLM pipeline's pinned 4.51.3 (tests/pinned_env.py), in a subprocess.
+
+# What a load report says when weights are left out or made up, or a prompt for custom code.
+_REPORT_WORDS = ("UNEXPECTED", "MISSING", "not used", "newly initialized", "not initialized",
+                 "Do you wish to run the custom code")
+
+
+def _load_messages(stderr: str) -> dict[str, str]:
+  """The probe's stderr per loaded class (each load follows a line '== CLASS')."""
+  parts = re.split(r"^== (\w+)$", stderr, flags=re.M)
+  return dict(zip(parts[1::2], parts[2::2]))
+
+
+@pytest.mark.parametrize("which", ["current", "pinned"])
+def test_auto_classes_of_an_export_match_jax(tokenizer, blimp_sentences, tmp_path, which):
+  python = sys.executable if which == "current" else pinned_python()
+  model, _, config = _models("gpt_bert", seed=12)
+  tokenizer.save(str(tmp_path / "tokenizer.json"))
+  export = tmp_path / "export"
+  export.mkdir()
+  hf.write_folder(export, nnx.to_pure_dict(nnx.state(model)), config.model,
+                  tmp_path / "tokenizer.json", {"step": 0})
+  ids, mask = _padded(tokenizer, blimp_sentences)
+  B = len(ids)
+  mask[-1, 6:] *= 2  # two packed documents in the last row
+  np.savez(tmp_path / "batch.npz", input_ids=ids, attention_mask=mask)
+
+  res = probe(python, "logits", export, tmp_path / "batch.npz", tmp_path / "logits.npz")
+  info = json.loads(res.stdout.strip().splitlines()[-1])
+  assert info["transformers"] == "4.51.3" if which == "pinned" else \
+      info["transformers"].startswith("5.")
+  assert (info["AutoModelForCausalLM"], info["AutoModelForMaskedLM"], info["classifier"],
+          info["encoder"]) == ("GptBertForCausalLM", "GptBertForMaskedLM",
+                               "GptBertForSequenceClassification", "GptBertModel")
+  messages = _load_messages(res.stderr)
+  assert set(messages) == {"AutoModelForCausalLM", "AutoModelForMaskedLM",
+                           "AutoModelForSequenceClassification", "AutoModel"}
+  for name, text in messages.items():
+    said = [w for w in _REPORT_WORDS if w in text]
+    if name == "AutoModelForSequenceClassification":
+      # Only the new head is reported, as for any pretrained encoder; nothing is left unused.
+      assert "newly initialized" in text or "MISSING" in text, text
+      said = [w for w in said if w not in ("MISSING", "newly initialized", "not initialized")]
+      named = set(re.findall(r"\b((?:model|head|classifier)\.[\w.]+)", text))
+      assert named and all(k.startswith("classifier.") for k in named), named
+    assert not said, f"loading the export as {name} printed {said}:\n{text[-2000:]}"
+  got = np.load(tmp_path / "logits.npz")
+  for name, causal in (("AutoModelForCausalLM", True), ("AutoModelForMaskedLM", False)):
+    want = np.asarray(model(jnp.asarray(ids), jnp.asarray(mask), jnp.full((B,), causal)))
+    assert np.abs(got[name] - want)[mask > 0].max() < TOL, name
+  assert got["classifier"].shape == (B, 3) and np.isfinite(got["classifier"]).all()

@@ -17,6 +17,7 @@ import tempfile
 
 import numpy as np
 
+from babylm_jax import file_modes
 from babylm_jax.errors import DataError
 
 FORMAT_VERSION = 1
@@ -103,6 +104,7 @@ def write_store(path: str, tokens: np.ndarray, doc_lengths: np.ndarray,
     np.save(os.path.join(tmp, "doc_domains.npy"), doc_domains.astype(np.int32))
     with open(os.path.join(tmp, "meta.json"), "w") as f:  # last: marks the folder complete
       json.dump(meta, f, indent=1)
+    file_modes.share(tmp)  # mkdtemp makes it 0700
     try:
       os.rename(tmp, path)
     except OSError:

@@ -19,6 +19,8 @@ import tempfile
 
 import numpy as np
 
+from babylm_jax import file_modes
+
 
 def item_credit(scores: np.ndarray) -> tuple[float, bool]:
   """(credit, tied) for one item whose option 0 is correct."""
@@ -74,6 +76,7 @@ def write_json(path: str, data: dict):
     with os.fdopen(fd, "w") as f:
       json.dump(data, f, indent=2, sort_keys=False)
       f.write("\n")
+    file_modes.share(tmp)  # mkstemp makes it 0600
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)
@@ -130,6 +133,7 @@ def save_figure(fig, path: str):
   os.close(fd)
   try:
     fig.savefig(tmp, dpi=120, format="png")
+    file_modes.share(tmp)
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)

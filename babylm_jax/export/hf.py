@@ -23,6 +23,7 @@ import os
 import pathlib
 import shutil
 
+from babylm_jax import file_modes
 from babylm_jax.config import (BOS_ID, EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID)
 from babylm_jax.errors import ConfigError, DataError, UserError
 # load_from_hf is the export's way back; it lives below train/ and export/ (both use it).
@@ -67,8 +68,23 @@ def hf_config(model_cfg, info: dict | None = None, objective: str = "hybrid") ->
   return cfg
 
 
+def _prefix_space(tok) -> dict:
+  """{'add_prefix_space': ...} of a byte-level pre-tokenizer, for tokenizer_config.json.
+
+  transformers 4.x (the BabyLM pipeline pins 4.51.3) resets a top-level pre-tokenizer's
+  add_prefix_space to the tokenizer_config value, False when absent, so it must be written
+  there as tokenizer.json has it. Inside a Sequence, 4.x leaves it alone.
+  """
+  state = json.loads(tok.pre_tokenizer.__getstate__()) if tok.pre_tokenizer else {}
+  return {"add_prefix_space": state["add_prefix_space"]} if "add_prefix_space" in state else {}
+
+
 def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length: int):
-  """tokenizer.json that prepends <s>, and the two files AutoTokenizer reads beside it."""
+  """tokenizer.json and the two files AutoTokenizer reads beside it.
+
+  One text becomes `<s> a` (how the scorer reads a sentence), a pair `<s> a </s> b </s>` (how
+  fine-tuning reads a pair).
+  """
   import tokenizers
   from babylm_jax.data.tokenizer import framed
   tok = framed(tokenizers.Tokenizer.from_file(str(tokenizer_path)))
@@ -78,7 +94,8 @@ def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length
                  pad_token=SPECIAL_TOKENS[PAD_ID], mask_token=SPECIAL_TOKENS[MASK_ID],
                  cls_token=bos, sep_token=eos)
   tok_cfg = dict(tokenizer_class="PreTrainedTokenizerFast", model_max_length=max_length,
-                 padding_side="right", clean_up_tokenization_spaces=False, **special)
+                 padding_side="right", clean_up_tokenization_spaces=False, **_prefix_space(tok),
+                 **special)
   (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2))
   (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
 
@@ -94,6 +111,7 @@ def write_folder(out: pathlib.Path, params, model_cfg, tokenizer_path, info: dic
   for name in CODE_FILES:
     shutil.copyfile(here / name, out / name)
   _write_tokenizer(pathlib.Path(tokenizer_path), out, int(model_cfg.max_position))
+  file_modes.share(out)  # safetensors writes 0600; an export is for others to read
 
 
 def milestone_folder(words: int) -> str:

@@ -354,6 +354,10 @@ class GptBertPreTrainedModel(PreTrainedModel):
   config_class = GptBertConfig
   base_model_prefix = "model"
   supports_gradient_checkpointing = False
+  # The encoder alone and the classifier load an export without its pretraining head, by design.
+  # (The classifier's own weights are reported new as for any pretrained encoder: ignoring them
+  # would leave them uninitialised, on the meta device, under transformers 4.51.3.)
+  _keys_to_ignore_on_load_unexpected = [r"^head\."]
 
   @torch.no_grad()
   def _init_weights(self, module):

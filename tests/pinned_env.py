@@ -1,0 +1,77 @@
+"""A virtual environment with the BabyLM 2025 pipeline's pinned transformers, for subprocesses.
+
+The official evaluation pipeline (babylm/evaluation-pipeline-2025, requirements.txt) pins
+transformers 4.51.3 and tokenizers 0.21.1, whose AutoTokenizer and model loading differ from the
+5.x this project is tested with. Tests run `tests/hf_probe.py` under both: `sys.executable` for
+5.x and the python of this environment for the pins.
+
+The environment holds only what loading an export needs: the pipeline's pins of transformers,
+tokenizers, huggingface-hub, safetensors and numpy, and torch 2.13.0 (the pipeline pins 2.7.0, a
+CUDA download; 2.13.0 is this machine's CPU wheel). It is built once per set of pins and Python
+version under ~/.cache/babylm_jax/venvs/<key> (BABYLM_VENV_CACHE moves it), behind a lock, and
+marked complete only after pip succeeded. When pip cannot install the pins the test fails with
+pip's own words: the check must run, never be skipped.
+"""
+
+import fcntl
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+PINS = ("transformers==4.51.3", "tokenizers==0.21.1", "huggingface-hub==0.31.0",
+        "safetensors==0.5.3", "numpy==2.2.5", "torch==2.13.0")
+CACHE = pathlib.Path(os.environ.get("BABYLM_VENV_CACHE",
+                                    pathlib.Path.home() / ".cache" / "babylm_jax" / "venvs"))
+PROBE = pathlib.Path(__file__).resolve().parent / "hf_probe.py"
+BUILD_TIMEOUT_S = 900
+
+
+def _key() -> str:
+  spec = "\n".join([sys.version.split()[0], *PINS])
+  return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def pinned_python() -> pathlib.Path:
+  """The python of the pinned environment, built here first if needed (about 40 s)."""
+  folder = CACHE / _key()
+  python = folder / "bin" / "python"
+  done = folder / "complete"
+  CACHE.mkdir(parents=True, exist_ok=True)
+  with open(CACHE / f"{_key()}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if done.is_file() and python.is_file():
+      return python
+    shutil.rmtree(folder, ignore_errors=True)  # a build that stopped halfway
+    t0 = time.perf_counter()
+    steps = [[sys.executable, "-m", "venv", str(folder)],
+             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+              *PINS]]
+    for cmd in steps:
+      try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+      except subprocess.TimeoutExpired:
+        pytest.fail(f"building the pinned environment ({' '.join(PINS)}) took over "
+                    f"{BUILD_TIMEOUT_S} s at: {' '.join(cmd[:4])}")
+      if res.returncode != 0:
+        tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-15:])
+        pytest.fail(f"cannot build the environment with the BabyLM pipeline's pins "
+                    f"({' '.join(PINS)}); pip said:\n{tail}")
+    done.write_text(f"built in {time.perf_counter() - t0:.1f} s\n" + "\n".join(PINS) + "\n")
+    return python
+
+
+def probe(python, *args, timeout=1800) -> subprocess.CompletedProcess:
+  """Runs tests/hf_probe.py under `python` with stdin closed (a prompt cannot wait), offline."""
+  env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONNOUSERSITE="1",
+             TOKENIZERS_PARALLELISM="false")
+  env.pop("PYTHONPATH", None)  # nothing of this checkout or of the test venv leaks in
+  res = subprocess.run([str(python), str(PROBE), *map(str, args)], capture_output=True,
+                       text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+  assert res.returncode == 0, f"{python} {PROBE.name} {args[0]} failed:\n{res.stderr[-3000:]}"
+  return res
