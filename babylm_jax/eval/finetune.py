@@ -201,6 +201,8 @@ def run_finetune(config, workdir: str) -> dict:
   # Missing data fails before the checkpoint is read.
   load_split(config.finetune.data_dir, task, "train", 1)
   load_split(config.finetune.data_dir, task, "valid", 1)
+  from babylm_jax.workdir import check_writable
+  check_writable(os.path.join(workdir, "finetune"), "the report folder")
   tokenizer = load_tokenizer(workdir)
   model, info = load_model(config, workdir, step=config.eval.step, words=config.eval.words,
                            use_ema=config.eval.use_ema)

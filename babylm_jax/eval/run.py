@@ -49,7 +49,8 @@ def score_suite(scorer: scoring.Scorer, tokenizer, suite: suites_lib.Suite,
     targets += list(item.options)
     counts.append(len(item.options))
   seqs = scoring.tokenize(tokenizer, contexts, targets, scorer.max_len)
-  flat = scorer.score(seqs, backend)
+  unit = "pair" if set(counts) == {2} else "item"
+  flat = scorer.score(seqs, backend, progress=(f"{suite.name} {backend}", len(counts), unit))
   return np.split(flat, np.cumsum(counts)[:-1])
 
 
@@ -89,8 +90,10 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict) -> list[dict]:
 def run_eval(config, workdir: str) -> list[dict]:
   """Loads the checkpoint the config names (newest, eval.step or eval.words) and evaluates."""
   from babylm_jax.train.checkpoint import load_model
+  from babylm_jax.workdir import check_writable
   parse_suites(config.eval.suites)
   scoring.parse_backends(config.eval.backend)
+  check_writable(os.path.join(workdir, "eval"), "the report folder")
   tokenizer = load_tokenizer(workdir)
   model, info = load_model(config, workdir, step=config.eval.step, words=config.eval.words,
                            use_ema=config.eval.use_ema)
