@@ -24,7 +24,7 @@ def env() -> dict:
   return e
 
 
-def launch(*args, cwd=ROOT, timeout=600, preexec_fn=None):
+def launch(*args, cwd=ROOT, timeout=1800, preexec_fn=None):
   """python launch.py ARGS, waited for; stdout and stderr as text."""
   return subprocess.run([sys.executable, str(ROOT / "launch.py"), *map(str, args)], cwd=cwd,
                         capture_output=True, text=True, timeout=timeout, env=env(),
@@ -92,7 +92,8 @@ def without_root_powers():
                                         "non-root user or with CAP_SETPCAP")
 
 
-def run_in_terminal(cmd: list[str], columns: int = 120, timeout: float = 600) -> tuple[int, str]:
+def run_in_terminal(cmd: list[str], columns: int = 120,
+                    timeout: float = 1800) -> tuple[int, str]:
   """Runs `cmd` with stdin, stdout and stderr on a pseudo-terminal; (returncode, raw output)."""
   import fcntl
   import select

@@ -220,7 +220,7 @@ def test_eval_and_export_read_the_runs_own_config(finished, tmp_path):
   report = json.loads((wd / "eval" / "blimp_fast-mntp.json").read_text())
   assert report["step"] == 10 and report["items"] == 30
   # e.g. "blimp_fast mntp:  40%|####      | 12/30 [00:03<00:04, 4.21pair/s]"
-  assert re.search(r"blimp_fast mntp: +\d+%\|.*\| \d+/30 \[[\d:]+<[\d:]+, ([\d.]+pair/s|"
+  assert re.search(r"blimp_fast mntp: +\d+%\|.*\| \d+/30 \[[\d:]+<[\d:]+, +([\d.]+pair/s|"
                    r"[\d.]+s/pair)\]", raw), raw
 
   out = tmp_path / "out"
