@@ -14,7 +14,8 @@ from ml_collections import config_flags
 from babylm_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "A configs/*.py file; override fields with --config.a.b=value.",
+    "config", None, "A configs/*.py file; override fields with --config.a.b=value. eval, "
+    "finetune and export default to the run's own config.json in --workdir.",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: a local path or gs://bucket/path.")
 flags.DEFINE_enum("mode", "train", cli.MODES, "What to do with the config and workdir.")

@@ -1,6 +1,9 @@
-"""Command-line plumbing behind launch.py: flag checks, multi-host start-up, mode dispatch.
+"""Command-line plumbing behind launch.py: help, config files, flag checks, multi-host
+start-up, mode dispatch and exit codes.
 
-User mistakes become one sentence on stderr and exit code 2, never a traceback.
+Exit codes: 0 done; 2 a user mistake or an operating-system failure, as one sentence on stderr
+(never a traceback); 130 stopped by Ctrl-C. Every config field is validated before any data is
+read or device touched.
 """
 
 from __future__ import annotations
@@ -10,25 +13,79 @@ import logging
 import os
 import sys
 
+import ml_collections
 from absl import flags
 
 from babylm_jax import config as config_lib
+from babylm_jax import interrupts
 from babylm_jax.errors import EXIT_USER_ERROR, UserError
 
 MODES = ("prepare", "train", "eval", "finetune", "export", "sweep")
+MODE_HELP = {
+    "prepare": "build (or reuse) the tokenizer and token store; print words and tokens",
+    "train": "train a run in --workdir, or resume it (the default)",
+    "eval": "score the run's checkpoint on the zero-shot suites",
+    "finetune": "fine-tune the run's checkpoint on a (Super)GLUE task",
+    "export": "write the run's checkpoint as a Hugging Face folder",
+    "sweep": "train and evaluate every variant of a sweep config; print the table",
+}
+# Modes that read a trained run: without --config they use the run's own config.json.
+READS_RUN = ("eval", "finetune", "export")
+RUN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_config.py")
 
 
-def _load_config_file(path: str):
-  path = path.split(":", 1)[0]
+def usage(flags_help: str) -> str:
+  modes = "\n".join(f"  {m:<9} {MODE_HELP.get(m, '')}" for m in MODES)
+  return (
+      "usage: python launch.py --config CONFIG.py --workdir DIR [--mode=MODE] "
+      "[--config.a.b=VALUE ...]\n\n"
+      "Run it from the repository root, e.g.\n"
+      "  python launch.py --config configs/smoke.py --workdir runs/smoke\n\n"
+      f"modes (--mode):\n{modes}\n"
+      "eval, finetune and export read the run's own config.json from --workdir when no "
+      "--config is given.\nAny config field can be overridden with --config.a.b=value; the "
+      "fields and their defaults are in babylm_jax/config.py.\n\n"
+      f"flags:\n{flags_help}")
+
+
+def _fail(path: str, what: str):
+  raise UserError(f"--config file '{path}' {what}; fix it, or start from a file in configs/ "
+                  f"such as configs/smoke.py.")
+
+
+def _load_config_file(spec: str):
+  """get_config() of a --config file ('path' or 'path:argument'), every failure one line."""
+  path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
     raise UserError(f"--config file '{path}' does not exist; pass a file from configs/, "
                     f"e.g. --config configs/smoke.py.")
-  spec = importlib.util.spec_from_file_location("_babylm_user_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise UserError(f"--config file '{path}' defines no get_config(); see configs/smoke.py.")
-  return module.get_config()
+  spec_ = importlib.util.spec_from_file_location("_babylm_user_config", path)
+  module = importlib.util.module_from_spec(spec_)
+  try:
+    spec_.loader.exec_module(module)
+  except SyntaxError as e:
+    _fail(path, f"has a syntax error at line {e.lineno}: {e.msg}")
+  except UserError:
+    raise
+  except Exception as e:  # noqa: BLE001 - whatever a user's file raises is theirs to fix
+    _fail(path, f"failed to run ({type(e).__name__}: {_first_line(e)})")
+  if not callable(getattr(module, "get_config", None)):
+    _fail(path, "defines no get_config()")
+  try:
+    config = module.get_config(*([arg] if arg else []))
+  except UserError:
+    raise
+  except Exception as e:  # noqa: BLE001
+    _fail(path, f"raised {type(e).__name__} in get_config(): {_first_line(e)}")
+  if not isinstance(config, ml_collections.ConfigDict):
+    _fail(path, f"returns a {type(config).__name__} from get_config(), not an "
+                f"ml_collections.ConfigDict (return base_config() with your changes)")
+  return config
+
+
+def _first_line(e: BaseException) -> str:
+  lines = str(e).strip().splitlines()
+  return lines[0][:200] if lines else ""
 
 
 def _override_keys(argv):
@@ -39,21 +96,39 @@ def _override_keys(argv):
   return keys
 
 
-def _config_path(argv):
+def _flag_value(argv, name: str):
+  """The value of --name=X or --name X in argv (absl accepts one or two dashes)."""
   for i, arg in enumerate(argv[1:], start=1):
-    if arg.startswith("--config=") or arg.startswith("-config="):
-      return arg.split("=", 1)[1]
-    if arg in ("--config", "-config") and i + 1 < len(argv):
-      return argv[i + 1]
+    for dashes in ("--", "-"):
+      if arg.startswith(f"{dashes}{name}="):
+        return arg.split("=", 1)[1]
+      if arg == f"{dashes}{name}" and i + 1 < len(argv):
+        return argv[i + 1]
   return None
 
 
-def preflight(argv):
-  """Checks --config and every --config.X override before absl parses them."""
-  path = _config_path(argv)
+def preflight(argv) -> list[str]:
+  """Checks --config and every --config.X override before absl parses them.
+
+  Returns argv, with --config set to the run's own config.json for a mode that reads a
+  trained run and was given no --config.
+  """
+  path = _flag_value(argv, "config")
   if path is None:
-    raise UserError("no --config given; pass one, e.g. --config configs/smoke.py.")
+    mode, workdir = _flag_value(argv, "mode") or "train", _flag_value(argv, "workdir")
+    if mode not in READS_RUN or not workdir:
+      raise UserError("no --config given; pass one, e.g. --config configs/smoke.py (eval, "
+                      "finetune and export read it from --workdir instead).")
+    path = f"{RUN_CONFIG}:{workdir}"
   config_lib.check_override_keys(_load_config_file(path), _override_keys(argv))
+  # absl wants --config before its --config.a.b overrides; accept them in any order.
+  rest = []
+  for i, arg in enumerate(argv[1:], start=1):
+    if arg in ("--config", "-config") or (i > 1 and argv[i - 1] in ("--config", "-config")):
+      continue
+    if not arg.startswith(("--config=", "-config=")):
+      rest.append(arg)
+  return [argv[0], f"--config={path}", *rest]
 
 
 def initialize_distributed():
@@ -111,21 +186,73 @@ def dispatch(mode: str, config, workdir: str | None):
   raise UserError(f"--mode={mode} is unknown; use one of {', '.join(MODES)}.")
 
 
-def main(argv, config_flag) -> int:
+class _HideLibraryChatter(logging.Filter):
+  """Orbax logs every save and restore, and its background threads and asyncio tasks log
+  tracebacks of errors that reach us anyway as exceptions (reported as one line). None of it
+  is for the user."""
+
+  def filter(self, record):
+    return f"{os.sep}orbax{os.sep}" not in record.pathname and record.name != "asyncio"
+
+
+def _quiet_unraisable(hook):
+  """A Ctrl-C that lands in a garbage-collector callback is remembered by `interrupts`, not
+  printed as 'Exception ignored'."""
+  def quiet(unraisable):
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+      hook(unraisable)
+  return quiet
+
+
+def _quiet_excepthook(hook):
+  """After a failed checkpoint write, tensorstore's callbacks find orbax's event loop closed
+  and print that through sys.excepthook; the failure itself is reported as one line."""
+  def quiet(kind, value, tb):
+    if not (tb is not None and tb.tb_frame.f_code.co_name == "call_soon_threadsafe"
+            and isinstance(value, RuntimeError)):
+      hook(kind, value, tb)
+  return quiet
+
+
+def _setup_console():
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_HideLibraryChatter())
   for noisy in ("jax._src.xla_bridge", "absl", "orbax"):  # backend probing and save chatter
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+  sys.excepthook = _quiet_excepthook(sys.excepthook)
+
+
+def main(argv, config_flag) -> int:
+  _setup_console()
+  interrupts.install()
+  if any(a in ("-h", "--help", "-help", "--helpfull", "-?") for a in argv[1:]):
+    print(usage(flags.FLAGS.main_module_help()))
+    return 0
   try:
-    preflight(argv)
+    argv = sys.argv[:] = preflight(argv)  # config_flags reads its overrides from sys.argv
     try:
       flags.FLAGS(argv)
     except flags.Error as e:
       raise UserError(f"bad command line: {str(e).splitlines()[0]}; check the flag's value "
                       f"and type.") from None
+    if flags.FLAGS.cpu_devices is not None and flags.FLAGS.cpu_devices < 1:
+      raise UserError(f"--cpu_devices ({flags.FLAGS.cpu_devices}) must be at least 1; leave it "
+                      f"out to use the CPU as one device.")
+    config_lib.validate(config_flag.value)
     if flags.FLAGS.mode != "sweep":  # a sweep's runs are child processes; they start it
       initialize_distributed()
     dispatch(flags.FLAGS.mode, config_flag.value, flags.FLAGS.workdir)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
-  return 0
+  except OSError as e:
+    from babylm_jax.workdir import os_error_line
+    print(f"error: {os_error_line(e)}", file=sys.stderr)
+    return EXIT_USER_ERROR
+  except KeyboardInterrupt:
+    print("\nerror: interrupted (Ctrl-C); only complete files were kept. Run the same command "
+          "again to continue.", file=sys.stderr)
+    return interrupts.EXIT_INTERRUPTED
+  return interrupts.EXIT_INTERRUPTED if interrupts.requested() == "SIGINT" else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 from typing import Iterable
 
 import ml_collections
@@ -31,6 +32,16 @@ TRACKS = {
 }
 
 
+# The checkout this package sits in. Default paths in configs are written relative to it, so
+# that they work from any current folder.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def repo_path(relative: str) -> str:
+  """A path written relative to the repository root, made absolute."""
+  return os.path.normpath(os.path.join(REPO_ROOT, relative))
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Every field with its default. Recipes in configs/ override what they need."""
   c = ml_collections.ConfigDict()
@@ -43,7 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   # A folder or glob of *.train/*.dev/*.test/*.txt files, 'hf:ORG/NAME' (Hugging Face Hub
   # dataset repository) or 'tfds:name/config:split'.
-  c.data.path = "../shared/data/babylm_text/train_600k"
+  c.data.path = repo_path("../shared/data/babylm_text/train_600k")
   c.data.hf_revision = "main"
   c.data.hf_glob = "*.train"
   c.data.tfds_text_field = "text"
@@ -54,6 +65,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Where token stores are cached; '' means $BABYLM_JAX_CACHE or ~/.cache/babylm_jax.
   c.data.cache_dir = ""
   c.data.allow_over_budget = False
+  # Train on a corpus that does not look like text (over 1% of its bytes not UTF-8, or over
+  # 5 tokens per word); refused by default.
+  c.data.allow_binary = False
   # Tokens per word assumed before a corpus is measured (only for the nominal recipe).
   c.data.tokens_per_word_estimate = 1.62
   c.data.clean = ml_collections.ConfigDict()
@@ -212,6 +226,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint.every = 1000
   c.checkpoint.keep = 3
   c.checkpoint.milestones = True
+  # Start over: move the workdir's checkpoints, milestones and metrics into
+  # discarded/<time>/ and train from step 0 (never needed to resume).
+  c.checkpoint.restart = False
 
   c.eval = ml_collections.ConfigDict()
   # A comma list of tasks (blimp, blimp_fast, supplement, ewok, entity_tracking, wug_adj,
@@ -230,15 +247,15 @@ def base_config() -> ml_collections.ConfigDict:
   # as the learning curves do; unset: whole suites.
   c.eval.max_items = config_dict.placeholder(int)
   c.eval.data = ml_collections.ConfigDict()
-  c.eval.data.blimp = "../shared/data/blimp"
-  c.eval.data.blimp_fast = "../shared/data/babylm_eval/fast_eval/blimp_fast"
-  c.eval.data.supplement = "../shared/data/babylm_eval/fast_eval/supplement_fast"
-  c.eval.data.ewok = "../shared/data/babylm_eval/fast_eval/ewok_fast"
-  c.eval.data.entity_tracking = "../shared/data/babylm_eval/entity_tracking"
-  c.eval.data.wug_adj = "../shared/data/babylm_eval/wug_adj_nominalization"
-  c.eval.data.wug_past = "../shared/data/babylm_eval/wug_past_tense"
-  c.eval.data.comps = "../shared/data/babylm_eval/comps"
-  c.eval.data.reading = "../shared/data/babylm_eval/reading"  # holds reading_data.csv
+  c.eval.data.blimp = repo_path("../shared/data/blimp")
+  c.eval.data.blimp_fast = repo_path("../shared/data/babylm_eval/fast_eval/blimp_fast")
+  c.eval.data.supplement = repo_path("../shared/data/babylm_eval/fast_eval/supplement_fast")
+  c.eval.data.ewok = repo_path("../shared/data/babylm_eval/fast_eval/ewok_fast")
+  c.eval.data.entity_tracking = repo_path("../shared/data/babylm_eval/entity_tracking")
+  c.eval.data.wug_adj = repo_path("../shared/data/babylm_eval/wug_adj_nominalization")
+  c.eval.data.wug_past = repo_path("../shared/data/babylm_eval/wug_past_tense")
+  c.eval.data.comps = repo_path("../shared/data/babylm_eval/comps")
+  c.eval.data.reading = repo_path("../shared/data/babylm_eval/reading")  # holds reading_data.csv
   # Reading task, words of several tokens: 'official' scores them as the BabyLM 2025 pipeline
   # does (later tokens re-encoded alone; its leaderboard numbers), 'exact' the word's tokens.
   c.eval.reading_subwords = "official"
@@ -248,7 +265,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.finetune.task = "rte"
   # 'full' (the official BabyLM recipe) or 'warp' (WARP-8 prompt tuning of the frozen model).
   c.finetune.method = "full"
-  c.finetune.data_dir = "../shared/data/babylm_eval/glue_filtered"
+  c.finetune.data_dir = repo_path("../shared/data/babylm_eval/glue_filtered")
   # Unset: the official per-task value (batch 16 for boolq/multirc, else 32; 30 epochs for
   # wsc, else 10) and lr 3e-5 (3e-3 for warp).
   c.finetune.lr = config_dict.placeholder(float)
@@ -342,6 +359,31 @@ def _require(cond: bool, msg: str):
     raise ConfigError(msg)
 
 
+def _field(config, path: str):
+  value = config
+  for key in path.split("."):
+    value = value[key]
+  return value
+
+
+def _positive(config, path: str, *, allow_none: bool = False, zero: bool = False):
+  """The field at `path` must be > 0 (>= 0 with zero=True); None only where allow_none."""
+  value = _field(config, path)
+  if value is None and allow_none:
+    return
+  ok = value is not None and (value >= 0 if zero else value > 0)
+  _require(ok, f"{path} ({value}) must be {'at least 0' if zero else 'positive'}; set "
+               f"--config.{path} to a {'non-negative' if zero else 'positive'} number.")
+
+
+def _fraction(config, path: str, low_open: bool = False, high_open: bool = True):
+  """The field at `path` must lie in [0, 1) (or the interval the flags say)."""
+  value = _field(config, path)
+  ok = (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+  interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+  _require(ok, f"{path} ({value}) must lie in {interval}; change --config.{path}.")
+
+
 def track_limits(config) -> tuple[int, int]:
   _require(config.track in TRACKS,
            f"track '{config.track}' is unknown; set --config.track to one of {sorted(TRACKS)}.")
@@ -383,11 +425,11 @@ def _check_architecture(m):
            f"model.position 'rotary' needs an even head size, not {m.hidden_size} / "
            f"{m.num_heads}; change model.hidden_size or model.num_heads.")
   _require(m.ffn in ("geglu", "gelu"), f"model.ffn '{m.ffn}' is unknown; use geglu or gelu.")
-  for name in ("dropout", "head_dropout"):
-    _require(0.0 <= m[name] < 1.0, f"model.{name} ({m[name]}) must lie in [0, 1).")
+  _require(0.0 <= m.head_dropout < 1.0,
+           f"model.head_dropout ({m.head_dropout}) must lie in [0, 1).")
 
 
-def _check_objective(o, m, t):
+def _check_objective_kind(o, m, t):
   """objective.kind and the fields that only some objectives read."""
   _require(o.kind in OBJECTIVES,
            f"objective.kind '{o.kind}' is unknown; use {', '.join(OBJECTIVES)}.")
@@ -412,41 +454,68 @@ def _check_objective(o, m, t):
            "train.weight_decay_end must not be negative.")
 
 
-def derive(config, corpus_tokens: int | None = None,
-           corpus_words: int | None = None) -> Derived:
-  """Validates `config` and computes steps, warmup/cooldown and length phases.
+# ---------------------------------------------------------------------------------------
+# Validation: every field, by section, before any data is read or device touched.
 
-  Without a measured corpus the step count is the nominal recipe: the track's word budget x
-  epochs x data.tokens_per_word_estimate / tokens_per_step.
-  """
-  m, t, o = config.model, config.train, config.objective
-  word_budget, exposure_cap = track_limits(config)
+
+def _check_data(c):
+  _require(bool(c.data.path), "data.path is empty; set --config.data.path to a folder of "
+                              "BabyLM text files.")
+  if not c.data.dev_path:
+    _fraction(c, "data.dev_fraction", low_open=True)
+  for path in ("data.encode_batch_docs", "data.tokens_per_word_estimate",
+               "data.clean.max_doc_chars"):
+    _positive(c, path)
+  _positive(c, "tokenizer.min_frequency", zero=True)
+
+
+def _check_model(c):
+  m = c.model
   _require(m.vocab_size > NUM_SPECIAL_TOKENS,
            f"model.vocab_size ({m.vocab_size}) must exceed the {NUM_SPECIAL_TOKENS} special "
-           f"tokens; raise --config.model.vocab_size.")
+           f"tokens, and a byte-level BPE needs {NUM_SPECIAL_TOKENS + 256} "
+           f"({NUM_SPECIAL_TOKENS} special + 256 bytes); raise --config.model.vocab_size.")
+  for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size",
+               "position_bucket_size", "max_position", "layer_norm_eps"):
+    _positive(c, f"model.{name}")
   _require(m.hidden_size % m.num_heads == 0,
            f"model.hidden_size ({m.hidden_size}) must be a multiple of model.num_heads "
            f"({m.num_heads}); change one of them.")
+  _fraction(c, "model.dropout")
   _require(m.layer_weighting in ("gpt_bert", "elc", "residual"),
            f"model.layer_weighting '{m.layer_weighting}' is unknown; use gpt_bert, elc or "
            f"residual.")
   _check_architecture(m)
-  _check_objective(o, m, t)
   _require(m.compute_dtype in ("float32", "bfloat16", "float16"),
            f"model.compute_dtype '{m.compute_dtype}' is unknown; use float32 or bfloat16.")
+
+
+def _check_objective(c):
+  o = c.objective
+  _check_objective_kind(o, c.model, c.train)
   _require(0.0 <= o.causal_fraction <= 1.0,
            "objective.causal_fraction must lie in [0, 1].")
   _require(0.0 <= o.masked_weight <= 1.0, "objective.masked_weight must lie in [0, 1].")
   for name in ("mask_rate_start", "mask_rate_end"):
     _require(0.0 < o[name] < 1.0, f"objective.{name} must lie in (0, 1).")
-  _require(o.mask_token_prob + o.random_token_prob <= 1.0,
+  _require(o.mask_token_prob >= 0 and o.random_token_prob >= 0
+           and o.mask_token_prob + o.random_token_prob <= 1.0,
            "objective.mask_token_prob + objective.random_token_prob must not exceed 1.")
   _require(o.max_span >= 1, "objective.max_span must be at least 1.")
   _require(o.masking in MASKING_STRATEGIES,
            f"objective.masking '{o.masking}' is unknown; use one of {MASKING_STRATEGIES}.")
   _require(not o.anti_repeat or o.masking == "ranked",
            "objective.anti_repeat needs objective.masking='ranked' (it reorders ranked spans).")
+  _positive(c, "objective.z_loss", zero=True)
 
+
+def _check_train(c):
+  t, m = c.train, c.model
+  _positive(c, "train.steps", allow_none=True)
+  _positive(c, "train.stop_after", allow_none=True)
+  if t.steps is None:
+    _require(t.epochs > 0, "train.epochs must be positive (or set train.steps).")
+  _positive(c, "train.tokens_per_step")
   seq_lens, fracs = tuple(t.seq_lens), tuple(t.seq_len_fractions)
   _require(len(seq_lens) == len(fracs) and seq_lens,
            "train.seq_lens and train.seq_len_fractions must have the same, non-zero length.")
@@ -469,19 +538,86 @@ def derive(config, corpus_tokens: int | None = None,
            "train.warmup_fraction + train.cooldown_fraction must be below 1.")
   _require(t.optimizer in ("adamw", "lamb", "gpt_bert_lamb"),
            f"train.optimizer '{t.optimizer}' is unknown; use adamw, lamb or gpt_bert_lamb.")
-
   _require(0.0 < t.batch_ramp_start <= 1.0 and 0.0 < t.batch_ramp_fraction <= 1.0,
            "train.batch_ramp_start and train.batch_ramp_fraction must lie in (0, 1].")
   _require(t.batch_ramp_levels >= 2, "train.batch_ramp_levels must be at least 2.")
+  for name in ("lr", "grad_clip", "log_every", "eval_every", "eval_batches"):
+    _positive(c, f"train.{name}")
+  for name in ("eps", "weight_decay", "prefetch"):
+    _positive(c, f"train.{name}", zero=True)
+  for name in ("b1", "b2"):
+    _fraction(c, f"train.{name}")
+  for name in ("min_lr_ratio", "ema_decay"):
+    _fraction(c, f"train.{name}", high_open=False)
+  _fraction(c, "train.target_capacity", low_open=True, high_open=False)
+
+
+def _check_mesh(c):
+  for name in ("data", "fsdp", "tensor"):
+    n = c.mesh[name]
+    _require(n == -1 or n >= 1, f"mesh.{name} ({n}) must be -1 (fill the rest) or at least "
+                                f"1; change --config.mesh.{name}.")
+
+
+def _check_checkpoint(c):
+  _positive(c, "checkpoint.every")
+  _positive(c, "checkpoint.keep")
+
+
+def _check_eval_and_export(c):
+  for path in ("eval.batch_size", "eval.tokens_per_batch", "finetune.max_length",
+               "finetune.eval_batch_size"):
+    _positive(c, path)
+  for path in ("finetune.lr", "finetune.batch_size", "eval.max_items"):
+    _positive(c, path, allow_none=True)
+  for path in ("eval.step", "export.step", "export.words"):
+    _positive(c, path, allow_none=True, zero=True)
+  if c.eval.words != "all":  # 'all': every milestone
+    _require(c.eval.words is None or isinstance(c.eval.words, int),
+             f"eval.words '{c.eval.words}' is neither a number of words nor 'all'.")
+    _positive(c, "eval.words", allow_none=True, zero=True)
+  for path in ("finetune.epochs", "finetune.max_train_examples", "finetune.max_valid_examples"):
+    _positive(c, path, allow_none=True)
+  _positive(c, "finetune.weight_decay", zero=True)
+  _fraction(c, "finetune.warmup_fraction")
+  _require(c.export.step is None or c.export.words is None,
+           "export.step and export.words are both set; pass only one of them.")
+
+
+# Section by section; a section added to base_config() adds its check here.
+CHECKS = (_check_data, _check_model, _check_objective, _check_train, _check_mesh,
+          _check_checkpoint, _check_eval_and_export)
+
+
+def validate(config):
+  """Checks every field once; raises ConfigError naming the first bad one and its fix."""
+  track_limits(config)
+  for check in CHECKS:
+    check(config)
+
+
+# ---------------------------------------------------------------------------------------
+# The derived numbers.
+
+
+def derive(config, corpus_tokens: int | None = None,
+           corpus_words: int | None = None) -> Derived:
+  """Validates `config` and computes steps, warmup/cooldown and length phases.
+
+  Without a measured corpus the step count is the nominal recipe: the track's word budget x
+  epochs x data.tokens_per_word_estimate / tokens_per_step.
+  """
+  validate(config)
+  t = config.train
+  word_budget, exposure_cap = track_limits(config)
+  seq_lens, fracs = tuple(t.seq_lens), tuple(t.seq_len_fractions)
 
   def layout(total: int) -> tuple[Phase, ...]:
     return _phases(t, total, seq_lens, fracs)
 
   if t.steps is not None:
-    _require(t.steps > 0, f"train.steps ({t.steps}) must be positive.")
     total = int(t.steps)
   else:
-    _require(t.epochs > 0, "train.epochs must be positive (or set train.steps).")
     tokens = corpus_tokens
     if tokens is None:
       tokens = word_budget * config.data.tokens_per_word_estimate
@@ -571,3 +707,38 @@ def check_override_keys(config, keys: Iterable[str]):
 def to_dict(config) -> dict:
   """A JSON-serialisable dict of the resolved config."""
   return config.to_dict()
+
+
+def _as_tuples(value):
+  return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _fill(config, values: dict, where: str, prefix: str = ""):
+  for key, value in values.items():
+    name = prefix + key
+    if key not in config:
+      raise ConfigError(f"{where} has a field '{name}' that this version of babylm_jax does not "
+                        f"know; pass the run's --config file instead.")
+    if isinstance(config[key], ml_collections.ConfigDict):
+      _fill(config[key], value, where, name + ".")
+    else:
+      config[key] = _as_tuples(value)
+
+
+def from_run(workdir) -> ml_collections.ConfigDict:
+  """The resolved config a training run wrote to workdir/config.json, over base_config()."""
+  import json
+  from etils import epath
+  path = epath.Path(workdir) / "config.json"
+  if not path.exists():
+    raise ConfigError(f"'{path}' does not exist, so the run's config is unknown; train in "
+                      f"that --workdir first, or pass --config with the run's recipe.")
+  try:
+    values = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"'{path}' cannot be read as JSON ({type(e).__name__}); pass --config "
+                      f"with the run's recipe instead.") from None
+  values.pop("derived", None)
+  config = base_config()
+  _fill(config, values, str(path))
+  return config

@@ -4,12 +4,12 @@ Used by the tests and the README's first command. 2 layers, hidden 64, vocab 102
 2,048 tokens per step at lengths 64 then 128.
 """
 
-from babylm_jax.config import base_config
+from babylm_jax.config import base_config, repo_path
 
 
 def get_config():
   c = base_config()
-  c.data.path = "../shared/data/babylm_text/train_100k"
+  c.data.path = repo_path("../shared/data/babylm_text/train_100k")
   c.model.vocab_size = 1024
   c.model.hidden_size = 64
   c.model.num_layers = 2

@@ -5,8 +5,6 @@ newest checkpoint, a mismatched checkpoint, the BabyLM exposure cap, and two pro
 """
 
 import json
-import os
-import pathlib
 import signal
 import socket
 import subprocess
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, data_path
+from launch_helpers import env as _env, final_params, losses
 
 pytestmark = pytest.mark.slow
 
@@ -37,35 +36,9 @@ def _args(workdir, cache, *extra, steps=30, devices=None):
   return args + list(extra)
 
 
-def _env():
-  env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
-  env["JAX_PLATFORMS"] = "cpu"
-  return env
-
-
 def run(workdir, cache, *extra, steps=30, devices=None, timeout=600):
   return subprocess.run(_args(workdir, cache, *extra, steps=steps, devices=devices), cwd=ROOT,
                         capture_output=True, text=True, timeout=timeout, env=_env())
-
-
-def losses(workdir) -> dict[int, float]:
-  out = {}
-  for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines():
-    rec = json.loads(line)
-    if "loss" in rec:
-      assert rec["step"] not in out, f"step {rec['step']} logged twice"
-      out[rec["step"]] = rec["loss"]
-  return out
-
-
-def final_params(workdir, step):
-  """The parameters of the checkpoint at `step`, read back with orbax as plain numpy."""
-  import orbax.checkpoint as ocp
-  path = pathlib.Path(workdir) / "checkpoints" / str(step) / "state"
-  tree = ocp.StandardCheckpointer().restore(path)
-  import jax
-  return [np.asarray(x) for x in jax.tree.leaves(tree["params"])]
 
 
 def _ok(r):

@@ -9,6 +9,7 @@ the source files and opens the cached stores.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -17,10 +18,19 @@ import numpy as np
 import tokenizers
 
 from babylm_jax import config as config_lib
+from babylm_jax import interrupts
 from babylm_jax.data import clean, sources
 from babylm_jax.data import tokenizer as tok_lib
-from babylm_jax.data.store import TokenStore, cache_root, digest, open_store, write_store
-from babylm_jax.errors import ConfigError, DataError
+from babylm_jax.data.store import (TokenStore, cache_error, cache_root, digest, open_store,
+                                   write_store)
+from babylm_jax.errors import DataError
+
+
+# A corpus with more bytes than this replaced as invalid UTF-8, or more tokens per whitespace
+# word than this, is not text (English runs at 1.3-2.5 tokens per word); data.allow_binary
+# overrides.
+MAX_REPLACED_FRACTION = 0.01
+MAX_TOKENS_PER_WORD = 5.0
 
 
 @dataclasses.dataclass
@@ -31,6 +41,11 @@ class PreparedData:
   dev: TokenStore
   stats: dict
 
+  @property
+  def data_key(self) -> str:
+    """Names the training text exactly (corpus, cleaning, split, tokenizer): the store's key."""
+    return os.path.basename(os.path.normpath(self.train.path))
+
 
 @dataclasses.dataclass
 class _Docs:
@@ -40,6 +55,7 @@ class _Docs:
   domains: list[str]
   raw_words: dict[str, int]
   replaced_bytes: int
+  raw_bytes: int = 0
 
   def subset(self, idx) -> "_Docs":
     return _Docs([self.texts[i] for i in idx], [self.domain_ids[i] for i in idx], self.domains,
@@ -48,6 +64,7 @@ class _Docs:
 
 def _read(corpus: sources.Corpus, settings: clean.CleanSettings, field: str) -> _Docs:
   sources.take_replaced()
+  sources.take_bytes_read()
   texts, domain_ids, domains, raw_words = [], [], [], {}
 
   def add(domain, docs):
@@ -63,10 +80,36 @@ def _read(corpus: sources.Corpus, settings: clean.CleanSettings, field: str) -> 
       add(corpus.tfds_domain, clean.documents([record], corpus.tfds_domain, settings, raw_words))
   for f in corpus.files:
     add(f.domain, clean.documents(sources.read_blocks(f.path), f.domain, settings, raw_words))
+    interrupts.check()
   if not texts:
     raise DataError(f"{field} '{corpus.spec}' has no documents after cleaning; check that its "
                     f"files hold text, or relax the data.clean settings.")
-  return _Docs(texts, domain_ids, domains, raw_words, sources.take_replaced())
+  return _Docs(texts, domain_ids, domains, raw_words, sources.take_replaced(),
+               sources.take_bytes_read())
+
+
+def check_text(config, spec: str, replaced: int, raw_bytes: int | None, tokens: int = 0,
+               words: int = 0):
+  """Refuses a corpus that is not text (see MAX_REPLACED_FRACTION) unless data.allow_binary."""
+  if config.data.allow_binary:
+    return
+  override = "or set --config.data.allow_binary=True to train on it anyway"
+  if raw_bytes and replaced > MAX_REPLACED_FRACTION * raw_bytes:
+    raise DataError(f"data.path '{spec}' does not look like text: {replaced:,} of its "
+                    f"{raw_bytes:,} bytes ({replaced / raw_bytes:.1%}) are not UTF-8; re-encode "
+                    f"it as UTF-8 text, {override}.")
+  if words and tokens > MAX_TOKENS_PER_WORD * words:
+    raise DataError(f"data.path '{spec}' does not look like text: it encodes to "
+                    f"{tokens / words:.1f} tokens per whitespace word (text has 1.3-2.5); check "
+                    f"that the files hold natural-language text, {override}.")
+
+
+def warn_replaced(stats: dict):
+  """Tells the user that some of the corpus was not UTF-8 (prepare and training alike)."""
+  if stats["replaced_bytes"]:
+    print(f"warning: {stats['replaced_bytes']:,} bytes of data.path were not UTF-8 and were "
+          f"replaced by U+FFFD; re-encode the files as UTF-8 to keep that text.",
+          file=sys.stderr, flush=True)
 
 
 def check_budget(config, raw_words: int, spec: str):
@@ -88,11 +131,16 @@ def _dev_indices(n: int, fraction: float, spec: str) -> np.ndarray:
   return np.unique(((np.arange(k) + 0.5) * n / k).astype(np.int64))
 
 
-def _build(path: str, docs: _Docs, tok, batch_docs: int, extra: dict) -> TokenStore:
+def _build(path: str, docs: _Docs, tok, batch_docs: int, extra: dict,
+           check=lambda tokens, words: None) -> TokenStore:
+  """Encodes `docs` and writes the store; `check(tokens, words)` may refuse it first."""
   tokens, lengths = tok_lib.encode_documents(tok, docs.texts, batch_docs)
+  interrupts.check()
   offsets = np.zeros(len(lengths) + 1, np.int64)
   np.cumsum(lengths, out=offsets[1:])
   starts = tok_lib.word_starts(tokens, offsets, tok_lib.word_tables(tok))
+  check(len(tokens), int(starts.sum()))
+  interrupts.check()
   return write_store(path, tokens, lengths, starts, np.asarray(docs.domain_ids, np.int32),
                      docs.domains, tok.get_vocab_size(with_added_tokens=True), extra)
 
@@ -109,16 +157,13 @@ def _write_workdir_tokenizer(tok, workdir: str) -> str:
 def prepare_data(config, workdir: str | None = None) -> PreparedData:
   """The tokenizer and the train/dev token stores for `config` (see the module docstring)."""
   t0 = time.time()
-  config_lib.track_limits(config)
+  config_lib.validate(config)
   vocab_size = int(config.model.vocab_size)
   tok_lib.check_vocab_size(vocab_size)
   settings = clean.CleanSettings.from_config(config)
   data = config.data
   corpus = sources.resolve(data.path, config, "data.path")
   dev_corpus = sources.resolve(data.dev_path, config, "data.dev_path") if data.dev_path else None
-  if dev_corpus is None and not 0.0 < data.dev_fraction < 1.0:
-    raise ConfigError(f"data.dev_fraction ({data.dev_fraction}) must lie in (0, 1) when "
-                      f"data.dev_path is empty; change one of them.")
   split = dev_corpus.key if dev_corpus else float(data.dev_fraction)
   corpus_key = digest("corpus", corpus.key, dataclasses.asdict(settings), split)
   root = cache_root(config)
@@ -147,9 +192,12 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
 
   if cache_hit:
     check_budget(config, sum(train.meta["raw_words_per_domain"].values()), data.path)
+    check_text(config, data.path, int(train.meta["replaced_bytes"]), train.meta.get("raw_bytes"),
+               train.num_tokens, train.num_words)
   else:
     docs = _read(corpus, settings, "data.path")
     check_budget(config, sum(docs.raw_words.values()), data.path)
+    check_text(config, data.path, docs.replaced_bytes, docs.raw_bytes)
     if dev_corpus is not None:
       train_docs, dev_docs = docs, _read(dev_corpus, settings, "data.dev_path")
     else:
@@ -159,13 +207,20 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
     if tok is None:
       tok = tok_lib.train_tokenizer(train_docs.texts, vocab_size,
                                     config.tokenizer.min_frequency)
-      tok_lib.save_tokenizer_atomic(tok, tok_path)
+      interrupts.check()  # the tokenizer's trainer may have swallowed a Ctrl-C
+      try:
+        tok_lib.save_tokenizer_atomic(tok, tok_path)
+      except OSError as e:
+        raise cache_error(os.path.dirname(tok_path), e) from None
       tok_trained = True
     train_path, dev_path = store_paths(tok)
     extra = dict(source=data.path, raw_words_per_domain=docs.raw_words,
-                 replaced_bytes=docs.replaced_bytes, clean=dataclasses.asdict(settings))
+                 replaced_bytes=docs.replaced_bytes, raw_bytes=docs.raw_bytes,
+                 clean=dataclasses.asdict(settings))
     batch_docs = int(data.encode_batch_docs)
-    train = open_store(train_path) or _build(train_path, train_docs, tok, batch_docs, extra)
+    check = functools.partial(check_text, config, data.path, docs.replaced_bytes, None)
+    train = open_store(train_path) or _build(train_path, train_docs, tok, batch_docs, extra,
+                                             check)
     dev = open_store(dev_path) or _build(
         dev_path, dev_docs, tok, batch_docs,
         dict(source=data.dev_path or data.path, raw_words_per_domain=dev_docs.raw_words,
@@ -206,10 +261,12 @@ def format_summary(stats: dict) -> str:
 
 def run_prepare(config, workdir) -> dict:
   """--mode=prepare: builds or reuses the tokenizer and token stores, prints a summary."""
-  prepared = prepare_data(config, workdir)
+  if workdir:
+    from babylm_jax import workdir as workdir_lib
+    with workdir_lib.lock(workdir_lib.prepare(workdir), "prepare"):
+      prepared = prepare_data(config, workdir)
+  else:
+    prepared = prepare_data(config, workdir)
   print(format_summary(prepared.stats), flush=True)
-  if prepared.stats["replaced_bytes"]:
-    print(f"warning: {prepared.stats['replaced_bytes']:,} bytes of data.path were not UTF-8 "
-          f"and were replaced by U+FFFD; re-encode the files as UTF-8 to keep that text.",
-          file=sys.stderr, flush=True)
+  warn_replaced(prepared.stats)
   return prepared.stats

@@ -24,6 +24,7 @@ TEXT_SUFFIXES = (".train", ".dev", ".test", ".txt")
 BLOCK_BYTES = 1 << 20
 
 _replaced = [0]  # bytes replaced by U+FFFD since the last reset (see read_blocks)
+_bytes_read = [0]  # bytes decoded since the last reset
 
 
 def _count_replacements(err: UnicodeDecodeError):
@@ -59,9 +60,18 @@ def domain_of(path: str) -> str:
   return os.path.splitext(name)[0]
 
 
+def _readable(path: str):
+  """The file opened for reading; DataError (one sentence) when the system refuses."""
+  try:
+    return open(path, "rb")
+  except OSError as e:
+    raise DataError(f"data file '{path}' cannot be read ({e.strerror or e}); make it readable "
+                    f"for this user or leave it out of the data path.") from None
+
+
 def _file_digest(path: str) -> str:
   h = hashlib.blake2b(digest_size=16)
-  with open(path, "rb") as f:
+  with _readable(path) as f:
     while chunk := f.read(BLOCK_BYTES * 4):
       h.update(chunk)
   return h.hexdigest()
@@ -156,7 +166,13 @@ def _tfds_corpus(spec: str, config) -> Corpus:
         raise DataError(f"TFDS records of '{name}' have no field '{field}'; set "
                         f"--config.data.tfds_text_field to one of {sorted(rec)}.")
       text = rec[field]
-      yield text.decode("utf-8", "babylm_jax_count") if isinstance(text, bytes) else str(text)
+      if isinstance(text, bytes):
+        _bytes_read[0] += len(text)
+        yield text.decode("utf-8", "babylm_jax_count")
+      else:
+        text = str(text)
+        _bytes_read[0] += len(text.encode("utf-8"))
+        yield text
 
   # Released TFDS versions are immutable: name, split, size and version identify the content.
   version = str(getattr(getattr(source, "dataset_info", None), "version", ""))
@@ -181,8 +197,9 @@ def resolve(spec: str, config, field: str = "data.path") -> Corpus:
 def read_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[str]:
   """Decoded text of a file in blocks of about `block_bytes`; bad bytes become U+FFFD."""
   decoder = codecs.getincrementaldecoder("utf-8")(errors="babylm_jax_count")
-  with open(path, "rb") as f:
+  with _readable(path) as f:
     while raw := f.read(block_bytes):
+      _bytes_read[0] += len(raw)
       yield decoder.decode(raw)
     tail = decoder.decode(b"", final=True)
     if tail:
@@ -192,4 +209,10 @@ def read_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[str]:
 def take_replaced() -> int:
   """Bytes replaced since the last call (decoding happens in this process only)."""
   n, _replaced[0] = _replaced[0], 0
+  return n
+
+
+def take_bytes_read() -> int:
+  """Bytes of text decoded since the last call."""
+  n, _bytes_read[0] = _bytes_read[0], 0
   return n

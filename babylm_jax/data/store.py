@@ -94,8 +94,11 @@ def write_store(path: str, tokens: np.ndarray, doc_lengths: np.ndarray,
               vocab_size=int(vocab_size), domains=list(domains),
               words_per_domain=words_per_domain, dtype=str(tokens.dtype))
   parent = os.path.dirname(path)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+  try:
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+  except OSError as e:
+    raise cache_error(parent, e) from None
   try:
     np.save(os.path.join(tmp, "tokens.npy"), tokens)
     np.save(os.path.join(tmp, "doc_offsets.npy"), offsets)
@@ -111,7 +114,15 @@ def write_store(path: str, tokens: np.ndarray, doc_lengths: np.ndarray,
       if open_store(path) is None:  # not another process's finished copy of the same store
         raise
       shutil.rmtree(tmp, ignore_errors=True)
-  except BaseException:
+  except BaseException as e:
     shutil.rmtree(tmp, ignore_errors=True)
+    if isinstance(e, OSError):
+      raise cache_error(parent, e) from None
     raise
   return TokenStore(path)
+
+
+def cache_error(folder: str, e: OSError) -> DataError:
+  return DataError(f"the token store cache '{folder}' cannot be written ({e.strerror or e}); "
+                   f"free space there or set --config.data.cache_dir (or $BABYLM_JAX_CACHE) to a "
+                   f"folder on a disk with room.")

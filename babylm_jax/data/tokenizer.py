@@ -167,7 +167,12 @@ def save_tokenizer_atomic(tok: tokenizers.Tokenizer, path: str):
   path = epath.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-  tmp.write_text(tok.to_str(pretty=True))
-  tmp.replace(path)
+  try:
+    tmp.write_text(tok.to_str(pretty=True))
+    tmp.replace(path)
+  except BaseException:
+    if tmp.exists():
+      tmp.unlink()
+    raise
 
 

@@ -339,6 +339,8 @@ def run_finetune(config, workdir: str) -> list[dict]:
   if skipped:
     print(f"finetune: skipped {', '.join(skipped)} (no train or valid file in "
           f"'{fc.data_dir}')", flush=True)
+  from babylm_jax.workdir import check_writable
+  check_writable(os.path.join(workdir, "eval"), "the report folder")
   tokenizer = load_tokenizer(workdir)
   model, info = load_model(config, workdir, step=config.eval.step, words=config.eval.words,
                            use_ema=config.eval.use_ema)

@@ -99,8 +99,11 @@ def suite_sequences(tokenizer, suite: suites_lib.Suite, max_len: int) -> list[sc
 def score_suite(scorer: scoring.Scorer, tokenizer, suite: suites_lib.Suite,
                 backend: str) -> list[np.ndarray]:
   """Per item, the scores of its options (option 0 is the correct one)."""
-  flat = scorer.score(suite_sequences(tokenizer, suite, scorer.max_len), backend)
-  return np.split(flat, np.cumsum([len(item.options) for item in suite.items])[:-1])
+  counts = [len(item.options) for item in suite.items]
+  unit = "pair" if set(counts) == {2} else "item"
+  flat = scorer.score(suite_sequences(tokenizer, suite, scorer.max_len), backend,
+                      progress=(f"{suite.name} {backend}", len(counts), unit))
+  return np.split(flat, np.cumsum(counts)[:-1])
 
 
 def check_reading_subwords(config) -> str:
@@ -222,9 +225,11 @@ def run_eval(config, workdir: str) -> list[dict]:
   eval.words=all evaluates every milestone, each into eval/words_<N>/, and draws the curves.
   """
   from babylm_jax.train.checkpoint import load_model
+  from babylm_jax.workdir import check_writable
   resolve_tasks(config.eval.suites)
   check_backends_fit(config, scoring.parse_backends(config.eval.backend))
   check_reading_subwords(config)
+  check_writable(os.path.join(workdir, "eval"), "the report folder")
   words = config.eval.words
   if words is not None and words != "all" and not isinstance(words, int):
     raise ConfigError(f"eval.words '{words}' is neither a number of words nor 'all'.")

@@ -201,15 +201,19 @@ class Scorer:
     self.stats = dict(rows=0, padded_tokens=0, real_tokens=0, real_tokens_sq=0,
                       read_positions=0)
 
-  def score(self, seqs: Iterable[Seq], backend: str, ending: int = 0) -> np.ndarray:
+  def score(self, seqs: Iterable[Seq], backend: str, ending: int = 0,
+            progress: tuple[str, int, str] | None = None) -> np.ndarray:
     """Summed log-probability of each sequence's scored span (float64 on the host).
 
     `ending` > 0 reads the masked backends with that many `<mask>` tokens in place of the
     rest of the sequence (see the module docstring); the causal backend ignores it.
+    `progress` = (label, items, unit): on a terminal, a bar of the items these sequences
+    score (e.g. 'blimp mntp', 1000, 'pair') with their rate and the time left.
     """
     seqs = list(seqs)
     if backend == "fused":
-      return self.score(seqs, "causal") + self.score(seqs, "mntp", ending)
+      return (self.score(seqs, "causal", 0, progress)
+              + self.score(seqs, "mntp", ending, progress))
     if backend not in BACKENDS:
       raise ConfigError(f"eval.backend '{backend}' is unknown; use {', '.join(BACKENDS)}.")
     ending = 0 if backend == "causal" else ending
@@ -221,8 +225,17 @@ class Scorer:
                           f"{self.max_len} positions; shorten it with to_sequence().")
     if todo:
       totals = dict.fromkeys(todo, 0.0)
-      for rows, T in self._layout(_units(todo, backend, ending)):
-        self._run(rows, T, backend == "causal", totals)
+      units = _units(todo, backend, ending)
+      reads = sum(len(u[2]) for u in units)
+      label, items, unit = progress or (backend, len(seqs), "seq")
+      from tqdm import tqdm
+      # Counts read positions, shown as items: the bar moves smoothly through long items.
+      with tqdm(total=reads, desc=label if label.endswith(backend) else f"{label}: {backend}",
+                unit=unit, unit_scale=items / max(reads, 1), disable=None, leave=False,
+                dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/"
+                "{total:.0f} [{elapsed}<{remaining}, {rate_fmt}]") as bar:
+        for rows, T in self._layout(units):
+          self._run(rows, T, backend == "causal", totals, bar.update)
       cache.update(totals)
     return np.array([cache[s] for s in seqs], dtype=np.float64)
 
@@ -238,7 +251,7 @@ class Scorer:
     for T in sorted(long):
       yield long[T], T
 
-  def _run(self, rows, T: int, causal: bool, totals: dict):
+  def _run(self, rows, T: int, causal: bool, totals: dict, advance=lambda reads: None):
     B = max(1, self.tokens_per_batch // T)
     N = max(B, B * T // 8)  # read slots per masked batch
     lo = 0
@@ -251,6 +264,7 @@ class Scorer:
         reads += r
         hi += 1
       self._run_batch(rows[lo:hi], B, N, T, causal, totals)
+      advance(sum(len(u[2]) for row in rows[lo:hi] for _, u in row))
       lo = hi
 
   def _run_batch(self, rows, B, N, T, causal, totals):

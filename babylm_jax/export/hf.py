@@ -29,6 +29,7 @@ from babylm_jax.errors import ConfigError, DataError, UserError
 # load_from_hf is the export's way back; it lives below train/ and export/ (both use it).
 from babylm_jax.model.hf_weights import (FIELDS, MODEL_TYPE, load_from_hf,  # noqa: F401
                                          params_to_tensors)
+from babylm_jax.workdir import is_disk_full
 
 CODE_FILES = ("modeling_gpt_bert.py", "configuration_gpt_bert.py")
 AUTO_MAP = {
@@ -180,11 +181,14 @@ def run_export(config, workdir) -> str:
     finally:
       ckpt.close()
 
-  out.parent.mkdir(parents=True, exist_ok=True)
   tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-  if tmp.exists():
-    shutil.rmtree(tmp)
-  tmp.mkdir()
+  try:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():
+      shutil.rmtree(tmp)
+    tmp.mkdir()
+  except OSError as err:
+    raise _write_error(out, err) from None
   try:
     kind = config.objective.kind
     write_folder(tmp, _params_of(model), config.model, tokenizer_path, _info(info), kind)
@@ -195,13 +199,23 @@ def run_export(config, workdir) -> str:
       write_folder(sub, _params_of(m_model), config.model, tokenizer_path, _info(m_info),
                    kind)
     _swap_into_place(tmp, out)
-  except BaseException:
+  except BaseException as err:
     shutil.rmtree(tmp, ignore_errors=True)
+    if isinstance(err, OSError) or is_disk_full(err):
+      raise _write_error(out, err) from None
     raise
   logging.info("exported %s (step %s, %s words seen%s) to %s", info["path"], info.get("step"),
                info.get("words_seen"),
                f", {len(milestones)} milestones" if milestones else "", out)
   return str(out)
+
+
+def _write_error(out: pathlib.Path, err: BaseException) -> UserError:
+  """Nothing was left at `out`; one sentence saying why and what to do."""
+  reason = getattr(err, "strerror", None) or str(err).splitlines()[0][:120]
+  fix = "free space there" if is_disk_full(err) else "make it writable for this user"
+  return UserError(f"export.dir '{out}' could not be written ({reason}) and nothing was left "
+                   f"there; {fix} or choose another --config.export.dir.")
 
 
 def _info(info: dict) -> dict:

@@ -11,6 +11,7 @@ mismatched run is refused before any array is touched.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -23,6 +24,7 @@ from etils import epath
 
 from babylm_jax.config import LATER_MODEL_FIELDS, base_config
 from babylm_jax.errors import UserError
+from babylm_jax.workdir import is_disk_full
 
 # Model fields that change parameter shapes or meaning; a checkpoint must agree on all of them.
 SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
@@ -60,14 +62,17 @@ def tokenizer_file_sha256(path) -> str:
   return tokenizer_sha256(Tokenizer.from_str(epath.Path(path).read_text()))
 
 
-def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sha: str) -> dict:
+def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sha: str,
+              data_key: str | None = None) -> dict:
   return dict(step=int(step), words_seen=int(words_seen), tokens_seen=int(tokens_seen),
               model={k: config.model[k] for k in SHAPE_FIELDS},
-              objective=config.objective.kind, tokenizer_sha256=tokenizer_sha)
+              objective=config.objective.kind, tokenizer_sha256=tokenizer_sha,
+              data_key=data_key)
 
 
-def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str):
-  """Refuses a checkpoint whose model shape or tokenizer differs from the config's."""
+def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str,
+               data_key: str | None = None):
+  """Refuses a checkpoint whose model shape, objective, tokenizer or training data differs."""
   model, defaults = meta.get("model", {}), base_config().model
   for k in SHAPE_FIELDS:
     if k == "max_position" and k not in model:
@@ -84,8 +89,12 @@ def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str):
                     f"fresh --workdir.")
   if tokenizer_sha and meta.get("tokenizer_sha256") not in (None, tokenizer_sha):
     raise UserError(f"the checkpoint in {where} was trained with a different tokenizer than "
-                    f"this run's tokenizer.json; use the run's own data and tokenizer settings or "
-                    f"a fresh --workdir.")
+                    f"this config gives; use the run's own data and tokenizer settings or a "
+                    f"fresh --workdir.")
+  if data_key and meta.get("data_key") not in (None, data_key):
+    raise UserError(f"the checkpoint in {where} was trained on other data (data.path, "
+                    f"data.dev_path/dev_fraction or data.clean differ); use the run's own data "
+                    f"settings or a fresh --workdir.")
 
 
 class Checkpointer:
@@ -105,16 +114,51 @@ class Checkpointer:
 
   # -- saving ---------------------------------------------------------------------------
   def save(self, state, meta: dict, *, milestone_words: int | None = None):
-    args = ocp.args.Composite(state=ocp.args.StandardSave(_stored(state)),
-                              meta=ocp.args.JsonSave(meta))
-    if milestone_words is None:
-      self.rolling.save(meta["step"], args=args, force=True)
-    else:
-      self.milestones.save(milestone_words, args=args, force=True)
+    args = ocp.args.Composite(state=ocp.args.StandardSave(_stored(state)), meta=ocp.args.JsonSave(meta))
+    with self._disk_errors():
+      if milestone_words is None:
+        self.rolling.save(meta["step"], args=args, force=True)
+      else:
+        self.milestones.save(milestone_words, args=args, force=True)
 
   def wait(self):
-    self.rolling.wait_until_finished()
-    self.milestones.wait_until_finished()
+    with self._disk_errors():
+      self.rolling.wait_until_finished()
+      self.milestones.wait_until_finished()
+
+  @contextlib.contextmanager
+  def _disk_errors(self):
+    """A save that fails for want of space (now or in the background) as one sentence."""
+    try:
+      yield
+    except UserError:
+      raise
+    except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise several kinds
+      if not is_disk_full(e) and not isinstance(e, OSError):
+        raise
+      saved = self.steps()
+      fix = "free space there" if is_disk_full(e) else "make it writable for this user"
+      raise UserError(
+          f"a checkpoint could not be written to '{self.workdir}' ({_short(e)[:120]}); {fix} "
+          f"(or use another --workdir) and run the same command again to resume from "
+          f"{f'step {saved[-1]}' if saved else 'the start'}.") from None
+
+  @staticmethod
+  def discard(workdir) -> epath.Path | None:
+    """checkpoint.restart: moves a previous run's outputs into discarded/<time>/."""
+    import datetime
+    workdir = absolute(workdir)
+    names = ("checkpoints", "milestones", "damaged_checkpoints", "metrics.jsonl", "tb", "plots",
+             "eval", "finetune")
+    present = [n for n in names if (workdir / n).exists()]
+    if not present or jax.process_index() != 0:
+      return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    dst = workdir / "discarded" / stamp
+    dst.mkdir(parents=True, exist_ok=True)
+    for n in present:
+      (workdir / n).rename(dst / n)
+    return dst
 
   def close(self):
     self.rolling.close()
@@ -148,29 +192,51 @@ class Checkpointer:
       src.rename(dst)
     self.rolling.reload()
 
-  def restore_latest(self, abstract_state, tokenizer_sha: str | None):
+  def newest_meta(self) -> dict | None:
+    """The metadata of the newest rolling checkpoint, or None (none, or unreadable)."""
+    steps = self.steps()
+    if not steps:
+      return None
+    try:
+      return self.read_meta(steps[-1])
+    except Exception:  # noqa: BLE001 - damaged: restore_latest deals with it
+      return None
+
+  def restore_latest(self, abstract_state, tokenizer_sha: str | None,
+                     data_key: str | None = None):
     """The newest complete checkpoint, falling back past damaged ones; None if there is none.
 
-    A checkpoint of a different model or tokenizer is refused (UserError), never skipped.
+    A checkpoint of a different model, tokenizer or data is refused (UserError), never
+    skipped. Damaged checkpoints newer than the one restored are moved to
+    damaged_checkpoints/; when every checkpoint is damaged nothing is moved and the run stops
+    (UserError): it never starts again from step 0 on its own.
     """
+    damaged = []
     for step in reversed(self.steps()):
       where = str(self.workdir / "checkpoints" / str(step))
       try:
         meta = self.read_meta(step)
-      except Exception as e:  # unreadable metadata: damaged
-        logging.warning("checkpoint %s is damaged (%s); resuming from the previous one.",
-                        where, _short(e))
-        self._set_aside(step)
+      except Exception as e:  # noqa: BLE001 - unreadable metadata: damaged
+        damaged.append((step, where, e))
         continue
-      check_meta(meta, self.config, tokenizer_sha, where)
+      check_meta(meta, self.config, tokenizer_sha, where, data_key)
       try:
         state, meta = self.restore(step, abstract_state)
         jax.block_until_ready(state)
-        return state, meta
-      except Exception as e:
-        logging.warning("checkpoint %s is damaged (%s); resuming from the previous one.",
-                        where, _short(e))
-        self._set_aside(step)
+      except Exception as e:  # noqa: BLE001 - unreadable arrays: damaged
+        damaged.append((step, where, e))
+        continue
+      for bad_step, bad_where, e in damaged:
+        logging.warning("checkpoint %s is damaged (%s); moved it to damaged_checkpoints/ and "
+                        "resumed from step %d.", bad_where, _short(e), step)
+        self._set_aside(bad_step)
+      return state, meta
+    if damaged:
+      raise UserError(
+          f"every checkpoint in '{self.workdir / 'checkpoints'}' is damaged (steps "
+          f"{', '.join(str(s) for s, _, _ in reversed(damaged))}; newest: "
+          f"{_short(damaged[0][2])[:100]}); nothing was changed. To start over pass "
+          f"--config.checkpoint.restart=True, or use a new --workdir.")
     return None
 
 

@@ -1,41 +1,31 @@
 """The training run: from a config and a workdir to checkpoints, metrics and plots.
 
-Sections: workdir and data; BabyLM rules; mesh and state; resume; the loop (dispatch step t, then
-look at step t-1's metrics, so the host never waits on the device); validation; checkpoints and
-milestones; the end (final save, plots). The data position and the dropout keys come from the
-step alone, so a resumed run repeats a straight run exactly.
+Sections: workdir (checked, locked) and data; BabyLM rules; mesh and state; resume (refused
+before any file of the run changes); the loop (dispatch step t, then look at step t-1's
+metrics, so the host never waits on the device); validation; checkpoints and milestones; the
+end (final save, plots, a summary). The data position and the dropout keys come from the step
+alone, so a resumed run repeats a straight run exactly. Ctrl-C and SIGTERM end the loop with a
+checkpoint of the step in hand (see `babylm_jax.interrupts`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-import signal
+import sys
 import time
 
 import jax
 from etils import epath
 
 from babylm_jax import config as config_lib
+from babylm_jax import interrupts
+from babylm_jax import workdir as workdir_lib
 from babylm_jax.errors import UserError
 from babylm_jax.train import checkpoint as ckpt_lib
 from babylm_jax.train.metrics import MetricsWriter, plot_losses
-
-
-class _Preempted:
-  """SIGTERM (TPU VM preemption) sets a flag; the loop saves and exits cleanly."""
-
-  def __init__(self):
-    self.flag = False
-    try:
-      signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # not the main thread (e.g. in a notebook); no preemption handling
-      pass
-
-  def _handle(self, signum, frame):
-    logging.warning("SIGTERM received: saving a checkpoint and exiting.")
-    self.flag = True
 
 
 def check_rules(config, derived, words_planned: int):
@@ -69,19 +59,53 @@ def derive_for_corpus(config, store):
 
 def train(config, workdir) -> dict:
   """Trains (or resumes) a run; returns the last training and validation metrics."""
-  from babylm_jax.data.batches import BatchSource
-  from babylm_jax.data.prepare import prepare_data
-  from babylm_jax.train import curves as curves_lib, flops, sharding, step as step_lib
-
+  config_lib.validate(config)
   if config.init.from_hf:
     # Check the folder before any data work, and train with its tokenizer (token ids must match).
     from babylm_jax.model.hf_weights import model_fields_from_hf
     model_fields_from_hf(config.init.from_hf)
     if not config.tokenizer.path:
       config.tokenizer.path = str(epath.Path(config.init.from_hf) / "tokenizer.json")
-  workdir = epath.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  prepared = prepare_data(config, str(workdir))
+  workdir = workdir_lib.prepare(workdir)
+  with workdir_lib.lock(workdir), contextlib.ExitStack() as closing:
+    return _train(config, workdir, closing)
+
+
+def _check_resumable(config, workdir):
+  """Refuses, before any data work, a resume whose model shape differs from the checkpoint's."""
+  if config.checkpoint.restart or not (workdir / "checkpoints").exists():
+    return
+  ckpt = ckpt_lib.Checkpointer(workdir, config, read_only=True)
+  try:
+    steps, meta = ckpt.steps(), ckpt.newest_meta()
+  finally:
+    ckpt.close()
+  if meta is not None:
+    ckpt_lib.check_meta(meta, config, None, str(workdir / "checkpoints" / str(steps[-1])))
+
+
+def _restart(workdir):
+  """checkpoint.restart: the previous run's outputs move aside before step 0."""
+  moved = ckpt_lib.Checkpointer.discard(workdir)
+  if moved is not None:
+    logging.warning("checkpoint.restart: moved the previous checkpoints, milestones and "
+                    "metrics to %s; training from step 0.", moved)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("babylm_jax restart")
+
+
+def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
+  from babylm_jax.data.batches import BatchSource
+  from babylm_jax.data.prepare import prepare_data, warn_replaced
+  from babylm_jax.train import curves as curves_lib, flops, sharding, step as step_lib
+
+  interrupts.reset()
+  started = time.time()
+  _check_resumable(config, workdir)
+  prepared = prepare_data(config)  # the workdir's own files are written only once resumable
+  if jax.process_index() == 0:
+    warn_replaced(prepared.stats)
   derived = derive_for_corpus(config, prepared.train)
   pid, nproc = jax.process_index(), jax.process_count()
   source = BatchSource(prepared.train, config, derived, process_index=pid, process_count=nproc)
@@ -89,20 +113,28 @@ def train(config, workdir) -> dict:
   # Validation: half causal rows and the final mask rate, so both losses are measured alike.
   dev = BatchSource(prepared.dev, config, derived, process_index=pid, process_count=nproc,
                     causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1)
-  _write_config(workdir, config, derived)
   tokenizer_sha = ckpt_lib.tokenizer_sha256(prepared.tokenizer)
 
   mesh = sharding.make_mesh(config)
   graphdef, state, shardings = step_lib.create_train_state(config, derived, mesh)
-  ckpt = ckpt_lib.Checkpointer(workdir, config)
+  if config.checkpoint.restart:
+    _restart(workdir)
+  ckpt = closing.enter_context(contextlib.closing(ckpt_lib.Checkpointer(workdir, config)))
   restored = ckpt.restore_latest(jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings),
-      tokenizer_sha)
+      tokenizer_sha, prepared.data_key)
   start = 0
   if restored is not None:
     state, meta = restored
     start = int(meta["step"])
+  t, total = config.train, derived.total_steps
+  end = min(total, t.stop_after) if t.stop_after else total
+  if start >= end:
+    _say(_complete_line(start, total, workdir))
+    return dict(train={}, val={}, step=start, complete=True)
+  if restored is not None:
     logging.info("resumed from step %d (%s words seen)", start, f"{meta['words_seen']:,}")
+  _write_run_files(workdir, config, derived, prepared)
   train_step = step_lib.make_train_step(config, derived, graphdef, mesh, shardings)
   eval_step = step_lib.make_eval_step(config, graphdef, mesh, shardings)
 
@@ -110,9 +142,6 @@ def train(config, workdir) -> dict:
   curves = curves_lib.LearningCurves.create(config, graphdef, prepared.tokenizer, writer,
                                             workdir)
   peak = flops.peak_flops(config.model.compute_dtype)[0] * jax.device_count()
-  preempted = _Preempted()
-  t, total = config.train, derived.total_steps
-  end = min(total, t.stop_after) if t.stop_after else total
 
   def validate(step: int) -> dict:
     sums: dict[str, float] = {}
@@ -136,7 +165,7 @@ def train(config, workdir) -> dict:
       raise UserError(f"the loss became non-finite ({loss}) at step {step}; no checkpoint was "
                       f"saved for it. Lower train.lr or check the data.")
     return ckpt_lib.make_meta(config, step, source.words_before(step), step_tokens(step),
-                              tokenizer_sha)
+                              tokenizer_sha, prepared.data_key)
 
   step_tokens = derived.tokens_before
 
@@ -153,47 +182,101 @@ def train(config, workdir) -> dict:
       last_train = rec
       logged.update(step=step_done, time=time.time())
 
-  if start == 0:
-    last_val = validate(0)  # the baseline of the validation curve
-    if curves is not None:
-      curves.evaluate(state.ema_params, 0, words=0, tokens=0)
+  done = start
   it = source.iterator(start, end)
-  try:
-    for step, local in it:
-      state, metrics = train_step(state, sharding.global_batch(local, mesh))
-      done = step + 1
+  with interrupts.deferred(), writer.console():
+    try:
+      if start == 0:
+        last_val = validate(0)  # the baseline of the validation curve
+        if curves is not None:
+          curves.evaluate(state.ema_params, 0, words=0, tokens=0)
+      for step, local in it:
+        state, metrics = train_step(state, sharding.global_batch(local, mesh))
+        done = step + 1
+        if pending is not None:
+          look_at(*pending)
+        pending = (done, metrics)
+        if curves is not None:  # before this step's checkpoint: a resume never skips a point
+          curves.at_step(state.ema_params, done, words_before=source.words_before(step),
+                         words=source.words_before(done), tokens=step_tokens(done),
+                         last=done == total)
+        stop = interrupts.requested()
+        crossed = ckpt_lib.milestones_crossed(
+            source.words_before(step), source.words_before(done)) if (
+            config.checkpoint.milestones) else []
+        rolling = done % config.checkpoint.every == 0 or done == end or stop
+        if rolling or crossed:
+          meta = checked_meta(done, metrics)
+          if rolling:
+            ckpt.save(state, meta)
+          for m in crossed:
+            ckpt.save(state, meta, milestone_words=m)
+        if done % t.eval_every == 0 or done == end:
+          last_val = validate(done)
+        if stop:
+          break
       if pending is not None:
-        look_at(*pending)
-      pending = (done, metrics)
-      if curves is not None:  # before this step's checkpoint: a resume never skips a point
-        curves.at_step(state.ema_params, done, words_before=source.words_before(step),
-                       words=source.words_before(done), tokens=step_tokens(done),
-                       last=done == total)
-      crossed = ckpt_lib.milestones_crossed(
-          source.words_before(step), source.words_before(done)) if (
-          config.checkpoint.milestones) else []
-      rolling = done % config.checkpoint.every == 0 or done == end or preempted.flag
-      if rolling or crossed:
-        meta = checked_meta(done, metrics)
-        if rolling:
-          ckpt.save(state, meta)
-        for m in crossed:
-          ckpt.save(state, meta, milestone_words=m)
-      if done % t.eval_every == 0 or done == end:
-        last_val = validate(done)
-      if preempted.flag:
-        break
-    if pending is not None:
-      look_at(*pending, force=True)
-  finally:
-    ckpt.wait()
-    ckpt.close()
-    writer.close()
-    if hasattr(it, "close"):
-      it.close()
-  if jax.process_index() == 0 and not preempted.flag:
+        # A stopped run logs only the steps a straight run logs, so their records agree.
+        look_at(*pending, force=not interrupts.requested())
+    finally:
+      ckpt.wait()
+      writer.close()
+      if hasattr(it, "close"):
+        it.close()
+  stop = interrupts.requested()
+  if stop:
+    _say(f"stopped by {'Ctrl-C' if stop == 'SIGINT' else stop}: saved the checkpoint of step "
+         f"{done} of {total} in {workdir / 'checkpoints' / str(done)}; run the same command "
+         f"again to resume.", sys.stderr)
+  elif jax.process_index() == 0:
     plot_losses(workdir, writer.records)
-  return dict(train=last_train, val=last_val, preempted=preempted.flag)
+    _say(_summary(workdir, ckpt, source, done, total, writer.records, time.time() - started))
+  return dict(train=last_train, val=last_val, step=done, preempted=stop == "SIGTERM",
+              interrupted=stop)
+
+
+def _say(text: str, stream=None):
+  if jax.process_index() == 0:
+    print(text, file=stream or sys.stdout, flush=True)
+
+
+def _write_run_files(workdir, config, derived, prepared):
+  """tokenizer.json and config.json, written once the run is known to go ahead."""
+  from babylm_jax.data import tokenizer as tok_lib
+  if jax.process_index() == 0:
+    tok_lib.save_tokenizer_atomic(prepared.tokenizer, str(workdir / "tokenizer.json"))
+  _write_config(workdir, config, derived)
+
+
+def _complete_line(step: int, total: int, workdir) -> str:
+  if step >= total:
+    return (f"this run is complete (step {step} of {total}); nothing to do. Evaluate it with "
+            f"python launch.py --mode=eval --workdir {workdir}")
+  return (f"this run has reached train.stop_after (step {step} of {total}); raise or unset "
+          f"--config.train.stop_after to continue it.")
+
+
+def _summary(workdir, ckpt, source, step, total, records, seconds) -> str:
+  """What the run did and where its outputs are, and the command to run next."""
+  def loss(key):
+    values = [r[key] for r in records if r.get(key) is not None]
+    return f"{values[-1]:.4f}" if values else "-"
+  state = "finished" if step >= total else "stopped at train.stop_after"
+  steps = ckpt.steps()
+  words = ckpt.milestone_words()
+  return "\n".join([
+      f"{state}: step {step} of {total}, {source.words_before(step):,} words seen, "
+      f"{seconds:,.0f} s",
+      f"  final training loss {loss('loss')}, validation loss {loss('val_loss')}",
+      f"  checkpoints  {workdir / 'checkpoints'} (steps {', '.join(map(str, steps)) or 'none'})",
+      f"  milestones   {workdir / 'milestones'} "
+      f"({', '.join(f'{w:,} words' for w in words) or 'none'})",
+      f"  metrics      {workdir / 'metrics.jsonl'}",
+      f"  TensorBoard  tensorboard --logdir {workdir / 'tb'}",
+      f"  loss plot    {workdir / 'plots' / 'loss.png'}",
+      f"next: python launch.py --mode=eval --workdir {workdir}" if step >= total else
+      f"next: run the same command without --config.train.stop_after to continue",
+  ])
 
 
 def _check_and_log(step, metrics, *, writer, source, derived, cfg, peak, since, step_tokens,

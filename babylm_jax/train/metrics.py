@@ -6,6 +6,7 @@ run that was killed later) are dropped, so every step appears once in metrics.js
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -84,16 +85,34 @@ class MetricsWriter:
               f"eta {_hms(eta)}")
       if self._bar is not None:
         self._bar.n = r["step"]
-        self._bar.set_postfix_str(f"loss {r['loss']:.3f} {r['tokens_per_s']:,.0f} tok/s")
-        self._bar.refresh()
-      print(line, flush=True)
+        self._bar.set_postfix_str(f"loss {r['loss']:.3f} {r['tokens_per_s']:,.0f} tok/s",
+                                  refresh=False)
+      self._print(line)
     elif kind == "zero_shot":
       accuracy = " ".join(f"{k} {100 * v:.1f}" for k, v in r["zero_shot"].items())
-      print(f"step {r['step']} words {r['words_seen']:,} zero-shot accuracy: {accuracy} "
-            f"({r['zero_shot_s']:.1f} s)", flush=True)
+      self._print(f"step {r['step']} words {r['words_seen']:,} zero-shot accuracy: {accuracy} "
+                  f"({r['zero_shot_s']:.1f} s)")
     else:
-      print(f"step {r['step']} validation loss {r['val_loss']:.4f} (masked "
-            f"{_fmt(r['val_masked_loss'])}, causal {_fmt(r['val_causal_loss'])})", flush=True)
+      self._print(f"step {r['step']} validation loss {r['val_loss']:.4f} (masked "
+                  f"{_fmt(r['val_masked_loss'])}, causal {_fmt(r['val_causal_loss'])})")
+
+  def _print(self, line: str):
+    """A log line above the progress bar (tqdm clears and redraws it), never inside it."""
+    if self._bar is not None:
+      self._bar.write(line)
+      self._bar.refresh()
+    else:
+      print(line, flush=True)
+
+  @contextlib.contextmanager
+  def console(self):
+    """While the bar is drawn, log records are written above it as well."""
+    if self._bar is None:
+      yield
+      return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+    with logging_redirect_tqdm():
+      yield
 
   def close(self):
     if self._bar is not None:
