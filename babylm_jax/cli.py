@@ -240,8 +240,10 @@ def main(argv, config_flag) -> int:
     if flags.FLAGS.cpu_devices is not None and flags.FLAGS.cpu_devices < 1:
       raise UserError(f"--cpu_devices ({flags.FLAGS.cpu_devices}) must be at least 1; leave it "
                       f"out to use the CPU as one device.")
-    config_lib.validate(config_flag.value)
-    if flags.FLAGS.mode != "sweep":  # a sweep's runs are child processes; they start it
+    # A sweep config holds variants, each checked by the sweep itself before anything trains;
+    # its runs are child processes, which start jax.distributed themselves.
+    if flags.FLAGS.mode != "sweep":
+      config_lib.validate(config_flag.value)
       initialize_distributed()
     dispatch(flags.FLAGS.mode, config_flag.value, flags.FLAGS.workdir)
   except UserError as e:

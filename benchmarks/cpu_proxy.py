@@ -1,7 +1,7 @@
 """The CPU proxy track end to end: prepare, train and evaluate, timed (issue 13).
 
   python benchmarks/cpu_proxy.py --workdir DIR [--config configs/cpu_proxy.py]
-      [--suites blimp_fast,supplement,ewok] [--backends causal,fused] [--config.KEY=VALUE ...]
+      [--suites S1,S2] [--backends B1,B2] [--config.KEY=VALUE ...]
 
 Runs launch.py as a user would, in a fresh workdir: --mode=prepare, --mode=train, then
 --mode=eval of the final EMA checkpoint on whole suites; --config.KEY=VALUE flags go to all
@@ -41,8 +41,10 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--workdir", required=True, help="a fresh folder for the run")
   ap.add_argument("--config", default="configs/cpu_proxy.py")
-  ap.add_argument("--suites", default="blimp_fast,supplement,ewok")
-  ap.add_argument("--backends", default="causal,fused")
+  ap.add_argument("--suites", default=None,
+                  help="suites of the final evaluation (default: the config's eval.suites)")
+  ap.add_argument("--backends", default=None,
+                  help="backends of the final evaluation (default: the config's eval.backend)")
   args, overrides = ap.parse_known_args()
   bad = [o for o in overrides if not o.startswith("--config.")]
   if bad:
@@ -54,18 +56,19 @@ def main():
 
   prepare_s = launch("prepare", args, overrides)
   train_s = launch("train", args, overrides)
-  eval_s = launch("eval", args, overrides + [f"--config.eval.suites={args.suites}",
-                                             f"--config.eval.backend={args.backends}"])
+  chosen = [f"--config.eval.{k}={v}" for k, v in (("suites", args.suites),
+                                                    ("backend", args.backends)) if v]
+  eval_s = launch("eval", args, overrides + chosen)
 
   records = [json.loads(l) for l in (work / "metrics.jsonl").read_text().splitlines() if l]
   train = [r for r in records if "loss" in r]
   val = [r for r in records if "val_loss" in r]
   curves_s = sum(r.get("zero_shot_s", 0.0) for r in records)
   accuracy = {}
-  for suite in args.suites.split(","):
-    for backend in args.backends.split(","):
-      report = json.loads((work / "eval" / f"{suite}-{backend}.json").read_text())
-      accuracy[f"{suite}/{backend}"] = round(report["macro_accuracy"], 4)
+  for path in sorted((work / "eval").glob("*-*.json")):  # one report per suite and backend
+    report = json.loads(path.read_text())
+    if "macro_accuracy" in report:
+      accuracy[f"{report['suite']}/{report['backend']}"] = round(report["macro_accuracy"], 4)
   print(json.dumps(dict(
       config=args.config, overrides=overrides, steps=train[-1]["step"],
       words_seen=train[-1]["words_seen"], tokens_seen=train[-1]["tokens_seen"],

@@ -31,10 +31,17 @@ def launch(*args, cwd=ROOT, timeout=1800, preexec_fn=None):
                         preexec_fn=preexec_fn)
 
 
+def _as_from_a_terminal():
+  # A shell starts background jobs (`pytest ... &`, nohup) with Ctrl-C ignored, and children
+  # inherit that; the run under test must see Ctrl-C as it would when typed in a terminal.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args, stdout=subprocess.DEVNULL):
   """python launch.py ARGS, running in the background (stderr piped)."""
   return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *map(str, args)], cwd=ROOT,
-                          env=env(), stdout=stdout, stderr=subprocess.PIPE, text=True)
+                          env=env(), stdout=stdout, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=_as_from_a_terminal)
 
 
 def error_lines(stderr: str) -> list[str]:

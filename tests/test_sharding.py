@@ -73,7 +73,7 @@ SCRIPT = textwrap.dedent("""
       flat["_grad_norm"] = np.asarray(m["grad_norm"])
       flat["_eval_loss"] = np.asarray(ev["loss"])
       np.savez(f"{out_dir}/{name}.npz", **flat)
-      attention_in = "qkv" if model else "qk"
+      attention_in = "qkv" if c.model.attention == "standard" else "qk"
       specs[name] = {
           "word": list(state.params["embedding"]["word"].sharding.spec),
           "up": list(state.params["ffn"][0]["up"]["kernel"].sharding.spec),
@@ -92,7 +92,8 @@ def eight_devices(tmp_path_factory):
   out = tmp_path_factory.mktemp("sharded")
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+             PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"),
+                                         os.environ.get("PYTHONPATH", "")]))
   proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]
@@ -102,7 +103,8 @@ def eight_devices(tmp_path_factory):
 @pytest.mark.parametrize("name", ["8x1x1", "2x4x1", "2x2x2", "variant_2x2x2", "masked_2x2x2",
                                   "causal_2x2x2", "bootstrap_2x2x2"])
 def test_sharded_step_matches_one_device(eight_devices, name):
-  one = np.load(eight_devices / (name.replace("2x2x2", "one") if "_" in name else "one.npz"))
+  one = np.load(eight_devices / (name.replace("2x2x2", "one") + ".npz" if "_" in name
+                                 else "one.npz"))
   got = np.load(eight_devices / f"{name}.npz")
   assert set(one.files) == set(got.files)
   for key in ("_loss", "_grad_norm", "_eval_loss"):

@@ -234,6 +234,15 @@ def test_seed_questions_resolve_on_the_smoke_config():
   ref = variants["gpt_bert"]
   assert (ref.objective.causal_fraction, ref.model.layer_weighting) == (1 / 16, "gpt_bert")
   assert variants["gpt_bert_seed1"].seed == 1 and ref.seed == 0
-  assert variants["causal_only"].objective.causal_fraction == 1.0
-  assert variants["masked_only"].train.eval_suites_backend == "mntp"
+  assert ref.objective.kind == "hybrid" and ref.eval.backend == "causal,mntp"
+  assert (variants["causal_only"].objective.kind, variants["causal_only"].eval.backend) == (
+      "causal", "causal")
+  assert variants["masked_only"].objective.kind == "masked"
+  assert variants["masked_only"].train.eval_suites_backend == "pll"
   assert variants["residual"].model.layer_weighting == "residual"
+  assert (variants["standard_attention"].model.attention,
+          variants["standard_attention"].model.position) == ("standard", "rotary")
+  assert variants["no_normformer"].model.normformer is False
+  boot = variants["bootstrap"]
+  assert (boot.objective.kind, boot.model.decoder_layers, boot.eval.backend) == (
+      "bootstrap", 2, "pll")

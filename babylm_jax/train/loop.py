@@ -275,7 +275,7 @@ def _summary(workdir, ckpt, source, step, total, records, seconds) -> str:
       f"  TensorBoard  tensorboard --logdir {workdir / 'tb'}",
       f"  loss plot    {workdir / 'plots' / 'loss.png'}",
       f"next: python launch.py --mode=eval --workdir {workdir}" if step >= total else
-      f"next: run the same command without --config.train.stop_after to continue",
+      "next: run the same command without --config.train.stop_after to continue",
   ])
 
 
