@@ -7,10 +7,17 @@ Point BABYLM_DATA at another copy to run them elsewhere.
 import os
 import pathlib
 import sys
+import tempfile
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# One JAX compilation cache for the session, shared by this process and every run the tests
+# launch: the same small step compiled by a dozen subprocesses is compiled once (a smoke run
+# takes about half the time). Fresh per session, so no test depends on an earlier one.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="babylm_jax_tests_xla_")
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 sys.path.insert(0, str(ROOT))
 DATA = pathlib.Path(os.environ.get("BABYLM_DATA", ROOT.parent / "shared" / "data")).resolve()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -114,8 +115,10 @@ class Checkpointer:
 
   # -- saving ---------------------------------------------------------------------------
   def save(self, state, meta: dict, *, milestone_words: int | None = None):
-    args = ocp.args.Composite(state=ocp.args.StandardSave(_stored(state)), meta=ocp.args.JsonSave(meta))
+    stored = _stored(state)
+    args = ocp.args.Composite(state=ocp.args.StandardSave(stored), meta=ocp.args.JsonSave(meta))
     with self._disk_errors():
+      self._check_room(stored)
       if milestone_words is None:
         self.rolling.save(meta["step"], args=args, force=True)
       else:
@@ -125,6 +128,22 @@ class Checkpointer:
     with self._disk_errors():
       self.rolling.wait_until_finished()
       self.milestones.wait_until_finished()
+
+  def _check_room(self, stored):
+    """Refuses a save that cannot fit before it starts: a save that fails halfway leaves
+    tensorstore's pending writes calling into a closed event loop, which prints dozens of
+    tracebacks around the one-line error. Local disks only (free space, and the largest file
+    the process may write); an object store is left to report its own errors."""
+    if not os.path.isdir(str(self.workdir)):
+      return
+    need = sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(stored))
+    room = shutil.disk_usage(str(self.workdir)).free
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+      room = min(room, limit)
+    if need > room:
+      raise OSError(errno.ENOSPC, f"No space left: {need:,} bytes to write, {room:,} free")
 
   @contextlib.contextmanager
   def _disk_errors(self):
