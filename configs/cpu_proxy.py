@@ -35,7 +35,7 @@ def get_config():
   c.train.tokens_per_step = 8192
   c.train.seq_lens = (128,)
   c.train.seq_len_fractions = (1.0,)
-  c.train.steps = 1000
+  c.train.steps = 850
   c.train.optimizer = "adamw"
   c.train.lr = 2e-3
   c.train.warmup_fraction = 0.05
