@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 CONFIGS = ("strict_small", "ltg_bert_small", "elc_bert_small", "roberta_small", "gpt_small",
            "boot_bert_small", "gpt_bert_reference_small")
 VOCAB = 1024
@@ -47,7 +48,6 @@ def smoke_flags(steps: int) -> list[str]:
 def _parameters(model_fields: dict) -> int:
   """The run's parameter count (its encoder, and BootBERT's decoder and latent head)."""
   import ml_collections
-  sys.path.insert(0, str(ROOT))
   from babylm_jax.model.gpt_bert import count_params
   return count_params(ml_collections.ConfigDict(model_fields))
 

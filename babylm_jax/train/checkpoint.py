@@ -17,6 +17,7 @@ import errno
 import hashlib
 import logging
 import os
+import resource
 import shutil
 
 import jax
@@ -138,7 +139,6 @@ class Checkpointer:
       return
     need = sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(stored))
     room = shutil.disk_usage(str(self.workdir)).free
-    import resource
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     if limit != resource.RLIM_INFINITY:
       room = min(room, limit)
