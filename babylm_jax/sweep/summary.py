@@ -10,9 +10,13 @@ except for the measured times. Per variant:
   wall_s       training time: the sum of the logged intervals (compilation, validation and
                learning-curve points included; start-up and work lost to a kill excluded)
   tokens_per_s the median of the logged training rates (steady state, outside evaluations)
-  val_loss     the last validation loss
+  val_loss     the last validation loss (the objective's own; not comparable across objectives)
+  val_masked_loss, val_causal_loss
+               its masked and causal parts (None where the objective has no such rows):
+               these compare variants of different objectives (a causal-only run's causal
+               loss against a hybrid run's)
   accuracy     '<suite>/<backend>' -> macro accuracy from --mode=eval of the final checkpoint
-  vs_first     the same keys and val_loss: this variant minus the first variant
+  vs_first     the same keys and the validation losses: this variant minus the first variant
   curve        '<suite>/<backend>' -> [[words seen, macro accuracy]] of the learning curves
 """
 
@@ -28,6 +32,7 @@ from babylm_jax.eval import report
 from babylm_jax.train.metrics import zero_shot_series
 
 TIMING = ("wall_s", "tokens_per_s", "curves_s")
+VAL_PARTS = ("val_masked_loss", "val_causal_loss")
 
 
 def num_params(config) -> int:
@@ -101,6 +106,7 @@ def variant_row(variant, workdir: str, base: str, parameters: int) -> dict:
       tokens_per_s=round(statistics.median(r["tokens_per_s"] for r in train)) if train else None,
       curves_s=round(sum(r.get("zero_shot_s", 0.0) for r in recs), 1),
       val_loss=val[-1]["val_loss"] if val else None,
+      **{k: val[-1].get(k) if val else None for k in VAL_PARTS},
       accuracy={k: r["macro_accuracy"] for k, r in (reports or {}).items()},
       curve={k: [list(p) for p in v] for k, v in zero_shot_series(recs).items()},
       val_curve=[[r["words_seen"], r["val_loss"]] for r in val])
@@ -111,9 +117,10 @@ def _differences(rows: list[dict]):
   for row in rows:
     diff = {k: v - first["accuracy"][k] for k, v in row["accuracy"].items()
             if k in first["accuracy"]}
-    if row["val_loss"] is not None and first["val_loss"] is not None and (
-        row["status"] != "partial" and first["status"] != "partial"):
-      diff["val_loss"] = row["val_loss"] - first["val_loss"]
+    if row["status"] != "partial" and first["status"] != "partial":
+      for k in ("val_loss",) + VAL_PARTS:
+        if row[k] is not None and first[k] is not None:
+          diff[k] = row[k] - first[k]
     row["vs_first"] = diff
 
 
@@ -155,12 +162,15 @@ def markdown(head: dict, rows: list[dict]) -> str:
            f"overrides for every variant: {common}. Brackets: difference to the first "
            f"variant ({rows[0]['name']}).", "",
            "| variant | config and overrides | status | parameters | steps | words seen | "
-           "wall time | tokens/s | val loss | " + " | ".join(keys) + " |",
-           "|" + " --- |" * (9 + len(keys))]
+           "wall time | tokens/s | val loss | val masked | val causal |"
+           + "".join(f" {k} |" for k in keys),
+           "|" + " --- |" * (11 + len(keys))]
   for r in rows:
     d = r["vs_first"]
-    val = "-" if r["val_loss"] is None else f"{r['val_loss']:.3f}" + (
-        f" ({d['val_loss']:+.3f})" if "val_loss" in d and r is not rows[0] else "")
+    val = " | ".join(
+        "-" if r[k] is None else f"{r[k]:.3f}" + (
+            f" ({d[k]:+.3f})" if k in d and r is not rows[0] else "")
+        for k in ("val_loss",) + VAL_PARTS)
     acc = []
     for k in keys:
       if k not in r["accuracy"]:
@@ -174,7 +184,7 @@ def markdown(head: dict, rows: list[dict]) -> str:
     rate = "-" if r["tokens_per_s"] is None else f"{r['tokens_per_s']:,}"
     lines.append(f"| {r['name']} | {_fmt_overrides(r) or '(base)'} | {r['status']} | "
                  f"{r['parameters']:,} | {r['steps']:,} | {r['words_seen']:,} | {wall} | "
-                 f"{rate} | {val} | " + " | ".join(acc) + " |")
+                 f"{rate} | {val} |" + "".join(f" {a} |" for a in acc))
   return "\n".join(lines) + "\n"
 
 
