@@ -128,3 +128,26 @@ def test_bad_curve_settings_are_refused(tmp_path):
   with pytest.raises(ConfigError, match="train.eval_suites_backend 'mlm' is unknown"):
     train(c, str(tmp_path / "bad"))
   assert not list((tmp_path / "bad" / "checkpoints").iterdir())  # refused before step 1
+
+
+def test_tensorboard_writer_loads_without_torch(tmp_path):
+  """A run's TensorBoard events are written without importing torch (tensorboardX would import
+  it, 2.6 s in every training process, because the export extra installs it); torch still
+  imports afterwards for whoever needs it."""
+  import subprocess
+  import sys
+  code = (
+      "import sys\n"
+      "from babylm_jax.train.metrics import MetricsWriter\n"
+      f"w = MetricsWriter({str(tmp_path)!r}, total_steps=10)\n"
+      "w.write({'step': 3, 'words_seen': 100, 'val_loss': 4.5, 'val_masked_loss': None,\n"
+      "         'val_causal_loss': 4.25}, kind='val')\n"
+      "w.close()\n"
+      "assert w._tb is not None and 'torch' not in sys.modules, sorted(sys.modules)[:5]\n"
+      "import torch\n"
+      "print('torch', torch.__version__)\n")
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert r.stdout.splitlines()[-1].startswith("torch ")
+  tb = _tensorboard_scalars(tmp_path / "tb")
+  assert tb["val/val_loss"] == [(3, 4.5)] and tb["val/val_causal_loss"] == [(3, 4.25)]

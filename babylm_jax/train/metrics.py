@@ -16,6 +16,25 @@ import jax
 from etils import epath
 
 
+def _summary_writer(folder: str):
+  """tensorboardX's SummaryWriter, imported without torch.
+
+  tensorboardX imports torch whenever it is installed (the export extra installs it), only to
+  accept torch tensors; we log Python floats. That import cost 2.6 s and a few hundred MB in
+  every training process, so torch is hidden while tensorboardX loads (unless something
+  already imported it, which this does not undo).
+  """
+  hide = "torch" not in sys.modules
+  if hide:
+    sys.modules["torch"] = None  # `import torch` raises ImportError while this is set
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    if hide:
+      del sys.modules["torch"]
+  return SummaryWriter(folder)
+
+
 class MetricsWriter:
 
   def __init__(self, workdir, total_steps: int, resume_step: int = 0):
@@ -38,8 +57,7 @@ class MetricsWriter:
     self._rewrite()
     self._local = not str(workdir).startswith("gs://")
     try:
-      from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(str(epath.Path(workdir) / "tb"))
+      self._tb = _summary_writer(str(epath.Path(workdir) / "tb"))
     except Exception:  # TensorBoard is optional; metrics.jsonl is the record
       self._tb = None
     if sys.stdout.isatty():
