@@ -251,3 +251,24 @@ def test_seed_questions_resolve_on_the_smoke_config():
   boot = variants["bootstrap"]
   assert (boot.objective.kind, boot.model.decoder_layers, boot.eval.backend) == (
       "bootstrap", 2, "pll")
+
+
+def test_learning_rate_sweep_is_the_reference_with_another_optimizer():
+  """configs/sweeps/learning_rate.py: its first variant is seed_questions' gpt_bert exactly
+  (so a finished one can be reused), the others differ from it in the optimizer and lr only."""
+  from babylm_jax.sweep.run import _flat
+  ref = _load(str(ROOT / "configs" / "sweeps" / "seed_questions.py"))
+  lr = _load(str(ROOT / "configs" / "sweeps" / "learning_rate.py"))
+  gpt_bert = _flat(spec.resolve(ref)[0].config.to_dict())
+  variants = spec.resolve(lr)
+  assert _flat(variants[0].config.to_dict()) == gpt_bert
+  got = {}
+  for v in variants[1:]:
+    flat = _flat(v.config.to_dict())
+    changed = {k for k in flat if flat[k] != gpt_bert[k]}
+    assert changed <= {"train.optimizer", "train.lr", "eval.backend"}, (v.name, changed)
+    assert v.config.eval.backend == "causal"
+    got[v.name] = (v.config.train.optimizer, v.config.train.lr)
+  assert got == {"adamw_1e-3": ("adamw", 1e-3), "adamw_4e-3": ("adamw", 4e-3),
+                 "adamw_7e-3": ("adamw", 7e-3), "lamb_7e-3": ("gpt_bert_lamb", 7e-3),
+                 "lamb_1.41e-2": ("gpt_bert_lamb", 1.41e-2)}
