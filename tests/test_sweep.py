@@ -272,3 +272,24 @@ def test_learning_rate_sweep_is_the_reference_with_another_optimizer():
   assert got == {"adamw_1e-3": ("adamw", 1e-3), "adamw_4e-3": ("adamw", 4e-3),
                  "adamw_7e-3": ("adamw", 7e-3), "lamb_7e-3": ("gpt_bert_lamb", 7e-3),
                  "lamb_1.41e-2": ("gpt_bert_lamb", 1.41e-2)}
+
+
+def test_a_changed_save_cadence_is_not_a_changed_variant(tmp_path):
+  """A variant's folder is reused or resumed when only checkpoint.every / keep changed (they
+  do not change what is trained); any other setting refuses it."""
+  import copy
+  from babylm_jax.errors import UserError
+  from babylm_jax.sweep.run import _check_unchanged
+  c = _load(str(ROOT / "configs" / "sweeps" / "seed_questions.py"))
+  c.sweep.base = str(ROOT / "configs" / "smoke.py")
+  v = spec.resolve(c)[0]
+  saved = v.config.to_dict()
+  saved["checkpoint"]["every"] += 7
+  saved["checkpoint"]["keep"] += 1
+  (tmp_path / "config.json").write_text(json.dumps(dict(saved, derived={}), default=str))
+  _check_unchanged(v, str(tmp_path))
+  other = copy.deepcopy(saved)
+  other["train"]["lr"] *= 2
+  (tmp_path / "config.json").write_text(json.dumps(dict(other, derived={}), default=str))
+  with pytest.raises(UserError, match="train.lr"):
+    _check_unchanged(v, str(tmp_path))

@@ -98,6 +98,11 @@ def _flat(tree: dict, prefix: str = "") -> dict:
   return out
 
 
+# How often a run saves and how many saves it keeps: they do not change what it trains
+# (resumption is exact), so a sweep may save more often than when a variant started.
+_CADENCE = ("checkpoint.every", "checkpoint.keep")
+
+
 def _check_unchanged(variant: spec.Variant, workdir: str):
   """Refuses to resume or reuse a variant's run that was made with other settings."""
   saved = summary.read_json(os.path.join(workdir, "config.json"))
@@ -105,6 +110,9 @@ def _check_unchanged(variant: spec.Variant, workdir: str):
     return
   saved.pop("derived", None)
   saved, now = _flat(saved), _flat(variant.config.to_dict())
+  for key in _CADENCE:
+    saved.pop(key, None)
+    now.pop(key, None)
   if now.get("init.from_hf"):  # training sets the tokenizer to the exported one
     saved.pop("tokenizer.path", None)
     now.pop("tokenizer.path", None)

@@ -39,6 +39,9 @@ def get_config():
           "objective.causal_fraction": 1 / 16,
           "objective.masked_weight": 15 / 16,
           "model.layer_weighting": "gpt_bert",
+          # A save every 50 steps (about 4 minutes): a sweep stopped with its session loses
+          # little of the variant that was training.
+          "checkpoint.every": 50,
           # Learning curves about every 250k words (the quarter budget sees ~1.5M words).
           "train.eval_suites": "blimp_fast,supplement,ewok",
           "train.eval_suites_every_words": 250_000,
