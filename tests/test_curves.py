@@ -151,3 +151,20 @@ def test_tensorboard_writer_loads_without_torch(tmp_path):
   assert r.stdout.splitlines()[-1].startswith("torch ")
   tb = _tensorboard_scalars(tmp_path / "tb")
   assert tb["val/val_loss"] == [(3, 4.5)] and tb["val/val_causal_loss"] == [(3, 4.25)]
+
+
+def test_a_fresh_start_drops_the_records_of_a_run_killed_before_its_first_save(tmp_path):
+  """Step-0 records (validation, learning-curve point) of a run killed before any checkpoint
+  are not kept beside those the restarted run writes; a resume keeps what precedes its step."""
+  from babylm_jax.train.metrics import MetricsWriter
+  old = [{"step": 0, "words_seen": 0, "val_loss": 9.0},
+         {"step": 50, "words_seen": 900, "val_loss": 6.0},
+         {"step": 60, "words_seen": 1000, "val_loss": 5.0}]
+  path = tmp_path / "metrics.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in old))
+  w = MetricsWriter(tmp_path, total_steps=100, resume_step=50)
+  w.close()
+  assert [json.loads(l)["step"] for l in path.read_text().splitlines()] == [0, 50]
+  w = MetricsWriter(tmp_path, total_steps=100, resume_step=0)
+  w.close()
+  assert path.read_text() == "" and w.records == []

@@ -1,7 +1,8 @@
 """What a run writes about itself: metrics.jsonl, TensorBoard events, the progress line, plots.
 
 Only process 0 writes. On resume, records of steps after the restored checkpoint (written by a
-run that was killed later) are dropped, so every step appears once in metrics.jsonl.
+run that was killed later) are dropped, and a fresh start drops them all, so every step
+appears once in metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ class MetricsWriter:
     self._start_time = time.time()
     if not self.active:
       return
-    if self.path.exists():
+    # resume_step 0 is a fresh start (checkpoints follow steps): the records of a run killed
+    # before its first checkpoint (its step-0 validation and learning-curve point) go, as the
+    # new run writes them again.
+    if self.path.exists() and resume_step > 0:
       for line in self.path.read_text().splitlines():
         if line.strip():
           rec = json.loads(line)
