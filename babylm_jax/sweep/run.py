@@ -110,12 +110,11 @@ def _check_unchanged(variant: spec.Variant, workdir: str):
     return
   saved.pop("derived", None)
   saved, now = _flat(saved), _flat(variant.config.to_dict())
-  for key in _CADENCE:
+  # Training from an export sets the tokenizer to the exported one.
+  ignored = _CADENCE + (("tokenizer.path",) if now.get("init.from_hf") else ())
+  for key in ignored:
     saved.pop(key, None)
     now.pop(key, None)
-  if now.get("init.from_hf"):  # training sets the tokenizer to the exported one
-    saved.pop("tokenizer.path", None)
-    now.pop("tokenizer.path", None)
   for key in sorted(set(saved) | set(now)):
     if saved.get(key) != now.get(key):
       raise UserError(f"variant '{variant.name}' in '{workdir}' was trained with "
