@@ -25,7 +25,8 @@ def test_strict_small_recipe():
   assert abs(lens[0][1] / d.total_steps - 0.6) < 1e-3
   assert abs(lens[1][1] / d.total_steps - 0.2) < 1e-3
   assert c.objective.mask_rate_start == 0.30 and c.objective.mask_rate_end == 0.15
-  assert c.objective.causal_fraction == 1 / 16 and c.train.lr == 7e-3
+  assert c.objective.causal_fraction == 1 / 16
+  assert (c.train.optimizer, c.train.lr) == ("gpt_bert_lamb", 1.41e-2)
 
 
 def test_strict_recipe():
@@ -35,6 +36,7 @@ def test_strict_recipe():
           c.model.vocab_size) == (768, 2560, 12, 16_384)
   assert d.tokens_per_step == 131_072
   assert 12_200 <= d.total_steps <= 12_400
+  assert (c.train.optimizer, c.train.lr) == ("gpt_bert_lamb", 1e-2)
 
 
 def test_measured_corpus_and_steps_override():
