@@ -169,6 +169,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.batch_ramp_levels = 4
   # 'adamw', 'lamb' (optax's: trust ratio on every parameter) or 'gpt_bert_lamb' (GPT-BERT's
   # reference LAMB: no decay and no trust ratio for biases and norms; train/optimizer.py).
+  # Every recipe in configs/ sets its own: strict_small and strict train gpt_bert_lamb at the
+  # reference's rates; at the CPU proxy's size AdamW did best near 2e-3 and 7e-3 was too high
+  # (configs/sweeps/learning_rate.py, README "Learning rate").
   c.train.optimizer = "adamw"
   c.train.lr = 7e-3
   c.train.b1 = 0.9
