@@ -8,15 +8,14 @@ read or device touched.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import sys
 
-import ml_collections
 from absl import flags
 
 from babylm_jax import config as config_lib
+from babylm_jax import config_files
 from babylm_jax import interrupts
 from babylm_jax.errors import EXIT_USER_ERROR, UserError
 
@@ -46,46 +45,6 @@ def usage(flags_help: str) -> str:
       "--config is given.\nAny config field can be overridden with --config.a.b=value; the "
       "fields and their defaults are in babylm_jax/config.py.\n\n"
       f"flags:\n{flags_help}")
-
-
-def _fail(path: str, what: str):
-  raise UserError(f"--config file '{path}' {what}; fix it, or start from a file in configs/ "
-                  f"such as configs/smoke.py.")
-
-
-def _load_config_file(spec: str):
-  """get_config() of a --config file ('path' or 'path:argument'), every failure one line."""
-  path, _, arg = spec.partition(":")
-  if not os.path.isfile(path):
-    raise UserError(f"--config file '{path}' does not exist; pass a file from configs/, "
-                    f"e.g. --config configs/smoke.py.")
-  spec_ = importlib.util.spec_from_file_location("_babylm_user_config", path)
-  module = importlib.util.module_from_spec(spec_)
-  try:
-    spec_.loader.exec_module(module)
-  except SyntaxError as e:
-    _fail(path, f"has a syntax error at line {e.lineno}: {e.msg}")
-  except UserError:
-    raise
-  except Exception as e:  # noqa: BLE001 - whatever a user's file raises is theirs to fix
-    _fail(path, f"failed to run ({type(e).__name__}: {_first_line(e)})")
-  if not callable(getattr(module, "get_config", None)):
-    _fail(path, "defines no get_config()")
-  try:
-    config = module.get_config(*([arg] if arg else []))
-  except UserError:
-    raise
-  except Exception as e:  # noqa: BLE001
-    _fail(path, f"raised {type(e).__name__} in get_config(): {_first_line(e)}")
-  if not isinstance(config, ml_collections.ConfigDict):
-    _fail(path, f"returns a {type(config).__name__} from get_config(), not an "
-                f"ml_collections.ConfigDict (return base_config() with your changes)")
-  return config
-
-
-def _first_line(e: BaseException) -> str:
-  lines = str(e).strip().splitlines()
-  return lines[0][:200] if lines else ""
 
 
 def _override_keys(argv):
@@ -120,7 +79,7 @@ def preflight(argv) -> list[str]:
       raise UserError("no --config given; pass one, e.g. --config configs/smoke.py (eval, "
                       "finetune and export read it from --workdir instead).")
     path = f"{RUN_CONFIG}:{workdir}"
-  config_lib.check_override_keys(_load_config_file(path), _override_keys(argv))
+  config_lib.check_override_keys(config_files.load(path), _override_keys(argv))
   # absl wants --config before its --config.a.b overrides; accept them in any order.
   rest = []
   for i, arg in enumerate(argv[1:], start=1):

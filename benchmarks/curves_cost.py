@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def proxy_config(args):
-  from babylm_jax import cli
+  from babylm_jax import config_files
   path = ROOT / "configs" / "cpu_proxy.py"
   if args.config or path.exists():
-    return cli._load_config_file(args.config or str(path))
-  c = cli._load_config_file(str(ROOT / "configs" / "smoke.py"))
+    return config_files.load(args.config or str(path))
+  c = config_files.load(str(ROOT / "configs" / "smoke.py"))
   c.data.path = str(ROOT.parent / "shared" / "data" / "babylm_text" / "train_600k")
   c.model.vocab_size, c.model.hidden_size, c.model.num_layers = 8192, 256, 4
   c.model.num_heads, c.model.intermediate_size = 4, 683

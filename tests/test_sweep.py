@@ -224,8 +224,8 @@ def test_bad_variants_are_refused_before_training(tmp_path, cache):
 
 
 def _load(path):
-  from babylm_jax import cli
-  return cli._load_config_file(path)
+  from babylm_jax import config_files
+  return config_files.load(path)
 
 
 def test_seed_questions_resolve_on_the_smoke_config():

@@ -71,10 +71,10 @@ def parse_flags(config_file: str, settings: list[str], where: str):
   flags, read by the same parser (so a variant is exactly what its command line says)."""
   from absl import flags
   from ml_collections import config_flags
-  from babylm_jax import cli
+  from babylm_jax import config_files
   keys = [f.split("=", 1)[0][len("--config."):] for f in settings]
   try:
-    config_lib.check_override_keys(cli._load_config_file(config_file), keys)
+    config_lib.check_override_keys(config_files.load(config_file), keys)
     argv = ["launch.py", "--config", config_file, *settings]
     values = flags.FlagValues()
     holder = config_flags.DEFINE_config_file("config", None, flag_values=values,
