@@ -66,6 +66,13 @@ def _flag_value(argv, name: str):
   return None
 
 
+def check_mode(argv):
+  """Names an unknown --mode, with the modes there are, before anything else is checked."""
+  mode = _flag_value(argv, "mode")
+  if mode is not None and mode not in MODES:
+    raise UserError(f"--mode={mode} is unknown; use one of {', '.join(MODES)}.")
+
+
 def preflight(argv) -> list[str]:
   """Checks --config and every --config.X override before absl parses them.
 
@@ -190,6 +197,7 @@ def main(argv, config_flag) -> int:
     print(usage(flags.FLAGS.main_module_help()))
     return 0
   try:
+    check_mode(argv)  # before --config: a misspelt mode is the first thing to say
     argv = sys.argv[:] = preflight(argv)  # config_flags reads its overrides from sys.argv
     try:
       flags.FLAGS(argv)

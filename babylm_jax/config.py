@@ -235,9 +235,14 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   # A comma list of tasks (blimp, blimp_fast, supplement, ewok, entity_tracking, wug_adj,
-  # wug_past, comps, reading) or presets: 'babylm' (the official full zero-shot set) and
-  # 'babylm_fast' (the fast set); a preset skips tasks whose data folder is absent.
+  # wug_past, comps, reading) or one preset: 'babylm' (the official full zero-shot set) or
+  # 'babylm_fast' (the fast set). A preset reads the official layout under eval.data_root and
+  # lists a task whose folder is absent as missing; a task named on its own reads
+  # eval.data.<task>.
   c.eval.suites = "blimp"
+  # The official pipeline's `evaluation_data` folder: full_eval/blimp_filtered, ...,
+  # fast_eval/blimp_fast, ... (the folder names of its eval_zero_shot*.sh; see eval/layout.py).
+  c.eval.data_root = repo_path("../shared/data/babylm_eval")
   c.eval.backend = "causal,mntp"
   c.eval.step = config_dict.placeholder(int)
   # A milestone by words seen, or 'all': every milestone, with learning curves.
@@ -249,6 +254,7 @@ def base_config() -> ml_collections.ConfigDict:
   # Score about this many items per suite (the same number from each paradigm, a fixed draw),
   # as the learning curves do; unset: whole suites.
   c.eval.max_items = config_dict.placeholder(int)
+  # Each task's folder when it is named on its own (not through a preset).
   c.eval.data = ml_collections.ConfigDict()
   c.eval.data.blimp = repo_path("../shared/data/blimp")
   c.eval.data.blimp_fast = repo_path("../shared/data/babylm_eval/fast_eval/blimp_fast")

@@ -98,6 +98,20 @@ def test_help_lists_flags_and_modes():
     assert word in r.stdout, word
 
 
+@pytest.mark.parametrize("args", [("--mode=trian", "--workdir", "W"),
+                                  ("--mode", "evl", "--config", "configs/nope.py"),
+                                  ("--workdir", "W", "--mode=exprot", *SMOKE)])
+def test_unknown_mode_is_named_before_anything_else(tmp_path, args):
+  """A misspelt mode is the error, whatever else is missing or wrong (no --config, a config
+  file that does not exist), and the modes there are are listed."""
+  r = launch(*args, cwd=tmp_path)
+  mode = args[args.index("--mode") + 1] if "--mode" in args else next(
+      a.split("=")[1] for a in args if a.startswith("--mode="))
+  line = one_error(r, f"--mode={mode} is unknown")
+  assert "prepare, train, eval, finetune, export, sweep" in line
+  assert not (tmp_path / "W").exists()
+
+
 def test_gitignore_covers_the_readmes_output_folders():
   r = subprocess.run(["git", "check-ignore", "runs/small/metrics.jsonl", "out/small/config.json"],
                      cwd=ROOT, capture_output=True, text=True)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from babylm_jax.errors import DataError, UserError
-from babylm_jax.eval import finetune, glue, run, summary
+from babylm_jax.eval import finetune, glue, layout, run, summary
 from conftest import ROOT, data_path, load_config, not_shared
 from eval_helpers import small_tokenizer
 from test_eval_tasks import write_comps, write_wug_past
@@ -102,21 +102,46 @@ def test_eval_writes_reports(trained, capsys):
   assert by[("entity_tracking", "fused")]["paradigms"]["ambiref_0_ops"]["chance"] == 0.2
 
 
-def test_babylm_preset_from_one_command(trained):
-  """Every zero-shot task, one command, one table; then fine-tuning rows join the summary."""
+def _official_layout(tmp, data) -> str:
+  """evaluation_data/full_eval as the official scripts name its folders, built of the test's
+  small subsets (not the official sets) and the whole WUG adjective file (the official one)."""
+  full = tmp / "evaluation_data" / "full_eval"
+  full.mkdir(parents=True)
+  for task, folder in layout.LAYOUT[layout.FULL].items():
+    source = (data_path("babylm_eval/wug_adj_nominalization") if task == "wug_adj"
+              else data["blimp_fast" if task == "blimp" else task])
+    (full / folder).symlink_to(source)
+  return str(full.parent)
+
+
+def test_babylm_preset_from_one_command(trained, tmp_path):
+  """Every zero-shot task of the official layout, one command, one table, each column marked
+  official or not by its counts; then fine-tuning rows join the summary, GLUE as accuracy."""
+  import jax
   workdir, data = trained
   cmd = [sys.executable, "launch.py", "--mode=eval", "--config", "configs/smoke.py",
          f"--workdir={workdir}", "--config.eval.suites=babylm",
-         f"--config.eval.data.blimp={data['blimp_fast']}"]
-  cmd += [f"--config.eval.data.{k}={v}" for k, v in data.items() if k != "blimp_fast"]
+         f"--config.eval.data_root={_official_layout(tmp_path, data)}"]
   p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
   assert p.returncode == 0, p.stderr[-3000:]
   assert "macro average (9 columns)" in p.stdout and "Reading: eye tracking" in p.stdout
+  lines = {line.split("  ")[0]: line for line in p.stdout.splitlines()}
+  assert "NOT official" in lines["BLiMP"] and "official full" in lines[
+      "WUG adjective nominalization"]
+  assert ("not official: BLiMP: not the official full set: 3 subsets, 120 items where "
+          "blimp_filtered has 67, 59,875") in p.stdout
+  assert "macro average: NOT comparable with the leaderboard's (full set): no glue" in p.stdout
+  assert f"versions (eval): jax {jax.__version__}, flax " in p.stdout
   eval_dir = workdir / "eval"
   s = json.loads((eval_dir / "summary.json").read_text())
   columns = ["blimp", "supplement", "ewok", "entity_tracking", "wug_adj", "wug_past", "comps",
              "reading_eye_tracking", "reading_self_paced"]
   assert [r["column"] for r in s["rows"]] == columns and s["missing"] == []
+  assert {r["column"]: r["official"] for r in s["rows"]} == {c: c == "wug_adj" for c in columns}
+  assert all(r["data_dir"].startswith(str(tmp_path)) for r in s["rows"])
+  assert s["leaderboard"]["comparable"] is False and s["leaderboard"]["set"] == "full"
+  assert s["versions"]["eval"]["jax"] == jax.__version__ and "train" in s["versions"]
+  assert s["versions"]["eval"]["device_kind"] == jax.devices()[0].device_kind
   assert s["backends"] == ["causal", "mntp"] and s["checkpoint"]["step"] == STEPS
   for backend in ("causal", "mntp"):
     heads = {}
@@ -125,6 +150,7 @@ def test_babylm_preset_from_one_command(trained):
       r = json.loads((eval_dir / f"{task}-{backend}.json").read_text())
       assert (eval_dir / f"{task}-{backend}.png").stat().st_size > 1000
       assert r["step"] == STEPS and all(len(f["sha256"]) == 64 for f in r["files"])
+      assert r["preset"] == "babylm" and r["data_set"]["set"] == "full"
       heads.update(r["headline"])
     assert heads["comps"] == 100 * r_macro(eval_dir / f"comps-{backend}.json")
     values = [r["values"][backend] for r in s["rows"]]
@@ -137,18 +163,42 @@ def test_babylm_preset_from_one_command(trained):
        for m in ("RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound")]))
   md = (eval_dir / "summary.md").read_text()
   assert "| **macro average** |" in md and r["files"][0]["sha256"] in md
+  assert "| WUG adjective nominalization | Spearman x100 | official full |" in md
+  assert "Macro average: NOT comparable" in md and "| eval | jax " in md
 
-  # Fine-tuning reports in the agreed layout: full fine-tuning makes the GLUE column.
-  for name, rep in (("rte", dict(task="rte", headline=60.0, step=STEPS)),
-                    ("mrpc", dict(task="mrpc", headline=70.0, step=STEPS, method="full")),
-                    ("rte-warp", dict(task="rte", headline=55.0, step=STEPS, method="warp",
-                                      trained_parameters=4096))):
+  # Fine-tuning reports in the agreed layout: full fine-tuning makes the GLUE column, the mean
+  # of the tasks' accuracies (not of mrpc's F1), official only with all seven on their splits.
+  def tuned(task, accuracy, official=True, **extra):
+    rep = dict(task=task, headline=100 * accuracy, accuracy=accuracy, f1=0.9, mcc=0.1,
+               step=STEPS, official_data=official, **extra)
+    name = task + ("-" + extra["method"] if extra.get("method") == "warp" else "")
     (eval_dir / f"finetune-{name}.json").write_text(json.dumps(rep))
+
+  tuned("rte", 0.6)
+  tuned("mrpc", 0.7, method="full")
+  tuned("rte", 0.55, method="warp", trained_parameters=4096)
   s = summary.refresh(str(workdir))
   cols = {r["column"]: r for r in s["rows"]}
-  assert cols["glue"]["values"]["causal"] == 65.0 and cols["glue_warp"]["values"]["mntp"] == 55
+  assert cols["glue"]["values"]["causal"] == pytest.approx(65.0)
+  assert cols["glue_warp"]["values"]["mntp"] == pytest.approx(55.0)
+  assert not cols["glue"]["official"] and "2 of 7 tasks" in cols["glue"]["note"]
   assert s["macro_columns"][-1] == "glue" and s["macro_average"]["causal"]["columns"] == 10
-  assert "| rte | warp | 55.00 | 4096 |" in (eval_dir / "summary.md").read_text()
+  assert s["versions"]["eval"]["jax"] == jax.__version__  # kept from the evaluation
+  md = (eval_dir / "summary.md").read_text()
+  assert "| rte | warp | 55.00 | 90.00 | 10.00 | yes | 4096 |" in md
+  for task in ("boolq", "mnli", "multirc", "qqp", "wsc"):
+    tuned(task, 0.5)
+  s = summary.refresh(str(workdir))
+  cols = {r["column"]: r for r in s["rows"]}
+  assert cols["glue"]["official"] and cols["glue"]["tasks"] == 7
+  assert not cols["glue_warp"]["official"]
+  assert s["leaderboard"]["why"][0].startswith("BLiMP: not the official full set")
+  assert not any(w.startswith("(Super)GLUE fine-tuning (") for w in s["leaderboard"]["why"])
+  tuned("wsc", 0.5, official=False)
+  cols = {r["column"]: r for r in summary.refresh(str(workdir))["rows"]}
+  assert not cols["glue"]["official"] and "wsc" in cols["glue"]["note"]
+  for f in eval_dir.glob("finetune-*.json"):
+    f.unlink()
 
 
 def r_macro(path):
@@ -158,21 +208,27 @@ def r_macro(path):
 def test_preset_lists_missing_tasks_and_named_ones_are_required(trained, tmp_path, capsys):
   workdir, data = trained
   c = _config(**data)
-  c.eval.data.reading = str(tmp_path / "none")
-  c.eval.data.comps = str(tmp_path / "nothing")
+  fast = tmp_path / "evaluation_data" / "fast_eval"
+  fast.mkdir(parents=True)
+  for task, folder in layout.LAYOUT[layout.FAST].items():
+    if task not in ("reading", "entity_tracking"):
+      (fast / folder).symlink_to(data[task])
+  (fast / "entity_tracking_fast").mkdir()  # without its regular.jsonl
+  c.eval.data_root = str(fast.parent)
   c.eval.suites = "babylm_fast"
   c.eval.backend = "causal"
-  c.eval.data.blimp_fast = data["blimp_fast"]
   loaded, missing = run.load_tasks(c)
-  assert [t.name for t in loaded] == ["blimp_fast", "supplement", "ewok", "entity_tracking",
-                                      "wug_adj", "wug_past"]
-  assert missing == [dict(task="reading", folder=str(tmp_path / "none"))]
+  assert [src.task for _, src in loaded] == ["blimp_fast", "supplement", "ewok", "wug_adj",
+                                             "wug_past"]
+  assert [(m["task"], m["folder"]) for m in missing] == [
+      ("entity_tracking", str(fast / "entity_tracking_fast" / "regular.jsonl")),
+      ("reading", str(fast / "reading"))]
   c.eval.suites = "wug_adj,reading"
+  c.eval.data.reading = str(tmp_path / "none")
   with pytest.raises(DataError, match="--config.eval.data.reading"):
     run.run_eval(c, str(workdir))
   c.eval.suites = "babylm_fast"
-  for k in list(c.eval.data):
-    c.eval.data[k] = str(tmp_path / "none")
+  c.eval.data_root = str(tmp_path / "none")
   with pytest.raises(DataError, match="no task of eval.suites 'babylm_fast' has its data"):
     run.run_eval(c, str(workdir))
 

@@ -4,7 +4,7 @@ import pytest
 
 from babylm_jax.config import base_config
 from babylm_jax.errors import ConfigError, DataError
-from babylm_jax.eval import run, suites
+from babylm_jax.eval import layout, reading, run, suites
 from conftest import data_path
 
 FOLDERS = {
@@ -50,10 +50,103 @@ def test_default_config_paths_are_the_suites():
   assert run.parse_suites("babylm") == ["blimp", "supplement", "ewok", "entity_tracking",
                                         "wug_adj", "wug_past", "comps", "reading"]
   # A task named besides a preset is required; the preset's others are optional.
-  assert run.resolve_tasks("babylm_fast,comps")[-1] == ("comps", True)
-  assert dict(run.resolve_tasks("babylm_fast,comps"))["reading"] is False
+  assert run.resolve_tasks("babylm_fast,comps")[-1] == ("comps", None)
+  assert dict(run.resolve_tasks("babylm_fast,comps"))["reading"] == "babylm_fast"
   with pytest.raises(ConfigError, match="eval.suites entry 'glue'"):
     run.parse_suites("blimp,glue")
+  with pytest.raises(ConfigError, match="names the presets babylm and babylm_fast; name one"):
+    run.parse_suites("babylm,babylm_fast")
+
+
+@pytest.mark.parametrize("task,folder,files,sets,official,data_set", [
+    # The original BLiMP (67,000 pairs) is not blimp_filtered (59,875).
+    ("blimp", "blimp", None, (layout.FULL,), False, layout.FULL),
+    ("blimp_fast", "babylm_eval/fast_eval/blimp_fast", None, (layout.FAST,), True, layout.FAST),
+    # Named on its own, a column may be either official set; the fast one fits.
+    ("supplement", "babylm_eval/fast_eval/supplement_fast", None, (layout.FULL, layout.FAST),
+     True, layout.FAST),
+    ("ewok", "babylm_eval/fast_eval/ewok_fast", None, (layout.FULL,), False, layout.FULL),
+    ("ewok", "babylm_eval/fast_eval/ewok_fast", None, (layout.FAST,), True, layout.FAST),
+    ("entity_tracking", "babylm_eval/entity_tracking", None, (layout.FULL,), True, layout.FULL),
+    # All three splits are not the fast set; the regular split alone is.
+    ("entity_tracking", "babylm_eval/entity_tracking", None, (layout.FAST,), False,
+     layout.FAST),
+    ("entity_tracking", "babylm_eval/entity_tracking", ("regular.jsonl",), (layout.FAST,), True,
+     layout.FAST),
+    ("wug_adj", "babylm_eval/wug_adj_nominalization", None, (layout.FULL, layout.FAST), True,
+     layout.FULL),
+])
+def test_official_sets_are_told_by_their_counts(task, folder, files, sets, official, data_set):
+  suite = suites.load_suite(task, str(data_path(folder)), files)
+  got = layout.check(task, sets, suite)
+  assert (got["official"], got["set"]) == (official, data_set)
+  assert (got["subsets"], got["items"]) == (len(suite.paradigms), len(suite.items))
+  text = layout.describe(got)
+  assert text.startswith("the official" if official else "not the official")
+  # Fewer items (eval.max_items) are never the official set.
+  assert not layout.check(task, sets, suites.subset(suite, 50))["official"]
+
+
+def test_official_sizes_of_the_reading_data_and_the_original_blimp():
+  data = reading.load(str(data_path("babylm_eval/reading")))
+  assert layout.check("reading", (layout.FULL,), data)["official"]
+  got = layout.check("blimp", (layout.FULL,), suites.load_suite("blimp", str(data_path("blimp"))))
+  assert layout.describe(got) == ("not the official full set: 67 subsets, 67,000 items where "
+                                  "blimp_filtered has 67, 59,875")
+
+
+def _layout_of(root, links: dict):
+  """An evaluation_data folder whose entries (`full_eval/x`) link to shared data folders."""
+  for entry, folder in links.items():
+    (root / entry).parent.mkdir(parents=True, exist_ok=True)
+    (root / entry).symlink_to(data_path(folder))
+  return root
+
+
+def test_presets_read_the_official_layout(tmp_path):
+  """Each preset reads its folders under eval.data_root by the official names; the fast
+  entity tracking is regular.jsonl alone; absent folders are missing, with their path."""
+  root = _layout_of(tmp_path / "evaluation_data", {
+      "fast_eval/blimp_fast": "babylm_eval/fast_eval/blimp_fast",
+      "fast_eval/entity_tracking_fast": "babylm_eval/entity_tracking",  # all three splits
+      "full_eval/entity_tracking": "babylm_eval/entity_tracking",
+      "full_eval/wug_adj_nominalization": "babylm_eval/wug_adj_nominalization"})
+  c = base_config()
+  c.eval.data_root = str(root)
+  c.eval.suites = "babylm_fast"
+  srcs = {s.task: s for s in run.sources(c)}
+  assert {t: (s.folder, s.files) for t, s in srcs.items()} == {
+      t: (str(root / "fast_eval" / f), ("regular.jsonl",) if t == "entity_tracking" else None)
+      for t, f in [("blimp_fast", "blimp_fast"), ("supplement", "supplement_fast"),
+                   ("ewok", "ewok_fast"), ("entity_tracking", "entity_tracking_fast"),
+                   ("wug_adj", "wug_adj_nominalization"), ("wug_past", "wug_past_tense"),
+                   ("reading", "reading")]}
+  loaded, missing = run.load_tasks(c)
+  by = {src.task: data for data, src in loaded}
+  assert sorted(by) == ["blimp_fast", "entity_tracking"]
+  assert by["entity_tracking"].paradigms == [f"regular_{k}_ops" for k in range(6)]
+  assert layout.check("entity_tracking", (layout.FAST,), by["entity_tracking"])["official"]
+  assert [m["task"] for m in missing] == ["supplement", "ewok", "wug_adj", "wug_past",
+                                          "reading"]
+  assert missing[0]["folder"] == str(root / "fast_eval" / "supplement_fast")
+  assert "--config.eval.data_root" in missing[0]["hint"] and "fast_eval/supplement_fast" in \
+      missing[0]["hint"]
+
+  c.eval.suites = "babylm"
+  loaded, missing = run.load_tasks(c)
+  assert [src.task for _, src in loaded] == ["entity_tracking", "wug_adj"]
+  assert len(loaded[0][0].paradigms) == 18  # the full set: every split
+  assert missing[0]["folder"] == str(root / "full_eval" / "blimp_filtered")
+  assert missing[-1]["folder"] == str(root / "full_eval" / "reading")
+  # A task named on its own still reads eval.data.<task>.
+  c.eval.suites = "babylm,blimp_fast"
+  c.eval.data.blimp_fast = str(data_path("babylm_eval/fast_eval/blimp_fast"))
+  assert {src.task: src.folder for _, src in run.load_tasks(c)[0]}["blimp_fast"] == \
+      c.eval.data.blimp_fast
+  c.eval.data_root = str(tmp_path / "nowhere")
+  c.eval.suites = "babylm"
+  with pytest.raises(DataError, match="no task of eval.suites 'babylm' has its data; no "):
+    run.load_tasks(c)
 
 
 @pytest.mark.parametrize("name,bad,match", [

@@ -43,8 +43,9 @@ def test_recipe_is_the_official_one(config_name):
     assert (r.max_length, r.warmup_fraction, r.weight_decay, r.min_lr_ratio,
             r.classifier_dropout, r.eval_batch_size) == (512, 0.06, 0.01, 0.1, 0.1, 64)
     assert glue.TASKS[task].metrics == metrics and glue.TASKS[task].select == select
-    # The leaderboard reports F1 for mrpc and qqp and accuracy for the others.
-    assert glue.TASKS[task].headline == ("f1" if task in ("mrpc", "qqp") else "accuracy")
+    # The leaderboard (calculate_results_from_pred.py) reports accuracy for every task.
+    assert glue.TASKS[task].headline == "accuracy"
+    assert r.causal is (c.objective.kind == "causal")
 
 
 def test_recipe_overrides_and_errors():
@@ -252,3 +253,70 @@ def test_dropout_in_training_follows_the_model_config():
   losses = [float(step(trained, frozen, state, *batch, labels, 0.0, jax.random.key(k))[2])
             for k in (0, 1, 0)]
   assert losses[0] != losses[1] and losses[0] == losses[2]
+
+
+@pytest.mark.parametrize("objective", ["causal", "hybrid"])
+def test_classifier_reads_what_the_pipeline_reads_of_our_export(tmp_path, objective):
+  """The pipeline loads our export with AutoModel, passes a padding mask, classifies from
+  last_hidden_state[:, 0] with its head. Our fine-tuning model, with the same weights, gives
+  the same encoder states (every position) and logits within 1e-4: a causal-only model
+  attends causally there (so `<s>` sees only itself and every example reads the same state),
+  GPT-BERT bidirectionally."""
+  import torch
+  from transformers import AutoModel
+  from babylm_jax.export import hf
+  from babylm_jax.model.gpt_bert import GPTBert
+  tok = small_tokenizer(512)
+  c = load_config("smoke")
+  c.model.vocab_size = 512
+  c.objective.kind = objective
+  model = GPTBert(c.model, rngs=nnx.Rngs(0))
+  rng = np.random.default_rng(0)  # noise, so that biases and layer weights all matter
+  params = jax.tree.map(lambda x: x + jnp.asarray(rng.normal(0.0, 0.05, x.shape), jnp.float32),
+                        nnx.to_pure_dict(nnx.state(model)))
+  nnx.update(model, params)
+  tok.save(str(tmp_path / "tokenizer.json"))
+  out = tmp_path / "export"
+  out.mkdir()
+  hf.write_folder(out, params, c.model, tmp_path / "tokenizer.json", {}, objective)
+  ported = AutoModel.from_pretrained(str(out), trust_remote_code=True,
+                                     local_files_only=True).eval()
+
+  r = finetune.recipe(c, "rte")
+  assert r.causal is (objective == "causal")
+  clf = finetune.Classifier(model, glue.TASKS["rte"], r, tok, rngs=nnx.Rngs(1))
+  pairs = glue.load_split(str(data_path(GLUE)), "rte", "valid", 6).pairs
+  enc = finetune.encode(tok, finetune.Classifier, pairs, 96)
+  ids, seg, read = finetune._batch(enc, np.arange(6), 6, 96)
+  ours = nnx.jit(lambda m, *a: m(*a, deterministic=True))(clf, ids, seg, read)
+  states = nnx.jit(lambda m, i, s: m.encoder.encode(i, s, jnp.full((6,), m.causal)))(
+      clf, ids, seg)
+  features = nnx.jit(lambda m, *a: m.features(*a, deterministic=True))(clf, ids, seg, read)
+
+  D = c.model.hidden_size
+  head = torch.nn.Sequential(  # the pipeline's ClassifierHead, our head's weights
+      torch.nn.LayerNorm(D, 1e-5, elementwise_affine=False), torch.nn.Linear(D, D),
+      torch.nn.GELU(), torch.nn.LayerNorm(D, 1e-5, elementwise_affine=False),
+      torch.nn.Dropout(0.1), torch.nn.Linear(D, 2)).eval()
+  with torch.no_grad():
+    for i, ours_linear in ((1, clf.dense), (5, clf.out)):
+      head[i].weight.copy_(torch.from_numpy(np.asarray(ours_linear.kernel[...]).T.copy()))
+      head[i].bias.copy_(torch.from_numpy(np.asarray(ours_linear.bias[...]).copy()))
+    hidden = ported(input_ids=torch.from_numpy(ids.astype(np.int64)),
+                    attention_mask=torch.from_numpy((seg > 0).astype(np.int64))
+                    ).last_hidden_state
+    theirs = head(hidden[:, 0]).numpy()
+  real = seg > 0
+  np.testing.assert_allclose(np.asarray(states)[real], hidden.numpy()[real], atol=1e-4)
+  np.testing.assert_allclose(np.asarray(features), hidden[:, 0].numpy(), atol=1e-4)
+  np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
+  spread = float(np.ptp(np.asarray(features), axis=0).max())
+  if objective == "causal":
+    assert spread < 1e-5  # `<s>` under causal attention: one state for every example
+    # Reading it bidirectionally (as fine-tuning did before) is another model.
+    other = finetune.Classifier(model, glue.TASKS["rte"], dataclasses.replace(r, causal=False),
+                                tok, rngs=nnx.Rngs(1))
+    bi = nnx.jit(lambda m, *a: m.features(*a, deterministic=True))(other, ids, seg, read)
+    assert np.abs(np.asarray(bi) - hidden[:, 0].numpy()).max() > 1e-2
+  else:
+    assert spread > 1e-2

@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pytest
 
+from babylm_jax import versions
 from conftest import ROOT, data_path
 from launch_helpers import (checkpoint_steps, error_lines, final_params, launch, losses, render,
                             run_in_terminal, snapshot, start)
@@ -75,6 +76,10 @@ def test_summary_at_the_end_and_replaced_bytes_reported(finished):
                f"tensorboard --logdir {wd}/tb", f"loss plot    {wd}/plots/loss.png",
                f"next: python launch.py --mode=eval --workdir {wd}"):
     assert line in out, (line, out)
+  # The software the run trained with, in versions.json and in the summary.
+  recorded = json.loads((wd / "versions.json").read_text())
+  assert list(recorded) == ["train"]
+  assert f"versions     {versions.line(recorded['train'])} ({wd}/versions.json)" in out, out
   # Training reports a corpus's replaced bytes as --mode=prepare does; nothing else on stderr
   # (no orbax chatter, no 'Exception ignored').
   assert [l for l in r.stderr.splitlines() if l.strip()] == [

@@ -4,9 +4,14 @@ official BabyLM 2025 pipeline does it (`finetune.method=full`) or prompt-tuned w
 
 The official recipe (the pipeline's eval_finetuning.sh and its trainer): the pair framed as
 the exported tokenizer frames it (`<s> a </s> b`, the longer text cut first to 512 tokens);
-the encoder under bidirectional attention, in training mode (its dropout is the model's
-`model.dropout`, as the exported model's `hidden_dropout_prob`), and a new head on the first
-token: LayerNorm -> dense -> GELU -> LayerNorm -> dropout 0.1 -> dense. AdamW (betas 0.9,
+the encoder in training mode (its dropout is the model's `model.dropout`, as the exported
+model's `hidden_dropout_prob`), and a new head on the first token: LayerNorm -> dense -> GELU
+-> LayerNorm -> dropout 0.1 -> dense. The encoder attends as the pipeline's AutoModel of our
+export does: bidirectionally, except for a causal-only model (objective.kind='causal'), whose
+export attends causally (the pipeline passes only a padding mask and neither --causal nor
+--take_final). Its first token `<s>` then sees nothing but itself, so the head reads the same
+state for every example and can learn only the label prior: that is what the leaderboard
+measures of such a model, and what this reproduces. AdamW (betas 0.9,
 0.999, eps 1e-8, weight decay 0.01 on every trained parameter), lr 3e-5 rising linearly over
 the first 6% of the steps and falling along a cosine to 0.1 x lr; batches of 32 (16 for boolq
 and multirc), shuffled, the last partial batch dropped; 10 epochs (30 for wsc); seed 42.
@@ -14,7 +19,9 @@ After every epoch the validation split is scored, and the epoch with the best se
 (accuracy, F1 for mrpc and qqp) is kept; its validation metrics and predictions are the result.
 
 Writes workdir/eval/finetune-<task>.json (WARP: warp-<task>.json) with the leaderboard's
-`headline` number, and the pipeline's results layout (eval/glue.py) under finetune.results_dir.
+`headline` number (validation accuracy, x100; F1 and MCC beside it) and `official_data`
+(whether the splits are the official ones, whole), and the pipeline's results layout
+(eval/glue.py) under finetune.results_dir.
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ import numpy as np
 import optax
 from flax import nnx
 
+from babylm_jax import versions
 from babylm_jax.config import BOS_ID, PAD_ID
 from babylm_jax.data.tokenizer import PAIR_TEMPLATE, framed
 from babylm_jax.errors import ConfigError, DataError
-from babylm_jax.eval import glue
+from babylm_jax.eval import glue, layout
 from babylm_jax.eval.report import write_json
 from babylm_jax.eval.warp import Warp
 from babylm_jax.model.gpt_bert import dropout, layer_norm
@@ -59,6 +67,7 @@ class Recipe:
   min_lr_ratio: float
   classifier_dropout: float
   eval_batch_size: int
+  causal: bool  # the encoder attends causally (a causal-only model, as its export does)
 
 
 def recipe(config, task: str) -> Recipe:
@@ -76,7 +85,8 @@ def recipe(config, task: str) -> Recipe:
       **{k: v if fc[k] is None else fc[k] for k, v in official.items()},
       seed=fc.seed, max_length=fc.max_length, warmup_fraction=fc.warmup_fraction,
       weight_decay=fc.weight_decay, min_lr_ratio=fc.min_lr_ratio,
-      classifier_dropout=fc.classifier_dropout, eval_batch_size=fc.eval_batch_size)
+      classifier_dropout=fc.classifier_dropout, eval_batch_size=fc.eval_batch_size,
+      causal=config.objective.kind == "causal")
   for name in ("batch_size", "lr", "epochs", "max_length", "eval_batch_size"):
     if getattr(r, name) <= 0:
       raise ConfigError(f"finetune.{name} ({getattr(r, name)}) must be positive; leave it "
@@ -118,6 +128,7 @@ class Classifier(nnx.Module):
   """Full fine-tuning: the encoder and the pipeline's classification head on `<s>`.
 
   The LM head is not part of it (the pipeline loads the bare encoder), so it is not trained.
+  The encoder attends causally when `recipe.causal` (see the module's docstring).
   """
 
   template = PAIR_TEMPLATE
@@ -130,17 +141,22 @@ class Classifier(nnx.Module):
     self.dense = _torch_linear(D, D, rngs)
     self.out = _torch_linear(D, task.num_labels, rngs)
     self.dropout = recipe.classifier_dropout
+    self.causal = recipe.causal
 
   @staticmethod
   def read_position(type_ids) -> int:
     del type_ids
     return 0
 
-  def __call__(self, ids_BT, seg_BT, read_B, *, deterministic, rngs=None):
-    is_causal_B = jnp.zeros((ids_BT.shape[0],), bool)
+  def features(self, ids_BT, seg_BT, read_B, *, deterministic, rngs=None):
+    """[B, D] float32: the encoder's state the head reads."""
+    is_causal_B = jnp.full((ids_BT.shape[0],), self.causal)
     hidden_BTD = self.encoder.encode(ids_BT, seg_BT, is_causal_B, deterministic=deterministic,
                                      rngs=rngs)
-    x_BD = hidden_BTD[jnp.arange(ids_BT.shape[0]), read_B].astype(jnp.float32)
+    return hidden_BTD[jnp.arange(ids_BT.shape[0]), read_B].astype(jnp.float32)
+
+  def __call__(self, ids_BT, seg_BT, read_B, *, deterministic, rngs=None):
+    x_BD = self.features(ids_BT, seg_BT, read_B, deterministic=deterministic, rngs=rngs)
     h_BD = jax.nn.gelu(self.dense(layer_norm(x_BD, 1e-5)), approximate=False)
     h_BD = dropout(layer_norm(h_BD, 1e-5), self.dropout, deterministic, rngs)
     return self.out(h_BD)
@@ -240,7 +256,7 @@ def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = Non
   model = method(encoder, task, r, tokenizer, rngs=nnx.Rngs(r.seed))
   graphdef, trained, frozen = nnx.split(model, method.trainable, ...)
   compiled = {} if compiled is None else compiled
-  key = (r.method, task.num_labels, r.weight_decay, r.classifier_dropout)
+  key = (r.method, task.num_labels, r.weight_decay, r.classifier_dropout, r.causal)
   if key not in compiled:
     compiled[key] = _make_steps(graphdef, r.weight_decay)
   tx, train_step, predict = compiled[key]
@@ -279,9 +295,15 @@ def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = Non
     if best is None or scores[task.select] > best[2][task.select]:
       best = (epoch, trained, scores, pred)
   epoch, trained, scores, pred = best
+  # The leaderboard's data: the whole official validation split, trained on the whole
+  # training split, by the official method (the hyperparameters are not checked).
+  official_data = (r.method == "full" and fc.max_train_examples is None
+                   and len(valid_x.seqs) == layout.GLUE_SIZES[task_name])
   report = dict(
       task=task_name, method=r.method, headline=round(100 * scores[task.headline], 4),
-      headline_metric=task.headline, **scores, select_metric=task.select, best_epoch=epoch,
+      headline_metric=task.headline, **scores, official_data=official_data,
+      select_metric=task.select, best_epoch=epoch, attention="causal" if r.causal else
+      "bidirectional",
       trained_params=count_params(trained), recipe=dataclasses.asdict(r),
       model_dropout=float(encoder.cfg.dropout), train_examples=len(train_x.seqs),
       valid_examples=len(valid_x.seqs), truncated=train_x.truncated + valid_x.truncated,
@@ -314,15 +336,17 @@ def _revision(config) -> str:
 
 
 def summary_table(rows: list[dict]) -> str:
-  head = (f"{'task':8s} {'method':6s} {'headline':>9s} {'accuracy':>9s} {'f1':>7s} "
-          f"{'mcc':>7s} {'trained':>11s} {'epoch':>5s} {'seconds':>8s}")
+  """Accuracy (the leaderboard's number) first, F1 and MCC beside it."""
+  head = (f"{'task':8s} {'method':6s} {'accuracy':>9s} {'f1':>7s} {'mcc':>7s} "
+          f"{'official':>8s} {'trained':>11s} {'epoch':>5s} {'seconds':>8s}")
   lines = [head, "-" * len(head)]
   for r in rows:
     f1 = f"{100 * r['f1']:7.2f}" if "f1" in r else f"{'-':>7s}"
     mcc = f"{100 * r['mcc']:7.2f}" if "mcc" in r else f"{'-':>7s}"
-    lines.append(f"{r['task']:8s} {r['method']:6s} {r['headline']:9.2f} "
-                 f"{100 * r['accuracy']:9.2f} {f1} {mcc} {r['trained_params']:11,d} "
-                 f"{r['best_epoch']:5d} {r['seconds']:8.1f}")
+    official = "yes" if r.get("official_data") else "no"
+    lines.append(f"{r['task']:8s} {r['method']:6s} {100 * r['accuracy']:9.2f} {f1} {mcc} "
+                 f"{official:>8s} {r['trained_params']:11,d} {r['best_epoch']:5d} "
+                 f"{r['seconds']:8.1f}")
   return "\n".join(lines)
 
 
@@ -344,6 +368,7 @@ def run_finetune(config, workdir: str) -> list[dict]:
   tokenizer = load_tokenizer(workdir)
   model, info = load_model(config, workdir, step=config.eval.step, words=config.eval.words,
                            use_ema=config.eval.use_ema)
+  versions.record(workdir, "finetune")
   name = fc.model_name or os.path.basename(os.path.abspath(workdir))
   name += "-warp" if fc.method == "warp" else ""  # never overwrites full fine-tuning's
   results_dir = fc.results_dir or os.path.join(workdir, "results")
@@ -358,7 +383,7 @@ def run_finetune(config, workdir: str) -> list[dict]:
     rows.append(report)
   print(summary_table(rows + _other_method_rows(workdir, fc.method, tasks)), flush=True)
   from babylm_jax.eval import summary
-  summary.refresh(workdir)  # the fine-tuning rows join eval/summary.{json,md}
+  summary.refresh(workdir, versions.read(workdir))  # the rows join eval/summary.{json,md}
   return rows
 
 

@@ -5,51 +5,58 @@ fast zero-shot sets):
   blimp, blimp_fast, supplement, ewok, entity_tracking, comps   accuracy over option sets
   wug_adj, wug_past                                            correlation with people
   reading                                                      surprisal vs reading times
-A task named in eval.suites must have its data (`eval.data.<task>`); one that a preset brings
-in is listed as missing when its folder is absent. For each task and backend in eval.backend:
+A task named on its own reads `eval.data.<task>` and must have it. A preset reads the official
+layout under `eval.data_root` (full_eval/... or fast_eval/..., see layout.py); a task of it
+whose folder or file is absent is listed as missing, with the path, and the others go on (no
+fallback to other data). Every report says whether its data is the official set (layout.check,
+by the counts the pipeline's collate checks). For each task and backend in eval.backend:
   workdir/eval/<task>-<backend>.json   the task's numbers, its `headline` as the leaderboard
-                                       shows it, the checkpoint, data files with their hashes
+                                       shows it, `data_set` (official or not), the checkpoint,
+                                       data files with their hashes
   workdir/eval/<task>-<backend>.png    its chart
 then workdir/eval/summary.{json,md} and the same table on stdout (summary.py). With
 eval.words=all every milestone checkpoint is evaluated into eval/words_<N>/, and
-eval/learning_curve.png draws each task's number against words seen.
+eval/learning_curve.png draws each task's number against words seen. The library versions are
+recorded in workdir/versions.json (versions.py) and shown in the summary.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 
 import numpy as np
 
+from babylm_jax import versions
 from babylm_jax.errors import ConfigError, DataError, UserError
-from babylm_jax.eval import reading, report, scoring, suites as suites_lib
+from babylm_jax.eval import layout, reading, report, scoring, suites as suites_lib
 from babylm_jax.eval import summary as summary_lib
 
 TASKS = suites_lib.SUITES + ("reading",)
-PRESETS = {
-    "babylm": ("blimp", "supplement", "ewok", "entity_tracking", "wug_adj", "wug_past",
-               "comps", "reading"),
-    "babylm_fast": ("blimp_fast", "supplement", "ewok", "entity_tracking", "wug_adj",
-                    "wug_past", "reading"),
-}
+PRESETS = {name: tuple(layout.LAYOUT[s]) for name, s in layout.PRESETS.items()}
 
 
 def resolve_tasks(spec: str, field: str = "eval.suites", tasks=TASKS,
-                  presets=PRESETS) -> list[tuple[str, bool]]:
-  """(task, named itself) in order, presets expanded; a task named itself must have data."""
+                  presets=PRESETS) -> list[tuple[str, str | None]]:
+  """(task, the preset that brings it in or None when named itself) in order, presets
+  expanded; a task named itself must have data."""
   names = [s.strip() for s in str(spec).split(",") if s.strip()]
   if not names:
     raise ConfigError(f"{field} is empty; set it to some of {', '.join(tasks)}"
                       + (f" or a preset ({', '.join(presets)})." if presets else "."))
-  out: dict[str, bool] = {}
+  both = [s for s in dict.fromkeys(names) if s in presets]
+  if len(both) > 1:
+    raise ConfigError(f"{field} names the presets {' and '.join(both)}; name one (they score "
+                      f"the same columns on different sets).")
+  out: dict[str, str | None] = {}
   for s in names:
     if s in presets:
       for t in presets[s]:
-        out.setdefault(t, False)
+        out.setdefault(t, s)
     elif s in tasks:
-      out[s] = True
+      out[s] = None
     else:
       raise ConfigError(f"{field} entry '{s}' is unknown; use a comma list of "
                         f"{', '.join(tasks)}"
@@ -61,20 +68,59 @@ def parse_suites(spec: str, field: str = "eval.suites") -> list[str]:
   return [t for t, _ in resolve_tasks(spec, field)]
 
 
-def load_tasks(config) -> tuple[list, list[dict]]:
-  """(the data of every task to run, [{'task', 'folder'}] of preset tasks without data)."""
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """Where a task's data is read, and the official sets its column may stand for."""
+  task: str
+  folder: str
+  files: tuple[str, ...] | None  # only these files of the folder; None: every .jsonl
+  sets: tuple[str, ...]
+  preset: str | None  # None: named on its own, read from eval.data.<task>
+
+
+def sources(config) -> list[Source]:
+  out = []
+  for name, preset in resolve_tasks(config.eval.suites):
+    if preset is None:
+      out.append(Source(name, config.eval.data[name], None, layout.sets_of(name), None))
+    else:
+      data_set = layout.PRESETS[preset]
+      folder, files = layout.place(config.eval.data_root, data_set, name)
+      out.append(Source(name, folder, files, (data_set,), preset))
+  return out
+
+
+def _absent(source: Source) -> str | None:
+  """The first path of a preset task's layout that does not exist, or None."""
+  paths = [source.folder]
+  if source.task == "reading":
+    paths.append(os.path.join(source.folder, reading.FILE_NAME))
+  paths += [os.path.join(source.folder, f) for f in source.files or ()]
+  return next((p for p in paths if not os.path.exists(p)), None)
+
+
+def load_tasks(config) -> tuple[list[tuple[object, Source]], list[dict]]:
+  """([(data, source)] of every task to run, [{'task', 'folder', 'hint'}] of preset tasks
+  whose data is absent)."""
   loaded, missing = [], []
-  for name, named in resolve_tasks(config.eval.suites):
-    folder = config.eval.data[name]
-    if not named and not os.path.exists(os.path.expanduser(folder)):
-      missing.append(dict(task=name, folder=folder))
+  for src in sources(config):
+    if src.preset is not None and (absent := _absent(src)):
+      data_set = src.sets[0]
+      missing.append(dict(
+          task=src.task, folder=absent,
+          hint=f"no '{absent}'; put the official pipeline's evaluation_data under "
+               f"--config.eval.data_root (it reads {data_set}_eval/"
+               f"{layout.LAYOUT[data_set][src.task]}), or name the task on its own with "
+               f"--config.eval.data.{src.task} (its column then says whether the data is "
+               f"the official set)"))
       continue
-    loaded.append(reading.load(folder) if name == "reading" else
-                  suites_lib.subset(suites_lib.load_suite(name, folder), config.eval.max_items))
+    data = (reading.load(src.folder) if src.task == "reading" else
+            suites_lib.subset(suites_lib.load_suite(src.task, src.folder, src.files),
+                              config.eval.max_items))
+    loaded.append((data, src))
   if not loaded:
-    raise DataError(f"no task of eval.suites '{config.eval.suites}' has its data; set "
-                    f"--config.eval.data.<task> to the folders of "
-                    f"{', '.join(m['task'] for m in missing)}.")
+    raise DataError(f"no task of eval.suites '{config.eval.suites}' has its data; "
+                    + "; ".join(m["hint"] for m in missing[:1]) + ".")
   return loaded, missing
 
 
@@ -171,7 +217,8 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
   out_dir = out_dir or os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   rows = []
-  for task in loaded:
+  for task, src in loaded:
+    data_set = layout.check(task.name, src.sets, task)
     for backend in backends:
       t0 = time.perf_counter()
       result = score_task(scorer, tokenizer, task, backend, subwords)
@@ -180,8 +227,8 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
           step=info.get("step"), words_seen=info.get("words_seen"),
           tokens_seen=info.get("tokens_seen"), use_ema=info.get("use_ema"),
           checkpoint=str(info.get("path", "")),
-          data_dir=os.path.abspath(config.eval.data[task.name]), files=list(task.files),
-          max_items=config.eval.max_items,
+          data_dir=os.path.abspath(src.folder), files=list(task.files), preset=src.preset,
+          data_set=data_set, max_items=config.eval.max_items,
           seconds=round(time.perf_counter() - t0, 2))
       stem = os.path.join(out_dir, f"{task.name}-{backend}")
       report.write_json(stem + ".json", result)
@@ -191,7 +238,8 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
                              for k, v in result["headline"].items()), result["seconds"])
       rows.append(result)
   names = [f"{r['suite']}-{r['backend']}.json" for r in rows]
-  print(summary_lib.table(summary_lib.write(out_dir, info, missing, names)), flush=True)
+  print(summary_lib.table(summary_lib.write(out_dir, info, missing, names,
+                                            versions.read(workdir))), flush=True)
   return rows
 
 
@@ -238,18 +286,20 @@ def run_eval(config, workdir: str) -> list[dict]:
   if words != "all":
     model, info = load_model(config, workdir, step=config.eval.step, words=words,
                              use_ema=config.eval.use_ema)
+    versions.record(workdir, "eval")  # once the checkpoint is known to load
     return evaluate(model, tokenizer, config, workdir, info, tasks=tasks)
   milestones = _milestones(config, workdir)
   if not milestones:
     raise UserError(f"workdir '{workdir}' holds no milestone checkpoints; train with "
                     f"checkpoint.milestones=True past 1M words, or drop eval.words=all.")
+  versions.record(workdir, "eval")
   rows, summaries = [], []
   eval_dir = os.path.join(workdir, "eval")
   for n in milestones:
     model, info = load_model(config, workdir, words=n, use_ema=config.eval.use_ema)
     out_dir = os.path.join(eval_dir, f"words_{n}")
     rows += evaluate(model, tokenizer, config, workdir, info, tasks=tasks, out_dir=out_dir)
-    summaries.append(summary_lib.build(out_dir, info))
+    summaries.append(summary_lib.build(out_dir, info, versions=versions.read(workdir)))
   report.write_json(os.path.join(eval_dir, "learning_curve.json"),
                     dict(milestones=summaries))
   summary_lib.plot_learning_curve(os.path.join(eval_dir, "learning_curve.png"), summaries)

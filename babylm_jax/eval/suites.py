@@ -145,8 +145,9 @@ def parse_file(path: pathlib.Path, suite: str) -> list[Item]:
   return [parse(record, path.stem, where) for where, record in read_jsonl(path, suite)]
 
 
-def load_suite(suite: str, folder: str) -> Suite:
-  """All *.jsonl files of a suite folder, with their names and hashes for the report."""
+def load_suite(suite: str, folder: str, names=None) -> Suite:
+  """All *.jsonl files of a suite folder (or the files `names` of it), with their names and
+  hashes for the report."""
   if suite not in _PARSERS:
     raise DataError(f"eval suite '{suite}' is unknown; use some of {', '.join(SUITES)}.")
   path = pathlib.Path(folder).expanduser()
@@ -154,6 +155,12 @@ def load_suite(suite: str, folder: str) -> Suite:
     raise DataError(f"eval data folder '{folder}' for suite '{suite}' does not exist; set "
                     f"--config.eval.data.{suite} to a folder of .jsonl files.")
   files = sorted(path.glob("*.jsonl"))
+  if names is not None:
+    absent = [n for n in names if not (path / n).is_file()]
+    if absent:
+      raise DataError(f"eval data folder '{folder}' for suite '{suite}' lacks "
+                      f"{', '.join(absent)}; put the official file there.")
+    files = sorted(path / n for n in names)
   if not files:
     raise DataError(f"eval data folder '{folder}' for suite '{suite}' holds no .jsonl "
                     f"files; set --config.eval.data.{suite} to the suite's folder.")

@@ -22,6 +22,7 @@ from etils import epath
 
 from babylm_jax import config as config_lib
 from babylm_jax import interrupts
+from babylm_jax import versions as versions_lib
 from babylm_jax import workdir as workdir_lib
 from babylm_jax.errors import UserError
 from babylm_jax.train import checkpoint as ckpt_lib
@@ -135,6 +136,7 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   if restored is not None:
     logging.info("resumed from step %d (%s words seen)", start, f"{meta['words_seen']:,}")
   _write_run_files(workdir, config, derived, prepared)
+  run_versions = versions_lib.record(workdir, "train")
   train_step = step_lib.make_train_step(config, derived, graphdef, mesh, shardings)
   eval_step = step_lib.make_eval_step(config, graphdef, mesh, shardings)
 
@@ -230,7 +232,8 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
          f"again to resume.", sys.stderr)
   elif jax.process_index() == 0:
     plot_losses(workdir, writer.records)
-    _say(_summary(workdir, ckpt, source, done, total, writer.records, time.time() - started))
+    _say(_summary(workdir, ckpt, source, done, total, writer.records, time.time() - started,
+                  run_versions))
   return dict(train=last_train, val=last_val, step=done, preempted=stop == "SIGTERM",
               interrupted=stop)
 
@@ -256,7 +259,7 @@ def _complete_line(step: int, total: int, workdir) -> str:
           f"--config.train.stop_after to continue it.")
 
 
-def _summary(workdir, ckpt, source, step, total, records, seconds) -> str:
+def _summary(workdir, ckpt, source, step, total, records, seconds, run_versions) -> str:
   """What the run did and where its outputs are, and the command to run next."""
   def loss(key):
     values = [r[key] for r in records if r.get(key) is not None]
@@ -274,6 +277,8 @@ def _summary(workdir, ckpt, source, step, total, records, seconds) -> str:
       f"  metrics      {workdir / 'metrics.jsonl'}",
       f"  TensorBoard  tensorboard --logdir {workdir / 'tb'}",
       f"  loss plot    {workdir / 'plots' / 'loss.png'}",
+      f"  versions     {versions_lib.line(run_versions)} "
+      f"({workdir / versions_lib.FILE_NAME})",
       f"next: python launch.py --mode=eval --workdir {workdir}" if step >= total else
       "next: run the same command without --config.train.stop_after to continue",
   ])
