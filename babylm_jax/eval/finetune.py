@@ -137,7 +137,10 @@ def lr_schedule(r: Recipe, total_steps: int):
 
   def slanted(step: int) -> float:
     step = min(step, total_steps)
-    rise = step / warmup if step < warmup else 1 - (step - warmup) / max(1, total_steps - warmup)
+    if step < warmup:
+      rise = step / warmup
+    else:
+      rise = 1 - (step - warmup) / max(1, total_steps - warmup)
     return r.lr * (r.min_lr_ratio + (1 - r.min_lr_ratio) * rise)
 
   if r.schedule == "slanted_triangular":
