@@ -272,20 +272,36 @@ def base_config() -> ml_collections.ConfigDict:
   c.finetune = ml_collections.ConfigDict()
   # A task, a comma list, or 'all' (every task with train and valid files in data_dir).
   c.finetune.task = "rte"
-  # 'full' (the official BabyLM recipe) or 'warp' (WARP-8 prompt tuning of the frozen model).
+  # 'full' (the official BabyLM recipe) or 'warp' (WARP prompt tuning of the frozen model).
   c.finetune.method = "full"
   c.finetune.data_dir = repo_path("../shared/data/babylm_eval/glue_filtered")
-  # Unset: the official per-task value (batch 16 for boolq/multirc, else 32; 30 epochs for
-  # wsc, else 10) and lr 3e-5 (3e-3 for warp).
+  # Unset: the method's value. full: the official per-task value (batch 16 for boolq/multirc,
+  # else 32; 30 epochs for wsc, else 10) and lr 3e-5; warp: finetune.warp's.
   c.finetune.lr = config_dict.placeholder(float)
   c.finetune.batch_size = config_dict.placeholder(int)
   c.finetune.epochs = config_dict.placeholder(int)
   c.finetune.seed = 42
   c.finetune.max_length = 512
+  # full fine-tuning's optimizer and schedule (WARP's are in finetune.warp).
   c.finetune.weight_decay = 0.01
   c.finetune.warmup_fraction = 0.06
   c.finetune.min_lr_ratio = 0.1
   c.finetune.classifier_dropout = 0.1
+  # WARP as the reference (YerevaNN/WARP) trains it on GLUE: its README's WARP command over
+  # configs/warp.jsonnet's defaults (see eval/warp.py and eval/finetune.py).
+  c.finetune.warp = ml_collections.ConfigDict()
+  c.finetune.warp.prompts_per_gap = 5  # four groups around a, <mask>, b: WARP-20
+  c.finetune.warp.prompt_init = "mask"  # 'mask' (every prompt = <mask>'s embedding), 'normal'
+  c.finetune.warp.verbalizer_init = "random"  # 'random' (PyTorch Linear), 'words' (WARP_init)
+  c.finetune.warp.lr = 1e-3
+  c.finetune.warp.batch_size = 8
+  c.finetune.warp.epochs = 30
+  c.finetune.warp.weight_decay = 0.0
+  c.finetune.warp.grad_norm = 1.0  # clip the global gradient norm; 0: no clipping
+  # Slanted triangular: up from min_lr_ratio x lr to lr over warmup_fraction of the steps,
+  # then linearly down to min_lr_ratio x lr (AllenNLP's cut_frac 0.06, ratio 32).
+  c.finetune.warp.warmup_fraction = 0.06
+  c.finetune.warp.min_lr_ratio = 1 / 32
   c.finetune.eval_batch_size = 64
   c.finetune.max_train_examples = config_dict.placeholder(int)
   c.finetune.max_valid_examples = config_dict.placeholder(int)

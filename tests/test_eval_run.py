@@ -307,7 +307,8 @@ def test_finetune_all_fits_writes_official_outputs_and_warp_beside(trained, tmp_
   table = capsys.readouterr().out.splitlines()
   assert [line.split()[:2] for line in table[2:]] == [["rte", "warp"], ["rte", "full"]]
   saved = json.loads((workdir / "eval" / "warp-rte.json").read_text())
-  assert saved["trained_params"] == row["trained_params"] == 10 * c.model.hidden_size
+  # WARP-20: twenty prompts, a verbalizer and a bias per class.
+  assert saved["trained_params"] == row["trained_params"] == 22 * c.model.hidden_size + 2
   # Both methods join the evaluation summary, WARP with its trained parameters.
   s = json.loads((workdir / "eval" / "summary.json").read_text())
   by = {(f["task"], f["method"]): f for f in s["finetune"]}

@@ -1,6 +1,6 @@
 """`--mode=finetune`: the BabyLM (Super)GLUE tasks on a run's checkpoint, fine-tuned as the
 official BabyLM 2025 pipeline does it (`finetune.method=full`) or prompt-tuned with WARP
-(`finetune.method=warp`, see eval/warp.py).
+(`finetune.method=warp`, see eval/warp.py) as the WARP reference trains it.
 
 The official recipe (the pipeline's eval_finetuning.sh and its trainer): the pair framed as
 the exported tokenizer frames it (`<s> a </s> b`, the longer text cut first to 512 tokens);
@@ -17,6 +17,11 @@ the first 6% of the steps and falling along a cosine to 0.1 x lr; batches of 32 
 and multirc), shuffled, the last partial batch dropped; 10 epochs (30 for wsc); seed 42.
 After every epoch the validation split is scored, and the epoch with the best selection metric
 (accuracy, F1 for mrpc and qqp) is kept; its validation metrics and predictions are the result.
+
+WARP's recipe (the reference's README command for WARP and its configs/warp.jsonnet, with
+the code they run): lr 1e-3, AdamW without weight decay, the gradients' global norm clipped
+to 1, a slanted-triangular schedule (linear from lr/32 up to lr over the first 6% of the
+steps, then linear down to lr/32), batches of 8, 30 epochs; the same selection by epoch.
 
 Writes workdir/eval/finetune-<task>.json (WARP: warp-<task>.json) with the leaderboard's
 `headline` number (validation accuracy, x100; F1 and MCC beside it) and `official_data`
@@ -45,11 +50,10 @@ from babylm_jax.data.tokenizer import PAIR_TEMPLATE, framed
 from babylm_jax.errors import ConfigError, DataError
 from babylm_jax.eval import glue, layout
 from babylm_jax.eval.report import write_json
-from babylm_jax.eval.warp import Warp
+from babylm_jax.eval.warp import PROMPT_INITS, VERBALIZER_INITS, Warp, num_prompts
 from babylm_jax.model.gpt_bert import dropout, layer_norm
 
-# The pipeline's learning rate; WARP trains a few vectors from scratch and needs a larger one.
-DEFAULT_LR = {"full": 3e-5, "warp": 3e-3}
+METHOD_NAMES = ("full", "warp")
 REPORT_PREFIX = {"full": "finetune", "warp": "warp"}
 
 
@@ -68,42 +72,89 @@ class Recipe:
   classifier_dropout: float
   eval_batch_size: int
   causal: bool  # the encoder attends causally (a causal-only model, as its export does)
+  schedule: str  # 'cosine' (the pipeline's) or 'slanted_triangular' (WARP's)
+  grad_norm: float  # clip the gradients' global norm to this; 0: no clipping
+  objective: str  # what the model was trained with; WARP reads the mask accordingly
+  prompts_per_gap: int | None = None  # WARP only, as the three below
+  prompt_init: str | None = None
+  verbalizer_init: str | None = None
 
 
 def recipe(config, task: str) -> Recipe:
-  """`config.finetune` for `task`: unset batch size, epochs and lr take the official value."""
+  """`config.finetune` for `task`: unset batch size, epochs and lr take the method's value
+  (full: the official per-task ones; warp: `finetune.warp`'s)."""
   fc = config.finetune
   if task not in glue.TASKS:
     raise ConfigError(f"finetune.task '{task}' is unknown; use all or some of "
                       f"{', '.join(glue.TASKS)}.")
-  if fc.method not in DEFAULT_LR:
+  if fc.method not in METHOD_NAMES:
     raise ConfigError(f"finetune.method '{fc.method}' is unknown; use full or warp.")
-  official = dict(batch_size=16 if task in ("boolq", "multirc") else 32,
-                  lr=DEFAULT_LR[fc.method], epochs=30 if task == "wsc" else 10)
+  if fc.method == "full":
+    defaults = dict(batch_size=16 if task in ("boolq", "multirc") else 32, lr=3e-5,
+                    epochs=30 if task == "wsc" else 10)
+    rest = dict(warmup_fraction=fc.warmup_fraction, weight_decay=fc.weight_decay,
+                min_lr_ratio=fc.min_lr_ratio, schedule="cosine", grad_norm=0.0)
+  else:
+    wc = fc.warp
+    defaults = dict(batch_size=wc.batch_size, lr=wc.lr, epochs=wc.epochs)
+    rest = dict(warmup_fraction=wc.warmup_fraction, weight_decay=wc.weight_decay,
+                min_lr_ratio=wc.min_lr_ratio, schedule="slanted_triangular",
+                grad_norm=wc.grad_norm, prompts_per_gap=wc.prompts_per_gap,
+                prompt_init=wc.prompt_init, verbalizer_init=wc.verbalizer_init)
   r = Recipe(
       method=fc.method,
-      **{k: v if fc[k] is None else fc[k] for k, v in official.items()},
-      seed=fc.seed, max_length=fc.max_length, warmup_fraction=fc.warmup_fraction,
-      weight_decay=fc.weight_decay, min_lr_ratio=fc.min_lr_ratio,
-      classifier_dropout=fc.classifier_dropout, eval_batch_size=fc.eval_batch_size,
-      causal=config.objective.kind == "causal")
+      **{k: v if fc[k] is None else fc[k] for k, v in defaults.items()},
+      seed=fc.seed, max_length=fc.max_length, classifier_dropout=fc.classifier_dropout,
+      eval_batch_size=fc.eval_batch_size, objective=config.objective.kind,
+      causal=config.objective.kind == "causal", **rest)
+  where = "finetune." if fc.method == "full" else "finetune.warp."
   for name in ("batch_size", "lr", "epochs", "max_length", "eval_batch_size"):
     if getattr(r, name) <= 0:
       raise ConfigError(f"finetune.{name} ({getattr(r, name)}) must be positive; leave it "
-                        f"unset for the official value.")
+                        f"unset for the method's value.")
   for name in ("warmup_fraction", "min_lr_ratio", "classifier_dropout"):
     if not 0 <= getattr(r, name) < 1:
-      raise ConfigError(f"finetune.{name} ({getattr(r, name)}) must lie in [0, 1).")
-  if r.max_length < 16:
+      prefix = "finetune." if name == "classifier_dropout" else where
+      raise ConfigError(f"{prefix}{name} ({getattr(r, name)}) must lie in [0, 1).")
+  for name in ("weight_decay", "grad_norm"):
+    if getattr(r, name) < 0:
+      raise ConfigError(f"{where}{name} ({getattr(r, name)}) must not be negative.")
+  needed = 16
+  if fc.method == "warp":
+    if not (isinstance(r.prompts_per_gap, int) and r.prompts_per_gap >= 1):
+      raise ConfigError(f"finetune.warp.prompts_per_gap ({r.prompts_per_gap}) must be a "
+                        f"positive whole number (5 in the reference's WARP-20).")
+    if r.prompt_init not in PROMPT_INITS:
+      raise ConfigError(f"finetune.warp.prompt_init '{r.prompt_init}' is unknown; use "
+                        f"{' or '.join(PROMPT_INITS)}.")
+    if r.verbalizer_init not in VERBALIZER_INITS:
+      raise ConfigError(f"finetune.warp.verbalizer_init '{r.verbalizer_init}' is unknown; "
+                        f"use {' or '.join(VERBALIZER_INITS)}.")
+    needed += num_prompts(r.prompts_per_gap) + 2
+  if r.max_length < needed:
     raise ConfigError(f"finetune.max_length ({r.max_length}) leaves no room for the pair; "
-                      f"raise it (the official value is 512).")
+                      f"raise it to {needed} or more (the official value is 512).")
   return r
 
 
 def lr_schedule(r: Recipe, total_steps: int):
-  """step -> lr: a linear rise from 0 over int(warmup_fraction x steps), then a cosine down
-  to min_lr_ratio x lr (the pipeline's cosine_schedule_with_warmup)."""
+  """step -> lr. 'cosine': a linear rise from 0 over int(warmup_fraction x steps), then a
+  cosine down to min_lr_ratio x lr (the pipeline's cosine_schedule_with_warmup).
+  'slanted_triangular' (AllenNLP's, which the WARP reference runs with cut_frac 0.06 and
+  ratio 32): linear from min_lr_ratio x lr up to lr over int(warmup_fraction x steps), then
+  linear down to min_lr_ratio x lr at the last step."""
   warmup = int(r.warmup_fraction * total_steps)
+
+  def slanted(step: int) -> float:
+    step = min(step, total_steps)
+    if step < warmup:
+      rise = step / warmup
+    else:
+      rise = 1 - (step - warmup) / max(1, total_steps - warmup)
+    return r.lr * (r.min_lr_ratio + (1 - r.min_lr_ratio) * rise)
+
+  if r.schedule == "slanted_triangular":
+    return slanted
 
   def schedule(step: int) -> float:
     if step < warmup:
@@ -144,9 +195,9 @@ class Classifier(nnx.Module):
     self.causal = recipe.causal
 
   @staticmethod
-  def read_position(type_ids) -> int:
-    del type_ids
-    return 0
+  def frame(encoding) -> tuple[list[int], int]:
+    """(token ids, read position): the head reads `<s>`."""
+    return encoding.ids, 0
 
   def features(self, ids_BT, seg_BT, read_B, *, deterministic, rngs=None):
     """[B, D] float32: the encoder's state the head reads."""
@@ -173,11 +224,13 @@ class Encoded:
 
 
 def encode(tokenizer, method, pairs, max_length: int) -> Encoded:
-  """The framed, truncated token ids of text pairs, as the method's template frames them."""
+  """The framed, truncated token ids of text pairs, as the method (a model, or the
+  Classifier class) frames them: its `template` and `frame`."""
   tok = framed(tokenizer, method.template, max_length)
   encs = tok.encode_batch(list(pairs))
-  reads = np.asarray([method.read_position(np.asarray(e.type_ids)) for e in encs], np.int32)
-  return Encoded([e.ids for e in encs], reads, sum(bool(e.overflowing) for e in encs))
+  framed_ = [method.frame(e) for e in encs]
+  reads = np.asarray([read for _, read in framed_], np.int32)
+  return Encoded([ids for ids, _ in framed_], reads, sum(bool(e.overflowing) for e in encs))
 
 
 def _length_bucket(n: int, max_length: int) -> int:
@@ -201,12 +254,14 @@ def _batch(data: Encoded, idx, rows: int, max_length: int):
   return ids, seg, read
 
 
-def _make_steps(graphdef, weight_decay: float):
+def _make_steps(graphdef, weight_decay: float, grad_norm: float = 0.0):
   """(optimizer, train_step, predict), jitted. The learning rate is an argument, so tasks
   whose models have one structure share the compiled steps; the frozen state is an argument
   too, never a constant. AdamW as PyTorch's: decay of lr x weight_decay x p on every trained
-  parameter, decoupled from the Adam step."""
-  tx = optax.chain(optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+  parameter, decoupled from the Adam step; with grad_norm > 0 the gradients' global norm is
+  clipped to it first (WARP's trainer)."""
+  clip = [optax.clip_by_global_norm(grad_norm)] if grad_norm > 0 else []
+  tx = optax.chain(*clip, optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
                    optax.add_decayed_weights(weight_decay))
 
   @jax.jit
@@ -244,8 +299,9 @@ def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = Non
   train = glue.load_split(fc.data_dir, task_name, "train", fc.max_train_examples)
   valid = glue.load_split(fc.data_dir, task_name, "valid", fc.max_valid_examples)
   method = METHODS[r.method]
-  train_x = encode(tokenizer, method, train.pairs, r.max_length)
-  valid_x = encode(tokenizer, method, valid.pairs, r.max_length)
+  model = method(encoder, task, r, tokenizer, rngs=nnx.Rngs(r.seed))
+  train_x = encode(tokenizer, model, train.pairs, r.max_length)
+  valid_x = encode(tokenizer, model, valid.pairs, r.max_length)
   B = r.batch_size
   steps_per_epoch = len(train_x.seqs) // B
   if steps_per_epoch == 0:
@@ -253,12 +309,12 @@ def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = Non
                       f"one batch of {B}; lower finetune.batch_size or use more examples.")
   total = steps_per_epoch * r.epochs
 
-  model = method(encoder, task, r, tokenizer, rngs=nnx.Rngs(r.seed))
   graphdef, trained, frozen = nnx.split(model, method.trainable, ...)
   compiled = {} if compiled is None else compiled
-  key = (r.method, task.num_labels, r.weight_decay, r.classifier_dropout, r.causal)
+  key = (r.method, task.num_labels, r.weight_decay, r.grad_norm, r.classifier_dropout,
+         r.prompts_per_gap, r.causal)
   if key not in compiled:
-    compiled[key] = _make_steps(graphdef, r.weight_decay)
+    compiled[key] = _make_steps(graphdef, r.weight_decay, r.grad_norm)
   tx, train_step, predict = compiled[key]
   opt_state = tx.init(trained)
   schedule = lr_schedule(r, total)

@@ -102,11 +102,11 @@ class GPTBert(nnx.Module):
                         word_BTD)[0]
 
   def states(self, input_ids_BT, segment_ids_BT, is_causal_B, *, deterministic=True,
-             rngs: nnx.Rngs | None = None):
+             rngs: nnx.Rngs | None = None, word_BTD=None):
     """The states [B, T, D] the LM head reads: the encoder's, with the `<mask>` holes filled
-    by the decoder when the model has one."""
+    by the decoder when the model has one. `word_BTD` as in `encode`."""
     hidden_BTD, pos = self._encode(input_ids_BT, segment_ids_BT, is_causal_B, deterministic,
-                                   rngs)
+                                   rngs, word_BTD)
     return self.fill(self, hidden_BTD, input_ids_BT, segment_ids_BT, pos)
 
   def _encode(self, input_ids_BT, segment_ids_BT, is_causal_B, deterministic, rngs,
