@@ -119,6 +119,13 @@ def base_config() -> ml_collections.ConfigDict:
   # fill the <mask> holes, which the encoder does not see, from the encoder's states plus a
   # learned mask embedding. 0: no decoder.
   c.model.decoder_layers = 0
+  # BootBERT's affine LayerNorm (learned scale and bias) at the end of the encoder and of the
+  # decoder; the LM head then drops its own first LayerNorm.
+  c.model.final_norm = False
+  # Which initial weights shrink with depth, by sqrt(1 / (2 (layer + 1))): 'gpt_bert' (both
+  # feed-forward kernels; GPT-BERT, LTG-BERT) or 'boot_bert' (the feed-forward's down kernel
+  # and the attention's output LayerNorm gain, where the attention has one).
+  c.model.depth_scaling = "gpt_bert"
   c.model.compute_dtype = "float32"
 
   c.objective = ml_collections.ConfigDict()
@@ -403,7 +410,8 @@ def mask_rate(config, step: int, total_steps: int) -> float:
 
 # Architecture switches added after the first checkpoints and exports were written: one that
 # does not record them holds the network there was then, these fields' defaults.
-LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn", "decoder_layers")
+LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn", "decoder_layers",
+                      "final_norm")
 
 # objective.kind values (babylm_jax/train/objectives/ holds one module each).
 OBJECTIVES = ("hybrid", "masked", "causal", "bootstrap")
@@ -428,6 +436,10 @@ def _check_architecture(m):
            f"model.position 'rotary' needs an even head size, not {m.hidden_size} / "
            f"{m.num_heads}; change model.hidden_size or model.num_heads.")
   _require(m.ffn in ("geglu", "gelu"), f"model.ffn '{m.ffn}' is unknown; use geglu or gelu.")
+  _require(m.depth_scaling in ("gpt_bert", "boot_bert"),
+           f"model.depth_scaling '{m.depth_scaling}' is unknown; use gpt_bert or boot_bert.")
+  _require(isinstance(m.final_norm, bool),
+           f"model.final_norm ({m.final_norm!r}) must be True or False.")
   _require(0.0 <= m.head_dropout < 1.0,
            f"model.head_dropout ({m.head_dropout}) must lie in [0, 1).")
 

@@ -16,6 +16,8 @@ gpt_bert.py's docstring for the architecture), so that the logits agree to float
 - feed-forward by `ffn`: GEGLU (tanh GELU) or GELU (erf);
 - `normformer`: LayerNorms before the attention output and the feed-forward down projection;
 - layer weighting 'gpt_bert', 'elc' or 'residual';
+- `final_norm`: an affine LayerNorm at the end of the encoder and of the decoder (BootBERT);
+  the LM head then has no first LayerNorm;
 - head: LayerNorm -> dense -> GELU -> LayerNorm -> dropout -> projection tied to the word
   embedding.
 
@@ -102,6 +104,23 @@ def rotate(x_BTHK, cos_BTk, sin_BTk):
 
 def _no_norm(x, eps):
   return x
+
+
+class _FinalNorm(nn.LayerNorm):
+  """An affine LayerNorm with the statistics in float32, as the JAX model computes it."""
+
+  def forward(self, x_xD):
+    y_xD = _layer_norm(x_xD.float(), self.eps) * self.weight + self.bias
+    return y_xD.to(x_xD.dtype)
+
+
+def _final_norm(config):
+  """The affine LayerNorm that ends the encoder and the decoder, or nothing."""
+  return _FinalNorm(config.hidden_size, eps=config.layer_norm_eps) if config.final_norm else None
+
+
+def _finish(norm, x_xD):
+  return x_xD if norm is None else norm(x_xD)
 
 
 def _inner_norm(config):
@@ -340,6 +359,7 @@ class Decoder(nn.Module):
     attention = ATTENTIONS[config.attention]
     self.attention = nn.ModuleList([attention(plain) for _ in range(config.decoder_layers)])
     self.ffn = nn.ModuleList([FeedForward(plain) for _ in range(config.decoder_layers)])
+    self.final_norm = _final_norm(config)
     self.latent_head = LatentHead(config)
 
   def forward(self, hidden_BTD, holes_BT, pos, allowed_B1TT):
@@ -347,7 +367,7 @@ class Decoder(nn.Module):
     for attn, ffn in zip(self.attention, self.ffn):
       x_BTD = x_BTD + attn(x_BTD, pos, allowed_B1TT)
       x_BTD = x_BTD + ffn(x_BTD)
-    return x_BTD
+    return _finish(self.final_norm, x_BTD)
 
 
 class GptBertPreTrainedModel(PreTrainedModel):
@@ -398,6 +418,7 @@ class GptBertModel(GptBertPreTrainedModel):
     self.ffn = nn.ModuleList([FeedForward(config) for _ in range(config.num_hidden_layers)])
     shape = _weighting_shape(config)
     self.layer_weight = nn.Parameter(torch.zeros(shape)) if shape else None
+    self.final_norm = _final_norm(config)
     self.decoder = Decoder(config) if config.decoder_layers else None
     self.post_init()
 
@@ -458,22 +479,23 @@ class GptBertModel(GptBertPreTrainedModel):
         y_BTD = y_BTD + sublayers[2 * l + 1](y_BTD)
         outputs.append(y_BTD - h_BTD)
       x_BTD = _mix(torch.softmax(w[-1], -1), outputs)
-    return x_BTD, pos, segment_ids_BT
+    return _finish(self.final_norm, x_BTD), pos, segment_ids_BT
 
 
 class LMHead(nn.Module):
   """LayerNorm -> dense -> GELU -> LayerNorm -> dropout -> the word embedding, transposed,
-  + bias."""
+  + bias; without the first LayerNorm when the states end in the model's `final_norm`."""
 
   def __init__(self, config):
     super().__init__()
     self.dense = nn.Linear(config.hidden_size, config.hidden_size)
     self.bias = nn.Parameter(torch.zeros(config.vocab_size))
     self.dropout = nn.Dropout(config.head_dropout_prob)
+    self.norm = _no_norm if config.final_norm else _layer_norm
     self.eps = config.layer_norm_eps
 
   def forward(self, x_BTD, word_VD):
-    h_BTD = self.dense(_layer_norm(x_BTD, self.eps))
+    h_BTD = self.dense(self.norm(x_BTD, self.eps))
     h_BTD = self.dropout(_layer_norm(F.gelu(h_BTD), self.eps))
     return F.linear(h_BTD, word_VD.to(h_BTD.dtype)).float() + self.bias.float()
 

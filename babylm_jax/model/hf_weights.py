@@ -31,7 +31,7 @@ FIELDS = (("vocab_size", "vocab_size"), ("hidden_size", "hidden_size"),
           ("max_position", "max_position_embeddings"), ("layer_norm_eps", "layer_norm_eps"),
           ("layer_weighting", "layer_weighting"), ("attention", "attention"),
           ("position", "position"), ("normformer", "normformer"), ("ffn", "ffn"),
-          ("decoder_layers", "decoder_layers"))
+          ("decoder_layers", "decoder_layers"), ("final_norm", "final_norm"))
 
 
 def _hf_name(path: tuple) -> tuple[str, bool]:
@@ -46,6 +46,8 @@ def _hf_name(path: tuple) -> tuple[str, bool]:
     prefix = ["model", "embedding", "word", "weight"]
   else:
     prefix = ["model"] + keys
+  if len(keys) > 1 and keys[-2] == "final_norm":  # an nn.LayerNorm in PyTorch
+    prefix[-1] = {"scale": "weight", "bias": "bias"}[keys[-1]]
   kernel = prefix[-1] == "kernel"
   if kernel:
     prefix[-1] = "weight"
