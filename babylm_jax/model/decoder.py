@@ -8,8 +8,9 @@ tokens at their original positions. The decoder then takes the encoder's states,
 learned mask embedding in every hole, and runs `decoder_layers` plain residual blocks of the
 encoder's kind (same attention and feed-forward switches, no dropout) over the whole document,
 reading the encoder's positional input, and ends, as the encoder does, in an affine LayerNorm
-when `model.final_norm` is on (BootBERT's decoder is a 4-layer copy of its encoder's class). Its states feed the LM head (a hole's state predicts
-its own token) and, in training, the latent head, which predicts the teacher's states.
+when `model.final_norm` is on (BootBERT's decoder is a 4-layer copy of its encoder's class).
+Its states feed the LM head (a hole's state predicts its own token) and, in training, the
+latent head, which predicts the teacher's states.
 """
 
 from __future__ import annotations
