@@ -22,6 +22,7 @@ from babylm_jax.model.gpt_bert import GPTBert, count_params
 from babylm_jax.train import loss as loss_lib
 from babylm_jax.train import objectives
 from babylm_jax.train import optimizer as opt_lib
+from babylm_jax.train.objectives import bootstrap
 from conftest import ROOT, data_path, load_config
 from tests.test_step import fresh, host, make_batch, setup, tiny_config
 
@@ -207,6 +208,47 @@ def test_bootstrap_teacher_is_an_ema_of_the_encoder_outside_the_optimizer():
   jax.tree.map(lambda t, a, b: np.testing.assert_allclose(t, d * a + (1 - d) * b, rtol=1e-6,
                                                           atol=1e-7),
                host(s1.teacher), init_teacher, new)
+
+
+def test_bootstrap_loss_matches_a_numpy_computation():
+  """BootBERT's loss from the model's outputs, in numpy: 0.1 x the mean cross-entropy at the
+  holes + smooth-L1 (beta 1, mean over holes and features) between the latent head's guess
+  and the teacher's states LayerNorm-ed with eps 1e-5 (F.layer_norm's default, not
+  model.layer_norm_eps). The teacher's final LayerNorm is shrunk so that its states' variance
+  is near eps and the wrong eps would show."""
+  c = objective_config("bootstrap")
+  c.objective.z_loss = 0.0
+  c.model.final_norm, c.model.layer_norm_eps = True, 1e-7
+  model = GPTBert(c.model, rngs=nnx.Rngs(5))
+  teacher = bootstrap.init_teacher(nnx.to_pure_dict(nnx.state(model)))
+  rng = np.random.default_rng(5)
+  teacher["final_norm"]["scale"] = jnp.asarray(rng.uniform(0.001, 0.005, c.model.hidden_size),
+                                               jnp.float32)
+  b = objective_batch(5, "bootstrap")
+  sums = bootstrap.sums(model, {k: jnp.asarray(v) for k, v in b.items()}, c, teacher,
+                        deterministic=True, rngs=None, divisor=1)
+  m = {k: float(v) for k, v in bootstrap.metrics(sums, c).items()}
+
+  ids, seg = jnp.asarray(b["input_ids"]), jnp.asarray(b["segment_ids"])
+  bidi = jnp.zeros((len(ids),), bool)
+  holes = b["loss_mask"]
+  h = model.states(ids, seg, bidi)[holes]
+  logits = np.asarray(model.head(h), np.float64)
+  logp = logits - logits.max(-1, keepdims=True)
+  logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+  ce = -logp[np.arange(len(logp)), b["targets"][holes]].mean()
+  graphdef, state = nnx.split(model)
+  taught = nnx.merge(graphdef, {**nnx.to_pure_dict(state), **teacher}).encode(
+      jnp.asarray(b["targets"]), seg, bidi)
+  t = np.asarray(taught, np.float64)[holes]
+  goal = (t - t.mean(-1, keepdims=True)) / np.sqrt(t.var(-1, keepdims=True) + 1e-5)
+  diff = np.abs(np.asarray(model.decoder.latent_head(h), np.float64) - goal)
+  latent = np.where(diff < 1.0, 0.5 * diff ** 2, diff - 0.5).mean()
+  assert m["masked_loss"] == pytest.approx(ce, rel=1e-5)
+  assert m["latent_loss"] == pytest.approx(latent, rel=1e-4)
+  assert m["loss"] == pytest.approx(0.1 * ce + latent, rel=1e-4)
+  wrong_eps = (t - t.mean(-1, keepdims=True)) / np.sqrt(t.var(-1, keepdims=True) + 1e-7)
+  assert np.abs(wrong_eps - goal).max() > 0.1  # the test would see the model's eps
 
 
 @pytest.mark.parametrize("kind", ["masked", "causal", "bootstrap"])
