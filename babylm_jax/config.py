@@ -100,15 +100,17 @@ def base_config() -> ml_collections.ConfigDict:
   # Dropout before the head's vocabulary projection (GPT-BERT's reference code has it).
   c.model.head_dropout = 0.0
   c.model.layer_norm_eps = 1e-5
-  # 'disentangled' (GPT-BERT: content and relative-position terms, GELU-gated values) or
-  # 'standard' (scaled dot-product attention).
+  # 'disentangled' (GPT-BERT: content and relative-position terms, GELU-gated values), 'ltg'
+  # (LTG-BERT, ELC-BERT, BootBERT: the same scores, ungated values, an affine LayerNorm after
+  # the output projection) or 'standard' (scaled dot-product attention).
   c.model.attention = "disentangled"
-  # 'relative' (bucketed relative positions; disentangled attention only), or for standard
+  # 'relative' (bucketed relative positions; disentangled and ltg attention), or for standard
   # attention 'learned_absolute' (a learned vector per position) or 'rotary' (RoPE).
   # Absolute and rotary positions restart at 0 at each document of a packed row.
   c.model.position = "relative"
   # NormFormer's extra LayerNorms before the attention output and the feed-forward down
-  # projections (GPT-BERT); False gives plain pre-LN blocks.
+  # projections (GPT-BERT); False gives plain pre-LN blocks. 'ltg' attention has its own
+  # LayerNorm after the output projection instead, so there this switch is the FFN's only.
   c.model.normformer = True
   # 'geglu' (GPT-BERT) or 'gelu' (two-matrix MLP with GELU).
   c.model.ffn = "geglu"
@@ -409,14 +411,14 @@ LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn", "decoder_lay
 OBJECTIVES = ("hybrid", "masked", "causal", "bootstrap")
 
 # model.attention -> the model.position values it works with.
-POSITIONS_OF_ATTENTION = {"disentangled": ("relative",),
+POSITIONS_OF_ATTENTION = {"disentangled": ("relative",), "ltg": ("relative",),
                           "standard": ("learned_absolute", "rotary")}
 
 
 def _check_architecture(m):
   """The transformer switches: known values, and combinations that exist."""
   _require(m.attention in POSITIONS_OF_ATTENTION,
-           f"model.attention '{m.attention}' is unknown; use disentangled or standard.")
+           f"model.attention '{m.attention}' is unknown; use disentangled, ltg or standard.")
   positions = POSITIONS_OF_ATTENTION[m.attention]
   _require(m.position in ("relative", "learned_absolute", "rotary"),
            f"model.position '{m.position}' is unknown; use relative, learned_absolute or "

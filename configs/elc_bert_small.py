@@ -3,7 +3,7 @@
 Charpentier & Samuel 2023, "Not all layers are equally as important: Every Layer Counts BERT"
 (BabyLM 2023). Changes from configs/ltg_bert_small.py: each layer's input is a learned
 softmax-weighted mix of the embedding and every earlier layer's output
-(model.layer_weighting 'elc'); the recipe is LTG-BERT's. 29,892,009 parameters at vocab 8192
+(model.layer_weighting 'elc'); the recipe is LTG-BERT's. 28,127,145 parameters at vocab 8192
 (tests/test_objectives.py checks it). Scored by pll.
 """
 

@@ -7,10 +7,10 @@ masked token predicted at its own position, no z-loss), a plain residual stream,
 before the head's projection, and the paper's recipe: LAMB as the LTG code applies it
 (train.optimizer 'gpt_bert_lamb'; LTG-BERT also exempts the embeddings from decay and trust
 ratio) at 1e-2 with betas (0.9, 0.98) and eps 1e-6, sequence length 128 for 90% of the steps
-then 512. Kept from
-GPT-BERT: disentangled attention (whose GELU value gate LTG-BERT lacks), relative positions,
-NormFormer LayerNorms, GEGLU; span lengths uniform in 1..3 (LTG-BERT draws geometric ones).
-29,891,840 parameters at vocab 8192 (tests/test_objectives.py checks it). Scored by pll.
+then 512; LTG-BERT's attention (model.attention 'ltg': no value gate, an affine LayerNorm after
+the output projection). Kept from GPT-BERT: relative positions, the feed-forward's NormFormer
+LayerNorm, GEGLU; span lengths uniform in 1..3 (LTG-BERT draws geometric ones).
+28,126,976 parameters at vocab 8192 (tests/test_objectives.py checks it). Scored by pll.
 """
 
 from babylm_jax.config import base_config
@@ -21,6 +21,7 @@ def get_config():
   c.objective.kind = "masked"
   c.objective.mask_rate_start = c.objective.mask_rate_end = 0.15
   c.objective.z_loss = 0.0
+  c.model.attention = "ltg"
   c.model.layer_weighting = "residual"
   c.model.head_dropout = 0.1
   c.train.optimizer = "gpt_bert_lamb"

@@ -315,11 +315,11 @@ def test_tiny_model_overfits_one_batch():
 
 
 @pytest.mark.parametrize("overrides", [
-    {}, dict(attention="standard", position="rotary"),
+    {}, dict(attention="ltg"), dict(attention="standard", position="rotary"),
     dict(attention="standard", position="learned_absolute", ffn="gelu", normformer=False)])
 def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding(overrides):
   """flops.matmul_params counts exactly the parameters that take part in a matmul per token,
-  for each architecture variant; the relative-position term only with disentangled attention."""
+  for each architecture variant; the relative-position term only with relative positions."""
   from flax import nnx
   from babylm_jax.model.gpt_bert import GPTBert
   from babylm_jax.train import flops
@@ -332,7 +332,7 @@ def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding(override
                    if (n.endswith(("kernel", "bias")) and "norm" not in n)
                    or n == "embedding/word")
   assert flops.matmul_params(cfg) == in_matmuls
-  R = 2 * cfg.position_bucket_size - 1 if cfg.attention == "disentangled" else 0
+  R = 2 * cfg.position_bucket_size - 1 if cfg.attention in ("disentangled", "ltg") else 0
   L, D, T = cfg.num_layers, cfg.hidden_size, 32
   assert flops.flops_per_token(cfg, T) == 6 * in_matmuls + 12 * L * D * (T + R)
 
