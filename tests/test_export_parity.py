@@ -45,6 +45,8 @@ VARIANTS = {
     "standard_rotary": dict(attention="standard", position="rotary"),
     "disentangled_plain_gelu_elc": dict(normformer=False, ffn="gelu", layer_weighting="elc"),
     "ltg": dict(attention="ltg", layer_weighting="residual"),
+    "ltg_elc": dict(attention="ltg", layer_weighting="elc"),
+    "elc_weighted_output": dict(layer_weighting="elc_weighted_output"),
 }
 
 

@@ -16,7 +16,9 @@ gpt_bert.py's docstring for the architecture), so that the logits agree to float
   without a gate, an affine LayerNorm after the output projection);
 - feed-forward by `ffn`: GEGLU (tanh GELU) or GELU (erf);
 - `normformer`: LayerNorms before the attention output and the feed-forward down projection;
-- layer weighting 'gpt_bert', 'elc' or 'residual';
+- layer weighting 'gpt_bert', 'elc' (ELC-BERT: each layer reads a softmax mix of the earlier
+  layers' outputs, has no residual around its attention, and the last layer's output is the
+  encoder's), 'elc_weighted_output' (ELC-BERT's ablation) or 'residual';
 - head: LayerNorm -> dense -> GELU -> LayerNorm -> dropout -> projection tied to the word
   embedding.
 
@@ -334,6 +336,8 @@ def _weighting_shape(config):
   if config.layer_weighting == "gpt_bert":
     return (2 * L, 2 * L + 1)
   if config.layer_weighting == "elc":
+    return (L, L)
+  if config.layer_weighting == "elc_weighted_output":
     return (L + 1, L + 1)
   return None
 
@@ -416,9 +420,11 @@ class GptBertPreTrainedModel(PreTrainedModel):
       nn.init.normal_(module.mask)
     elif isinstance(module, GptBertModel) and module.layer_weight is not None:
       w = torch.zeros_like(module.layer_weight)
+      rows = torch.arange(w.shape[0])
       if self.config.layer_weighting == "gpt_bert":
-        rows = torch.arange(w.shape[0])
         w[rows, rows + 1] = 1.0  # a plain residual stream
+      elif self.config.layer_weighting == "elc":
+        w[rows, rows] = 1.0  # each layer leans on the previous one
       module.layer_weight.copy_(w)
     elif isinstance(module, LMHead):
       nn.init.zeros_(module.bias)
@@ -485,7 +491,16 @@ class GptBertModel(GptBertPreTrainedModel):
       for i, f in enumerate(sublayers):
         states.append(x_BTD + f(x_BTD))
         x_BTD = _mix(w[i, :i + 2], states)
-    else:  # elc
+    elif cfg.layer_weighting == "elc":
+      mask = _weighting_mask(cfg).to(self.layer_weight.device)
+      w = self.layer_weight.masked_fill(~mask, -math.inf)
+      states = [x_BTD]
+      for l in range(cfg.num_hidden_layers):
+        h_BTD = _mix(torch.softmax(w[l, :l + 1], -1), states)
+        a_BTD = sublayers[2 * l](h_BTD)  # no residual around the attention
+        states.append(a_BTD + sublayers[2 * l + 1](a_BTD))
+      x_BTD = states[-1]
+    else:  # elc_weighted_output
       mask = _weighting_mask(cfg).to(self.layer_weight.device)
       w = self.layer_weight.masked_fill(~mask, -math.inf)
       outputs = [x_BTD]
