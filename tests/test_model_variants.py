@@ -40,6 +40,7 @@ def _np(x):
     (dict(position="rotary"), "model.position 'rotary' does not work with model.attention "
                               "'disentangled'"),
     (dict(position="learned_absolute"), "does not work with model.attention 'disentangled'"),
+    (dict(attention="ltg", position="rotary"), "does not work with model.attention 'ltg'"),
     (dict(attention="standard"), "model.position 'relative' does not work with "
                                  "model.attention 'standard'"),
     (dict(ffn="swiglu"), "model.ffn 'swiglu' is unknown; use geglu or gelu"),
@@ -71,6 +72,9 @@ def test_parameter_counts_change_by_exactly_the_switched_parts():
   # drops the R bucket vectors and their affine LayerNorm; absolute adds P vectors instead.
   assert base - _count(**STANDARD_ROTARY) == L * (D * D + D) + R * D + 2 * D
   assert _count(**STANDARD_ABSOLUTE) - _count(**STANDARD_ROTARY) == P * D
+  # ltg attention: a value projection (D^2 + D) instead of value | gate (2D^2 + 2D), and the
+  # affine LayerNorm after the output projection (2D).
+  assert base - _count(attention="ltg") == L * (D * D + D - 2 * D)
   assert base - _count(ffn="gelu") == L * D * F  # up-projection to F instead of 2F
   assert _count(normformer=False) == base  # the NormFormer LayerNorms have no parameters
   assert _count(head_dropout=0.1) == base

@@ -13,8 +13,9 @@ The network is a short list of parts, each picked once here from `config.model`:
 - feed-forward by `ffn` (model/feed_forward.py): 'geglu' (GPT-BERT) or 'gelu';
 - `normformer`: the extra LayerNorms before the attention output and the feed-forward down
   projections (GPT-BERT), or plain pre-LN blocks;
-- layer weighting: every sublayer's new state is a learned weighted sum of all earlier states
-  ('gpt_bert'), ELC-BERT's per-layer softmax mix ('elc') or a plain residual ('residual');
+- layer weighting (model/layer_weighting.py): every sublayer's new state is a learned weighted
+  sum of all earlier states ('gpt_bert'), ELC-BERT's per-layer softmax mix of earlier layers'
+  outputs ('elc', or its ablation 'elc_weighted_output') or a plain residual ('residual');
 - `final_norm`: BootBERT's affine LayerNorm at the end of the encoder (and of its decoder);
   the head then reads normalised states and drops its own first LayerNorm;
 - head: LayerNorm -> dense -> GELU -> LayerNorm -> dropout (`head_dropout`) -> projection
@@ -155,7 +156,8 @@ class GPTBert(nnx.Module):
     """The learned layer-weighting matrix for a heatmap; unused entries are NaN.
 
     gpt_bert: [2L, 2L + 1], row i = weights of (embedding, sublayer 0, ..., sublayer i).
-    elc: [L + 1, L + 1], softmax-normalised rows. residual: an empty [0, 0] array.
+    elc: [L, L] (elc_weighted_output: [L + 1, L + 1], row L the output's), softmax-normalised
+    rows. residual: an empty [0, 0] array.
     """
     weight = None if self.layer_weight is None else self.layer_weight[...]
     return layer_weighting.readable(self.cfg, weight)
