@@ -18,8 +18,11 @@ holes as labels. That the two agree also checks that packing changes nothing.
 Compared (max abs difference): the encoder's states at every visible token, the teacher's
 LayerNorm-ed states at the holes (the latent target), the decoder's logits and the latent
 head's guesses at the holes, and the losses of the batch (masked cross-entropy, the smooth-L1
-latent loss, and 0.1 x the one + the other as train.py sums them). `compare` is the function a
-table of reference comparisons calls; the last line printed is one JSON object.
+latent loss, and 0.1 x the one + the other as train.py sums them); and which trainable
+parameters the two optimizers would group differently (decay and trust ratio or not; none
+expected). `compare` is the function a table of reference comparisons calls; the last line
+printed is one JSON object, and the exit code is 1 when a difference exceeds 1e-4 or a
+parameter is grouped differently.
 """
 
 from __future__ import annotations
@@ -98,7 +101,13 @@ def _norm(norm):
 
 def _attention(a):
   """One LTG-BERT attention block's tensors (model.attention 'ltg')."""
-  raise NotImplementedError
+  t = {}
+  for ours, theirs in (("qk", "in_proj_qk"), ("v", "in_proj_v"), ("out", "out_proj")):
+    for k, v in _linear(a[ours]).items():
+      t[f"{theirs}.{k}"] = v
+  t["post_layer_norm.weight"] = np.asarray(a["post_norm_scale"])
+  t["post_layer_norm.bias"] = np.asarray(a["post_norm_bias"])
+  return t
 
 
 def _stack(tensors, prefix, params):
@@ -209,6 +218,26 @@ def _hole_order(labels_TN, docs):
   return np.array([docs[j][0] for j in n]), np.array([docs[j][1][i] for i, j in zip(t, n)])
 
 
+def optimizer_groups(ref_dir, config, params, ref) -> list[str]:
+  """The reference's trainable parameters (`ref.named_parameters()`, where the tied classifier
+  weight is the word embedding) that its optimizer groups otherwise than ours: it exempts
+  from decay and trust ratio the names holding a fragment of `no_decay` in its
+  pretrain/train.py (read from there); we, the paths holding one of train.no_decay."""
+  import re
+  from babylm_jax.train.optimizer import lamb_trust_mask
+  text = (pathlib.Path(ref_dir) / "pretrain" / "train.py").read_text()
+  found = re.search(r"no_decay\s*=\s*\[([^\]]*)\]", text)
+  if found is None:
+    raise SystemExit(f"error: no `no_decay = [...]` in {ref_dir}/pretrain/train.py.")
+  theirs = re.findall(r"['\"]([^'\"]+)['\"]", found.group(1))
+  decayed = lamb_trust_mask(tuple(config.train.no_decay))(params)
+  ours = reference_state(jax.tree.map(lambda p, d: np.full(np.shape(p), d), params, decayed),
+                         bootstrap.init_teacher(params))
+  trained = [name for name, p in ref.named_parameters() if p.requires_grad]
+  return sorted(name for name in trained
+                if bool(np.all(ours[name])) != (not any(f in name for f in theirs)))
+
+
 # ------------------------------------------------------------------ the comparison
 
 
@@ -259,7 +288,9 @@ def compare(ref_dir: str, config, model, teacher, batch) -> dict:
   enc_pos = np.array([docs[j][1][inputs["unmasked_ids"][i, j]] for i, j in zip(te, n)])
   enc_ours = enc_BTD[enc_rows, enc_pos]
   ref_total = 0.1 * float(mlm_loss) + float(byol_loss)
+  differ = optimizer_groups(ref_dir, config, params, ref)
   return {
+      "optimizer_groups_differ": len(differ), "optimizer_groups_differ_names": differ[:8],
       "documents": len(docs), "visible_tokens": int(visible.sum()), "holes": int(len(rows)),
       "encoder_states": float(np.abs(enc_ours - enc_ref[te, n]).max()),
       "teacher_targets": float(np.abs(goal_HD - goal_ref).max()),
@@ -269,6 +300,7 @@ def compare(ref_dir: str, config, model, teacher, batch) -> dict:
       "latent_loss": abs(metrics["latent_loss"] - float(byol_loss)),
       "loss": abs(metrics["loss"] - ref_total),
       "reference_latent_loss": float(byol_loss), "reference_masked_loss": float(mlm_loss),
+      "our_latent_loss": metrics["latent_loss"], "our_masked_loss": metrics["masked_loss"],
   }
 
 
@@ -323,7 +355,8 @@ def main():
              length=int(batch["input_ids"].shape[1]), noise=args.noise, worst=worst,
              within_tolerance=bool(worst <= TOL), tolerance=TOL)
   print(json.dumps(out))
-  return 0 if worst <= TOL and math.isfinite(worst) else 1
+  ok = worst <= TOL and math.isfinite(worst) and out["optimizer_groups_differ"] == 0
+  return 0 if ok else 1
 
 
 DIFFS = ("encoder_states", "teacher_targets", "decoder_logits", "latent_guesses", "masked_loss",

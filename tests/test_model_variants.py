@@ -209,8 +209,10 @@ def test_feed_forward_matches_a_hand_computation(ffn, normformer):
 @pytest.mark.parametrize("scaling", ["gpt_bert", "boot_bert"])
 def test_depth_scaling_shrinks_the_kernels_bootbert_or_gpt_bert_shrinks(scaling):
   """Layer l's feed-forward kernels start at std sqrt(2 / 5D) x sqrt(1 / (2 (l + 1))): the
-  down projection always, the up projection only with 'gpt_bert' (BootBERT leaves it)."""
-  cfg = tiny_cfg(num_layers=3, depth_scaling=scaling, hidden_size=256, intermediate_size=256)
+  down projection always, the up projection only with 'gpt_bert'; BootBERT shrinks the ltg
+  attention's output LayerNorm gain by the same factor instead."""
+  cfg = tiny_cfg(num_layers=3, depth_scaling=scaling, hidden_size=256, intermediate_size=256,
+                 attention="ltg")
   model = GPTBert(cfg, rngs=nnx.Rngs(0))
   std = math.sqrt(2.0 / (5.0 * cfg.hidden_size))
   for l, block in enumerate(model.ffn):
@@ -220,6 +222,8 @@ def test_depth_scaling_shrinks_the_kernels_bootbert_or_gpt_bert_shrinks(scaling)
                                                                   block.down.kernel))
     assert down == pytest.approx(depth, rel=0.03), l
     assert up == pytest.approx(depth if scaling == "gpt_bert" else 1.0, rel=0.03), l
+    gain = model.attention[l].post_norm_scale[...]
+    np.testing.assert_allclose(gain, depth if scaling == "boot_bert" else 1.0, rtol=1e-6)
 
 
 def test_final_norm_ends_the_encoder_and_the_head_reads_it_unnormalised():

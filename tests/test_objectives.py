@@ -323,7 +323,7 @@ def test_the_encoder_never_sees_a_hole_and_the_decoder_fills_it():
 
 NAMED = {"ltg_bert_small": ("masked", 27_741_952), "elc_bert_small": ("masked", 23_799_696),
          "roberta_small": ("masked", 29_469_056), "gpt_small": ("causal", 29_272_448),
-         "boot_bert_small": ("bootstrap", 39_042_944),
+         "boot_bert_small": ("bootstrap", 30_395_776),
          "gpt_bert_reference_small": ("hybrid", 29_892_440)}
 
 
@@ -340,7 +340,8 @@ def test_named_configs_build_with_the_counts_their_docstrings_state(name):
   if kind == "bootstrap":
     encoder = c.model.copy_and_resolve_references()
     encoder.decoder_layers = 0
-    assert count_params(encoder) == 29_891_840 and "29,891,840" in module.__doc__
+    # The reference's Bert has 30,395,776 trainable parameters (its teacher aside).
+    assert count_params(encoder) == 23_011_840 and "23,011,840" in module.__doc__
 
 
 def test_readme_table_of_the_seeds_systems_matches_the_configs():

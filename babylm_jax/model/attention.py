@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from babylm_jax.model.layers import (NEG, Dense, dropout, init_std, inner_norm, layer_norm,
-                                     param)
+from babylm_jax.model.layers import (NEG, Dense, depth_scale, dropout, init_std, inner_norm,
+                                     layer_norm, param)
 from babylm_jax.model.positions import rotate, spread
 
 
@@ -85,7 +85,8 @@ def _disentangled_scores(qk, h_BTD, rel_RD, cfg, deterministic, rngs):
 class DisentangledAttention(nnx.Module):
   """GPT-BERT's attention: content and relative-position terms, GELU-gated values."""
 
-  def __init__(self, cfg, *, rngs):
+  def __init__(self, cfg, layer_index, *, rngs):
+    del layer_index  # nothing here is scaled with depth
     D, std = cfg.hidden_size, init_std(cfg)
     self.qk = Dense(D, 2 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
     self.vg = Dense(D, 2 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
@@ -109,12 +110,14 @@ class LTGAttention(nnx.Module):
   """LTG-BERT's attention (also ELC-BERT's and BootBERT's): GPT-BERT's scores, plain values,
   and an affine LayerNorm after the output projection."""
 
-  def __init__(self, cfg, *, rngs):
+  def __init__(self, cfg, layer_index, *, rngs):
     D, std = cfg.hidden_size, init_std(cfg)
     self.qk = Dense(D, 2 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
     self.v = Dense(D, D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
     self.out = Dense(D, D, ("qkv", "embed"), bias=True, std=std, rngs=rngs)
-    self.post_norm_scale = param(jnp.ones((D,), jnp.float32), ("embed",))
+    # BootBERT starts the gain smaller with depth (model.depth_scaling 'boot_bert').
+    gain = depth_scale(layer_index) if cfg.depth_scaling == "boot_bert" else 1.0
+    self.post_norm_scale = param(jnp.full((D,), gain, jnp.float32), ("embed",))
     self.post_norm_bias = param(jnp.zeros((D,), jnp.float32), ("embed",))
     self.cfg = cfg
 
@@ -142,7 +145,8 @@ def _rotation(x_BHTK, cos_sin):
 class StandardAttention(nnx.Module):
   """Scaled dot-product attention; RoPE on queries and keys with rotary positions."""
 
-  def __init__(self, cfg, *, rngs):
+  def __init__(self, cfg, layer_index, *, rngs):
+    del layer_index  # nothing here is scaled with depth
     D, std = cfg.hidden_size, init_std(cfg)
     self.qkv = Dense(D, 3 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
     self.out = Dense(D, D, ("qkv", "embed"), bias=True, std=std, rngs=rngs)

@@ -50,7 +50,8 @@ class Decoder(nnx.Module):
     self.mask = param(jax.random.normal(rngs.params(), (cfg.hidden_size,), jnp.float32),
                       ("embed",))
     attention = ATTENTIONS[cfg.attention]
-    self.attention = nnx.List([attention(cfg, rngs=rngs) for _ in range(cfg.decoder_layers)])
+    self.attention = nnx.List([attention(cfg, i, rngs=rngs)
+                               for i in range(cfg.decoder_layers)])
     self.ffn = nnx.List([FeedForward(cfg, i, rngs=rngs) for i in range(cfg.decoder_layers)])
     self.final_norm = final_norm(cfg)
     self.latent_head = LatentHead(cfg, rngs=rngs)

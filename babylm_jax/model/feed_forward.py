@@ -12,13 +12,11 @@ projection).
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from babylm_jax.model.layers import Dense, dropout, init_std, inner_norm, layer_norm
+from babylm_jax.model.layers import Dense, depth_scale, dropout, init_std, inner_norm, layer_norm
 
 
 def _geglu(up_BTF):
@@ -39,7 +37,7 @@ class FeedForward(nnx.Module):
   def __init__(self, cfg, layer_index, *, rngs):
     D, F, std = cfg.hidden_size, cfg.intermediate_size, init_std(cfg)
     width, self.activation = _KINDS[cfg.ffn]
-    scale = math.sqrt(1.0 / (2.0 * (layer_index + 1)))
+    scale = depth_scale(layer_index)
     up_scale = scale if cfg.depth_scaling == "gpt_bert" else 1.0
     self.up = Dense(D, width * F, ("embed", "mlp"), bias=False, std=std, rngs=rngs,
                     scale=up_scale)

@@ -88,7 +88,7 @@ class GPTBert(nnx.Module):
     self.cfg = cfg
     self.embedding = EMBEDDINGS[cfg.position](cfg, rngs=rngs)
     attention = ATTENTIONS[cfg.attention]
-    self.attention = nnx.List([attention(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+    self.attention = nnx.List([attention(cfg, i, rngs=rngs) for i in range(cfg.num_layers)])
     self.ffn = nnx.List([FeedForward(cfg, i, rngs=rngs) for i in range(cfg.num_layers)])
     self.head_module = Head(cfg, rngs=rngs)
     w = layer_weighting.initial(cfg)

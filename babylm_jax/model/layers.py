@@ -25,6 +25,12 @@ def init_std(cfg) -> float:
   return math.sqrt(2.0 / (5.0 * cfg.hidden_size))
 
 
+def depth_scale(layer_index: int) -> float:
+  """sqrt(1 / (2 (layer + 1))): how much some initial weights shrink with depth
+  (`model.depth_scaling`)."""
+  return math.sqrt(1.0 / (2.0 * (layer_index + 1)))
+
+
 def trunc_normal(key, shape, std):
   # Cut at +-2 std, the std being that of the untruncated normal (as torch's trunc_normal_).
   return jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32) * std
