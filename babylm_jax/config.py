@@ -100,25 +100,36 @@ def base_config() -> ml_collections.ConfigDict:
   # Dropout before the head's vocabulary projection (GPT-BERT's reference code has it).
   c.model.head_dropout = 0.0
   c.model.layer_norm_eps = 1e-5
-  # 'disentangled' (GPT-BERT: content and relative-position terms, GELU-gated values) or
-  # 'standard' (scaled dot-product attention).
+  # 'disentangled' (GPT-BERT: content and relative-position terms, GELU-gated values), 'ltg'
+  # (LTG-BERT, ELC-BERT, BootBERT: the same scores, ungated values, an affine LayerNorm after
+  # the output projection) or 'standard' (scaled dot-product attention).
   c.model.attention = "disentangled"
-  # 'relative' (bucketed relative positions; disentangled attention only), or for standard
+  # 'relative' (bucketed relative positions; disentangled and ltg attention), or for standard
   # attention 'learned_absolute' (a learned vector per position) or 'rotary' (RoPE).
   # Absolute and rotary positions restart at 0 at each document of a packed row.
   c.model.position = "relative"
   # NormFormer's extra LayerNorms before the attention output and the feed-forward down
-  # projections (GPT-BERT); False gives plain pre-LN blocks.
+  # projections (GPT-BERT); False gives plain pre-LN blocks. 'ltg' attention has its own
+  # LayerNorm after the output projection instead, so there this switch is the FFN's only.
   c.model.normformer = True
   # 'geglu' (GPT-BERT) or 'gelu' (two-matrix MLP with GELU).
   c.model.ffn = "geglu"
-  # 'gpt_bert' (weighted sum of all earlier sublayer outputs), 'elc' (ELC-BERT per-layer
-  # softmax weights) or 'residual' (plain residual stream).
+  # 'gpt_bert' (weighted sum of all earlier sublayer outputs), 'elc' (ELC-BERT: each layer's
+  # input a softmax mix of earlier layers' outputs, no residual around the attention, the
+  # last layer's output read), 'elc_weighted_output' (ELC-BERT's ablation of that name) or
+  # 'residual' (plain residual stream). See model/layer_weighting.py.
   c.model.layer_weighting = "gpt_bert"
   # BootBERT's shallow decoder (objective.kind 'bootstrap' only): layers without dropout that
   # fill the <mask> holes, which the encoder does not see, from the encoder's states plus a
   # learned mask embedding. 0: no decoder.
   c.model.decoder_layers = 0
+  # BootBERT's affine LayerNorm (learned scale and bias) at the end of the encoder and of the
+  # decoder; the LM head then drops its own first LayerNorm.
+  c.model.final_norm = False
+  # Which initial weights shrink with depth, by sqrt(1 / (2 (layer + 1))): 'gpt_bert' (both
+  # feed-forward kernels; GPT-BERT, LTG-BERT) or 'boot_bert' (the feed-forward's down kernel
+  # and the attention's output LayerNorm gain, where the attention has one).
+  c.model.depth_scaling = "gpt_bert"
   c.model.compute_dtype = "float32"
 
   c.objective = ml_collections.ConfigDict()
@@ -173,6 +184,11 @@ def base_config() -> ml_collections.ConfigDict:
   # reference's rates; at the CPU proxy's size AdamW did best near 2e-3 and 7e-3 was too high
   # (configs/sweeps/learning_rate.py, README "Learning rate").
   c.train.optimizer = "adamw"
+  # gpt_bert_lamb only: parameters whose '/'-joined path (e.g. 'attention/0/qk/bias',
+  # 'embedding/relative') holds one of these fragments take a plain Adam step, no weight decay
+  # and no trust ratio (the reference codes' `no_decay` lists). ('bias', 'norm'): GPT-BERT's;
+  # LTG-BERT adds 'embedding', ELC-BERT also 'layer_weight'.
+  c.train.no_decay = ("bias", "norm")
   c.train.lr = 7e-3
   c.train.b1 = 0.9
   c.train.b2 = 0.98
@@ -425,20 +441,24 @@ def mask_rate(config, step: int, total_steps: int) -> float:
 
 # Architecture switches added after the first checkpoints and exports were written: one that
 # does not record them holds the network there was then, these fields' defaults.
-LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn", "decoder_layers")
+LATER_MODEL_FIELDS = ("attention", "position", "normformer", "ffn", "decoder_layers",
+                      "final_norm")
+
+# model.layer_weighting values (babylm_jax/model/layer_weighting.py holds one stack each).
+LAYER_WEIGHTINGS = ("gpt_bert", "elc", "elc_weighted_output", "residual")
 
 # objective.kind values (babylm_jax/train/objectives/ holds one module each).
 OBJECTIVES = ("hybrid", "masked", "causal", "bootstrap")
 
 # model.attention -> the model.position values it works with.
-POSITIONS_OF_ATTENTION = {"disentangled": ("relative",),
+POSITIONS_OF_ATTENTION = {"disentangled": ("relative",), "ltg": ("relative",),
                           "standard": ("learned_absolute", "rotary")}
 
 
 def _check_architecture(m):
   """The transformer switches: known values, and combinations that exist."""
   _require(m.attention in POSITIONS_OF_ATTENTION,
-           f"model.attention '{m.attention}' is unknown; use disentangled or standard.")
+           f"model.attention '{m.attention}' is unknown; use disentangled, ltg or standard.")
   positions = POSITIONS_OF_ATTENTION[m.attention]
   _require(m.position in ("relative", "learned_absolute", "rotary"),
            f"model.position '{m.position}' is unknown; use relative, learned_absolute or "
@@ -450,6 +470,10 @@ def _check_architecture(m):
            f"model.position 'rotary' needs an even head size, not {m.hidden_size} / "
            f"{m.num_heads}; change model.hidden_size or model.num_heads.")
   _require(m.ffn in ("geglu", "gelu"), f"model.ffn '{m.ffn}' is unknown; use geglu or gelu.")
+  _require(m.depth_scaling in ("gpt_bert", "boot_bert"),
+           f"model.depth_scaling '{m.depth_scaling}' is unknown; use gpt_bert or boot_bert.")
+  _require(isinstance(m.final_norm, bool),
+           f"model.final_norm ({m.final_norm!r}) must be True or False.")
   _require(0.0 <= m.head_dropout < 1.0,
            f"model.head_dropout ({m.head_dropout}) must lie in [0, 1).")
 
@@ -507,9 +531,9 @@ def _check_model(c):
            f"model.hidden_size ({m.hidden_size}) must be a multiple of model.num_heads "
            f"({m.num_heads}); change one of them.")
   _fraction(c, "model.dropout")
-  _require(m.layer_weighting in ("gpt_bert", "elc", "residual"),
-           f"model.layer_weighting '{m.layer_weighting}' is unknown; use gpt_bert, elc or "
-           f"residual.")
+  _require(m.layer_weighting in LAYER_WEIGHTINGS,
+           f"model.layer_weighting '{m.layer_weighting}' is unknown; use "
+           f"{', '.join(LAYER_WEIGHTINGS)}.")
   _check_architecture(m)
   _require(m.compute_dtype in ("float32", "bfloat16", "float16"),
            f"model.compute_dtype '{m.compute_dtype}' is unknown; use float32 or bfloat16.")
@@ -563,6 +587,14 @@ def _check_train(c):
            "train.warmup_fraction + train.cooldown_fraction must be below 1.")
   _require(t.optimizer in ("adamw", "lamb", "gpt_bert_lamb"),
            f"train.optimizer '{t.optimizer}' is unknown; use adamw, lamb or gpt_bert_lamb.")
+  no_decay = t.no_decay
+  _require(isinstance(no_decay, (tuple, list)) and all(isinstance(f, str) and f
+                                                       for f in no_decay),
+           f"train.no_decay {no_decay} must be a tuple of non-empty name fragments, e.g. "
+           f"('bias', 'norm').")
+  _require(t.optimizer == "gpt_bert_lamb" or tuple(no_decay) == ("bias", "norm"),
+           f"train.no_decay is read by train.optimizer 'gpt_bert_lamb' only ('{t.optimizer}' "
+           f"has its own decay mask); leave it at ('bias', 'norm') or use gpt_bert_lamb.")
   _require(0.0 < t.batch_ramp_start <= 1.0 and 0.0 < t.batch_ramp_fraction <= 1.0,
            "train.batch_ramp_start and train.batch_ramp_fraction must lie in (0, 1].")
   _require(t.batch_ramp_levels >= 2, "train.batch_ramp_levels must be at least 2.")

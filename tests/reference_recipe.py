@@ -80,9 +80,10 @@ def from_tensors(values, like):
   return jax.tree_util.tree_unflatten(jax.tree.structure(like), out)
 
 
-def decayed(names) -> list[bool]:
-  """The reference's groups: no decay (and so no trust ratio) for names with bias or norm."""
-  return ["bias" not in n and "norm" not in n for n in names]
+def decayed(names, no_decay=("bias", "norm")) -> list[bool]:
+  """The reference's groups: no decay (and so no trust ratio) for names holding a `no_decay`
+  fragment (GPT-BERT's: bias, norm)."""
+  return [not any(f in n for f in no_decay) for n in names]
 
 
 class Lamb:

@@ -44,6 +44,13 @@ VARIANTS = {
                                          layer_weighting="residual"),
     "standard_rotary": dict(attention="standard", position="rotary"),
     "disentangled_plain_gelu_elc": dict(normformer=False, ffn="gelu", layer_weighting="elc"),
+    "ltg": dict(attention="ltg", layer_weighting="residual"),
+    "ltg_elc": dict(attention="ltg", layer_weighting="elc"),
+    "elc_weighted_output": dict(layer_weighting="elc_weighted_output"),
+    # BootBERT's: LTG-BERT's attention, affine LayerNorms ending the encoder and the decoder,
+    # a head without its first LayerNorm.
+    "boot_bert": dict(attention="ltg", final_norm=True, depth_scaling="boot_bert",
+                      layer_weighting="residual"),
 }
 
 
@@ -208,7 +215,7 @@ def _with_holes(ids_BT, segment_ids_BT, seed):
 
 
 @pytest.mark.parametrize("objective", list(OBJECTIVES))
-@pytest.mark.parametrize("variant", ["gpt_bert", "standard_rotary"])
+@pytest.mark.parametrize("variant", ["gpt_bert", "standard_rotary", "ltg", "boot_bert"])
 def test_objective_variants_padded_with_holes(objective, variant):
   """Logit parity for each objective's LM classes, on rows with <mask> holes and padding."""
   model, ported, config = _models(variant, seed=12, objective=objective)

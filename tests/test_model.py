@@ -56,7 +56,7 @@ def _batch(rng, B=3, T=24, V=97):
   return ids, seg
 
 
-@pytest.mark.parametrize("weighting", ["gpt_bert", "elc", "residual"])
+@pytest.mark.parametrize("weighting", ["gpt_bert", "elc", "elc_weighted_output", "residual"])
 def test_future_tokens_only_reach_masked_rows(weighting):
   model = GPTBert(tiny_cfg(layer_weighting=weighting), rngs=nnx.Rngs(0))
   ids, seg = _batch(np.random.default_rng(0))
@@ -175,3 +175,21 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
   assert np.abs(np.asarray(logits - ref)).max() < 0.1
   # head works on gathered positions [N, D] as on [B, T, D].
   np.testing.assert_allclose(model.head(hidden[seg > 0]), logits[seg > 0], rtol=1e-5)
+
+
+def test_elc_weights_start_on_the_previous_layer_and_the_ablation_uniform():
+  """ELC-BERT's code starts layer l's weights at (0, ..., 0, 1): after the softmax e / (e + l)
+  on the previous layer's output; its weighted_output ablation starts uniform, with one more
+  row for the encoder's output."""
+  L = 3
+  lw = GPTBert(tiny_cfg(num_layers=L, layer_weighting="elc"),
+               rngs=nnx.Rngs(0)).layer_weights()
+  assert lw.shape == (L, L) and np.isnan(lw[0, 1:]).all()
+  for l in range(L):
+    np.testing.assert_allclose(lw[l, l], np.e / (np.e + l), rtol=1e-6)
+    np.testing.assert_allclose(lw[l, :l], 1 / (np.e + l), rtol=1e-6)
+  lw = GPTBert(tiny_cfg(num_layers=L, layer_weighting="elc_weighted_output"),
+               rngs=nnx.Rngs(0)).layer_weights()
+  assert lw.shape == (L + 1, L + 1)
+  for l in range(L + 1):
+    np.testing.assert_allclose(lw[l, :l + 1], 1 / (l + 1), rtol=1e-6)

@@ -2,7 +2,8 @@
 fails when the switch does nothing or the wrong thing.
 
 model.attention (disentangled | standard), model.position (relative | learned_absolute |
-rotary), model.normformer, model.ffn (geglu | gelu), model.head_dropout; their validation,
+rotary), model.normformer, model.ffn (geglu | gelu), model.head_dropout, model.final_norm,
+model.depth_scaling (gpt_bert | boot_bert); their validation,
 parameter counts and the document-restarting positions (FLOP counts: test_step.py).
 """
 
@@ -39,11 +40,13 @@ def _np(x):
     (dict(position="rotary"), "model.position 'rotary' does not work with model.attention "
                               "'disentangled'"),
     (dict(position="learned_absolute"), "does not work with model.attention 'disentangled'"),
+    (dict(attention="ltg", position="rotary"), "does not work with model.attention 'ltg'"),
     (dict(attention="standard"), "model.position 'relative' does not work with "
                                  "model.attention 'standard'"),
     (dict(ffn="swiglu"), "model.ffn 'swiglu' is unknown; use geglu or gelu"),
     (dict(head_dropout=1.0), r"model.head_dropout \(1.0\) must lie in \[0, 1\)"),
     (dict(STANDARD_ROTARY, hidden_size=30, num_heads=2), "needs an even head size"),
+    (dict(depth_scaling="ltg"), "model.depth_scaling 'ltg' is unknown"),
 ])
 def test_invalid_switches_are_refused_naming_the_field(overrides, match):
   c = base_config()
@@ -69,9 +72,15 @@ def test_parameter_counts_change_by_exactly_the_switched_parts():
   # drops the R bucket vectors and their affine LayerNorm; absolute adds P vectors instead.
   assert base - _count(**STANDARD_ROTARY) == L * (D * D + D) + R * D + 2 * D
   assert _count(**STANDARD_ABSOLUTE) - _count(**STANDARD_ROTARY) == P * D
+  # ltg attention: a value projection (D^2 + D) instead of value | gate (2D^2 + 2D), and the
+  # affine LayerNorm after the output projection (2D).
+  assert base - _count(attention="ltg") == L * (D * D + D - 2 * D)
   assert base - _count(ffn="gelu") == L * D * F  # up-projection to F instead of 2F
   assert _count(normformer=False) == base  # the NormFormer LayerNorms have no parameters
   assert _count(head_dropout=0.1) == base
+  assert _count(final_norm=True) - base == 2 * D  # a scale and a bias
+  assert _count(final_norm=True, decoder_layers=1) - _count(decoder_layers=1) == 4 * D
+  assert _count(depth_scaling="boot_bert") == base
 
 
 # ----------------------------------------------------------------------------- positions
@@ -195,6 +204,53 @@ def test_feed_forward_matches_a_hand_computation(ffn, normformer):
                                                   + cfg.layer_norm_eps)
   np.testing.assert_allclose(_np(block(jnp.asarray(x), True, None)), h @ down,
                              rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scaling", ["gpt_bert", "boot_bert"])
+def test_depth_scaling_shrinks_the_kernels_bootbert_or_gpt_bert_shrinks(scaling):
+  """Layer l's feed-forward kernels start at std sqrt(2 / 5D) x sqrt(1 / (2 (l + 1))): the
+  down projection always, the up projection only with 'gpt_bert'; BootBERT shrinks the ltg
+  attention's output LayerNorm gain by the same factor instead."""
+  cfg = tiny_cfg(num_layers=3, depth_scaling=scaling, hidden_size=256, intermediate_size=256,
+                 attention="ltg")
+  model = GPTBert(cfg, rngs=nnx.Rngs(0))
+  std = math.sqrt(2.0 / (5.0 * cfg.hidden_size))
+  for l, block in enumerate(model.ffn):
+    depth = math.sqrt(1.0 / (2.0 * (l + 1)))
+    # A normal truncated at 2 std has 0.88 of the untruncated std.
+    up, down = (float(np.std(k[...])) / (0.8796 * std) for k in (block.up.kernel,
+                                                                  block.down.kernel))
+    assert down == pytest.approx(depth, rel=0.03), l
+    assert up == pytest.approx(depth if scaling == "gpt_bert" else 1.0, rel=0.03), l
+    gain = model.attention[l].post_norm_scale[...]
+    np.testing.assert_allclose(gain, depth if scaling == "boot_bert" else 1.0, rtol=1e-6)
+
+
+def test_final_norm_ends_the_encoder_and_the_head_reads_it_unnormalised():
+  """With model.final_norm the encoder's states are an affine LayerNorm of the residual
+  stream, and the head's first step is its dense layer (no LayerNorm of its own)."""
+  cfg = tiny_cfg(final_norm=True, layer_weighting="residual")
+  plain = GPTBert(tiny_cfg(layer_weighting="residual"), rngs=nnx.Rngs(3))
+  model = GPTBert(cfg, rngs=nnx.Rngs(3))
+  rng = np.random.default_rng(3)
+  scale, bias = rng.normal(1.0, 0.3, cfg.hidden_size), rng.normal(0.0, 0.3, cfg.hidden_size)
+  model.final_norm.scale[...] = jnp.asarray(scale, jnp.float32)
+  model.final_norm.bias[...] = jnp.asarray(bias, jnp.float32)
+  ids, seg = _batch(rng)
+  bidi = jnp.zeros((len(ids),), bool)
+  raw = _np(plain.encode(jnp.asarray(ids), jnp.asarray(seg), bidi))  # the same init
+  eps = cfg.layer_norm_eps
+  want = (raw - raw.mean(-1, keepdims=True)) / np.sqrt(raw.var(-1, keepdims=True) + eps)
+  want = want * scale + bias
+  got = _np(model.encode(jnp.asarray(ids), jnp.asarray(seg), bidi))
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  head = model.head_module
+  h = got @ _np(head.dense.kernel[...]) + _np(head.dense.bias[...])
+  h = 0.5 * h * (1 + np.vectorize(math.erf)(h / math.sqrt(2)))
+  h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + eps)
+  logits = h @ _np(model.embedding.word[...]).T + _np(head.bias[...])
+  np.testing.assert_allclose(_np(model(jnp.asarray(ids), jnp.asarray(seg), bidi)), logits,
+                             rtol=1e-4, atol=1e-4)
 
 
 def test_absolute_embedding_adds_each_documents_positions():

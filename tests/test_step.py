@@ -5,6 +5,7 @@ rows' positions as targets and every next-token position of the causal rows.
 """
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -13,11 +14,13 @@ import optax
 import pytest
 
 from babylm_jax.config import MASK_ID, base_config, derive
+from babylm_jax.errors import ConfigError
 from babylm_jax.train import loss as loss_lib
 from babylm_jax.train import optimizer as opt_lib
 from babylm_jax.train import sharding
 from babylm_jax.train import step as step_lib
 import reference_recipe
+from conftest import load_config
 
 
 def make_batch(seed, B=8, T=32, V=128, causal_rows=2, rate=0.3):
@@ -138,10 +141,48 @@ def test_decay_mask_leaves_out_biases_norms_positions_and_layer_weights():
   assert sum(flat.values()) == 1 + 2 * (3 + 2) + 1  # word, per layer 3+2 kernels, head dense
 
 
-def test_gpt_bert_lamb_is_the_reference_lamb():
+# The leaves (layer numbers as N) that each named config's gpt_bert_lamb steps with plain
+# Adam, no decay and no trust ratio: the `no_decay` groups of ltgoslo/gpt-bert
+# pretraining/train_10m.py ('bias', 'layer_norm'), ltgoslo/ltg-bert babylm/train/train.py
+# (also 'embedding') and ltgoslo/elc-bert train_elc_bert_base.py (also 'prev_layer_weights').
+_GPT_BERT_EXEMPT = {"attention/N/qk/bias", "attention/N/vg/bias", "attention/N/out/bias",
+                    "embedding/relative_norm_scale", "embedding/relative_norm_bias",
+                    "head_module/bias", "head_module/dense/bias"}
+_LTG_EXEMPT = {"attention/N/qk/bias", "attention/N/v/bias", "attention/N/out/bias",
+               "attention/N/post_norm_scale", "attention/N/post_norm_bias", "embedding/word",
+               "embedding/relative", "embedding/relative_norm_scale",
+               "embedding/relative_norm_bias", "head_module/bias", "head_module/dense/bias"}
+
+
+@pytest.mark.parametrize("name, exempt", [
+    ("gpt_bert_reference_small", _GPT_BERT_EXEMPT), ("strict_small", _GPT_BERT_EXEMPT),
+    ("ltg_bert_small", _LTG_EXEMPT), ("elc_bert_small", _LTG_EXEMPT | {"layer_weight"})])
+def test_lamb_exempts_exactly_the_reference_no_decay_groups(name, exempt):
+  c = load_config(name)
+  _, _, abstract = step_lib.abstract_model(c)
+  mask = opt_lib.lamb_trust_mask(tuple(c.train.no_decay))(abstract)
+  flat = {re.sub(r"/\d+/", "/N/", "/".join(str(getattr(k, "key", k)) for k in path)): v
+          for path, v in jax.tree_util.tree_flatten_with_path(mask)[0]}
+  assert {n for n, decayed in flat.items() if not decayed} == exempt
+  assert c.train.optimizer == "gpt_bert_lamb"
+
+
+def test_no_decay_is_refused_where_the_optimizer_does_not_read_it():
+  c = tiny_config()
+  c.train.optimizer, c.train.no_decay = "adamw", ("bias", "norm", "embedding")
+  with pytest.raises(ConfigError, match="read by train.optimizer 'gpt_bert_lamb' only"):
+    derive(c)
+  c.train.optimizer, c.train.no_decay = "gpt_bert_lamb", ("bias", "")
+  with pytest.raises(ConfigError, match="non-empty name fragments"):
+    derive(c)
+
+
+@pytest.mark.parametrize("no_decay", [("bias", "norm"), ("bias", "norm", "embedding")])
+def test_gpt_bert_lamb_is_the_reference_lamb(no_decay):
   """Three steps on the tiny model's parameters with random gradients equal the reference's
   algorithm applied to its own tensors: the layer-weight matrix as one vector per row (its
-  used entries), no decay and no trust ratio exactly for biases and norms."""
+  used entries), no decay and no trust ratio exactly for the names holding a `no_decay`
+  fragment (GPT-BERT's list, and LTG-BERT's with the embeddings)."""
   c = tiny_config()
   _, _, abstract = step_lib.abstract_model(c)
   rng = np.random.default_rng(0)
@@ -154,16 +195,18 @@ def test_gpt_bert_lamb_is_the_reference_lamb():
            for _ in range(3)]
   for g in grads:
     g["layer_weight"] = np.where(lw != 0, g["layer_weight"], 0).astype(np.float32)
-  tx = opt_lib.gpt_bert_lamb(0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=0.1)
+  tx = opt_lib.gpt_bert_lamb(0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=0.1,
+                            no_decay=no_decay)
   state, got = tx.init(params), params
   for g in grads:
     upd, state = tx.update(g, state, got)
     got = optax.apply_updates(got, upd)
 
   names, values = zip(*reference_recipe.tensors(params))
-  decayed = reference_recipe.decayed(names)
+  decayed = reference_recipe.decayed(names, no_decay)
   assert not decayed[names.index("embedding/relative_norm_scale")]
-  assert decayed[names.index("embedding/relative")] and decayed[names.index("alphas/3")]
+  assert decayed[names.index("alphas/3")]
+  assert decayed[names.index("embedding/relative")] == ("embedding" not in no_decay)
   ref = reference_recipe.Lamb(values, decayed)
   for g in grads:
     want = ref.step([x for _, x in reference_recipe.tensors(g)], lr=0.01)
@@ -315,11 +358,11 @@ def test_tiny_model_overfits_one_batch():
 
 
 @pytest.mark.parametrize("overrides", [
-    {}, dict(attention="standard", position="rotary"),
+    {}, dict(attention="ltg"), dict(attention="standard", position="rotary"),
     dict(attention="standard", position="learned_absolute", ffn="gelu", normformer=False)])
 def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding(overrides):
   """flops.matmul_params counts exactly the parameters that take part in a matmul per token,
-  for each architecture variant; the relative-position term only with disentangled attention."""
+  for each architecture variant; the relative-position term only with relative positions."""
   from flax import nnx
   from babylm_jax.model.gpt_bert import GPTBert
   from babylm_jax.train import flops
@@ -332,7 +375,7 @@ def test_matmul_params_are_the_models_kernels_biases_and_tied_embedding(override
                    if (n.endswith(("kernel", "bias")) and "norm" not in n)
                    or n == "embedding/word")
   assert flops.matmul_params(cfg) == in_matmuls
-  R = 2 * cfg.position_bucket_size - 1 if cfg.attention == "disentangled" else 0
+  R = 2 * cfg.position_bucket_size - 1 if cfg.attention in ("disentangled", "ltg") else 0
   L, D, T = cfg.num_layers, cfg.hidden_size, 32
   assert flops.flops_per_token(cfg, T) == 6 * in_matmuls + 12 * L * D * (T + R)
 

@@ -17,8 +17,8 @@ class GptBertConfig(PretrainedConfig):
                max_position_embeddings=512, layer_norm_eps=1e-5, hidden_dropout_prob=0.1,
                classifier_dropout=0.1, layer_weighting="gpt_bert", attention="disentangled",
                position="relative", normformer=True, ffn="geglu", head_dropout_prob=0.0,
-               decoder_layers=0, objective="hybrid", initializer_range=None, pad_token_id=3,
-               bos_token_id=1, eos_token_id=2, mask_token_id=4, **kwargs):
+               decoder_layers=0, final_norm=False, objective="hybrid", initializer_range=None,
+               pad_token_id=3, bos_token_id=1, eos_token_id=2, mask_token_id=4, **kwargs):
     self.vocab_size = vocab_size
     self.hidden_size = hidden_size
     self.num_hidden_layers = num_hidden_layers
@@ -40,6 +40,8 @@ class GptBertConfig(PretrainedConfig):
     # objective.kind), which says what the masked LM's logits at position i score: token i + 1
     # for 'hybrid' (GPT-BERT), token i itself for 'masked' and 'bootstrap'.
     self.decoder_layers = decoder_layers
+    # BootBERT's affine LayerNorm at the end of the encoder and the decoder.
+    self.final_norm = final_norm
     self.objective = objective
     # The pretraining init: truncated normal with std sqrt(2 / (5 * hidden_size)).
     self.initializer_range = (initializer_range if initializer_range is not None

@@ -12,10 +12,15 @@ gpt_bert.py's docstring for the architecture), so that the logits agree to float
 - attention by `attention`: 'disentangled' (content-content + content-position +
   position-content scores over log-spaced relative-position buckets, scaled by
   1/sqrt(3 * head_dim); values gated by GELU) or 'standard' (scaled dot-product, RoPE on
-  queries and keys with rotary positions);
+  queries and keys with rotary positions) or 'ltg' (LTG-BERT: the disentangled scores, values
+  without a gate, an affine LayerNorm after the output projection);
 - feed-forward by `ffn`: GEGLU (tanh GELU) or GELU (erf);
 - `normformer`: LayerNorms before the attention output and the feed-forward down projection;
-- layer weighting 'gpt_bert', 'elc' or 'residual';
+- layer weighting 'gpt_bert', 'elc' (ELC-BERT: each layer reads a softmax mix of the earlier
+  layers' outputs, has no residual around its attention, and the last layer's output is the
+  encoder's), 'elc_weighted_output' (ELC-BERT's ablation) or 'residual';
+- `final_norm`: an affine LayerNorm at the end of the encoder and of the decoder (BootBERT);
+  the LM head then has no first LayerNorm;
 - head: LayerNorm -> dense -> GELU -> LayerNorm -> dropout -> projection tied to the word
   embedding.
 
@@ -104,6 +109,23 @@ def _no_norm(x, eps):
   return x
 
 
+class _FinalNorm(nn.LayerNorm):
+  """An affine LayerNorm with the statistics in float32, as the JAX model computes it."""
+
+  def forward(self, x_xD):
+    y_xD = _layer_norm(x_xD.float(), self.eps) * self.weight + self.bias
+    return y_xD.to(x_xD.dtype)
+
+
+def _final_norm(config):
+  """The affine LayerNorm that ends the encoder and the decoder, or nothing."""
+  return _FinalNorm(config.hidden_size, eps=config.layer_norm_eps) if config.final_norm else None
+
+
+def _finish(norm, x_xD):
+  return x_xD if norm is None else norm(x_xD)
+
+
 def _inner_norm(config):
   """The NormFormer LayerNorm inside attention and feed-forward, or nothing."""
   return _layer_norm if config.normformer else _no_norm
@@ -175,9 +197,44 @@ EMBEDDINGS = {"relative": RelativeEmbedding, "learned_absolute": AbsoluteEmbeddi
               "rotary": RotaryEmbedding}
 
 
+def _disentangled_scores(qk, h_BTD, rel_RD, cfg):
+  """[B, H, T, T] float32 content-content + content-position + position-content scores, each
+  scaled by 1/sqrt(3 * head_dim); `qk` projects both the states and the bucket vectors."""
+  B, T, D = h_BTD.shape
+  H = cfg.num_attention_heads
+  K = D // H
+  qk_BT2HK = qk(h_BTD).view(B, T, 2, H, K)
+  q_BTHK, k_BTHK = qk_BT2HK[:, :, 0], qk_BT2HK[:, :, 1]
+  R = rel_RD.shape[0]
+  pos_R2HK = qk(rel_RD).view(R, 2, H, K)
+  qpos_RHK, kpos_RHK = pos_R2HK[:, 0], pos_R2HK[:, 1]
+
+  scale = 1.0 / math.sqrt(3 * K)
+  q_BTHK = q_BTHK * scale
+  c2c_BHTT = torch.einsum("bqhk,bshk->bhqs", q_BTHK, k_BTHK)
+  bucket_TT = torch.from_numpy(
+      relative_buckets(T, cfg.position_bucket_size, cfg.max_position_embeddings)).to(
+          h_BTD.device)
+  # Position terms against the R bucket vectors, then gathered out to [T, T].
+  c2p_BHTR = torch.einsum("bqhk,rhk->bhqr", q_BTHK, kpos_RHK)
+  p2c_BHTR = torch.einsum("bshk,rhk->bhsr", k_BTHK * scale, qpos_RHK)
+  c2p_BHTT = torch.gather(c2p_BHTR, -1, bucket_TT.expand(B, H, T, T))
+  # p2c[q, s] uses key s against bucket(q - s).
+  p2c_BHTT = torch.gather(p2c_BHTR, -1, bucket_TT.T.expand(B, H, T, T)).transpose(-1, -2)
+  return (c2c_BHTT + c2p_BHTT + p2c_BHTT).float()
+
+
+def _attend(scores_BHTT, allowed_B1TT, v_BTD, dropout, H):
+  """Masked float32 softmax, dropout, and the probabilities' weighted values [B, T, D]."""
+  B, T, D = v_BTD.shape
+  scores_BHTT = scores_BHTT.masked_fill(~allowed_B1TT, _NEG)
+  probs_BHTT = dropout(torch.softmax(scores_BHTT, dim=-1).to(v_BTD.dtype))
+  return torch.einsum("bhqs,bshk->bqhk", probs_BHTT,
+                      v_BTD.reshape(B, T, H, D // H)).reshape(B, T, D)
+
+
 class DisentangledAttention(nn.Module):
   """GPT-BERT's attention: content and relative-position terms, GELU-gated values."""
-
 
   def __init__(self, config):
     super().__init__()
@@ -191,37 +248,37 @@ class DisentangledAttention(nn.Module):
 
   def forward(self, x_BTD, rel_RD, allowed_B1TT):
     cfg = self.config
-    B, T, D = x_BTD.shape
-    H = cfg.num_attention_heads
-    K = D // H
     h_BTD = _layer_norm(x_BTD, cfg.layer_norm_eps)
-    qk_BT2HK = self.qk(h_BTD).view(B, T, 2, H, K)
-    q_BTHK, k_BTHK = qk_BT2HK[:, :, 0], qk_BT2HK[:, :, 1]
+    scores_BHTT = _disentangled_scores(self.qk, h_BTD, self.dropout(rel_RD), cfg)
     v_BTD, gate_BTD = self.vg(h_BTD).chunk(2, dim=-1)
-    rel_RD = self.dropout(rel_RD)
-    R = rel_RD.shape[0]
-    pos_R2HK = self.qk(rel_RD).view(R, 2, H, K)
-    qpos_RHK, kpos_RHK = pos_R2HK[:, 0], pos_R2HK[:, 1]
-
-    scale = 1.0 / math.sqrt(3 * K)
-    q_BTHK = q_BTHK * scale
-    c2c_BHTT = torch.einsum("bqhk,bshk->bhqs", q_BTHK, k_BTHK)
-    bucket_TT = torch.from_numpy(
-        relative_buckets(T, cfg.position_bucket_size, cfg.max_position_embeddings)).to(
-            x_BTD.device)
-    # Position terms against the R bucket vectors, then gathered out to [T, T].
-    c2p_BHTR = torch.einsum("bqhk,rhk->bhqr", q_BTHK, kpos_RHK)
-    p2c_BHTR = torch.einsum("bshk,rhk->bhsr", k_BTHK * scale, qpos_RHK)
-    c2p_BHTT = torch.gather(c2p_BHTR, -1, bucket_TT.expand(B, H, T, T))
-    # p2c[q, s] uses key s against bucket(q - s).
-    p2c_BHTT = torch.gather(p2c_BHTR, -1, bucket_TT.T.expand(B, H, T, T)).transpose(-1, -2)
-    scores_BHTT = (c2c_BHTT + c2p_BHTT + p2c_BHTT).float()
-    scores_BHTT = scores_BHTT.masked_fill(~allowed_B1TT, _NEG)
-    probs_BHTT = self.dropout(torch.softmax(scores_BHTT, dim=-1).to(x_BTD.dtype))
-    ctx_BTD = torch.einsum("bhqs,bshk->bqhk", probs_BHTT,
-                           v_BTD.reshape(B, T, H, K)).reshape(B, T, D)
+    ctx_BTD = _attend(scores_BHTT, allowed_B1TT, v_BTD, self.dropout, cfg.num_attention_heads)
     ctx_BTD = ctx_BTD * F.gelu(gate_BTD)
     ctx_BTD = self.out(self.norm(ctx_BTD, cfg.layer_norm_eps))
+    return self.dropout(ctx_BTD)
+
+
+class LTGAttention(nn.Module):
+  """LTG-BERT's attention: GPT-BERT's scores, values without a gate, and an affine LayerNorm
+  after the output projection."""
+
+  def __init__(self, config):
+    super().__init__()
+    D = config.hidden_size
+    self.qk = nn.Linear(D, 2 * D)  # query | key
+    self.v = nn.Linear(D, D)
+    self.out = nn.Linear(D, D)
+    self.post_norm = nn.LayerNorm(D, eps=config.layer_norm_eps)
+    self.dropout = nn.Dropout(config.hidden_dropout_prob)
+    self.config = config
+
+  def forward(self, x_BTD, rel_RD, allowed_B1TT):
+    cfg = self.config
+    h_BTD = _layer_norm(x_BTD, cfg.layer_norm_eps)
+    scores_BHTT = _disentangled_scores(self.qk, h_BTD, self.dropout(rel_RD), cfg)
+    ctx_BTD = _attend(scores_BHTT, allowed_B1TT, self.v(h_BTD), self.dropout,
+                      cfg.num_attention_heads)
+    ctx_BTD = _layer_norm(self.out(ctx_BTD), cfg.layer_norm_eps)
+    ctx_BTD = ctx_BTD * self.post_norm.weight + self.post_norm.bias
     return self.dropout(ctx_BTD)
 
 
@@ -263,7 +320,8 @@ def _rotation(x_BTHK, cos_sin):
   return rotate(x_BTHK, *cos_sin)
 
 
-ATTENTIONS = {"disentangled": DisentangledAttention, "standard": StandardAttention}
+ATTENTIONS = {"disentangled": DisentangledAttention, "ltg": LTGAttention,
+              "standard": StandardAttention}
 
 
 def _geglu(up_BTF):
@@ -297,6 +355,8 @@ def _weighting_shape(config):
   if config.layer_weighting == "gpt_bert":
     return (2 * L, 2 * L + 1)
   if config.layer_weighting == "elc":
+    return (L, L)
+  if config.layer_weighting == "elc_weighted_output":
     return (L + 1, L + 1)
   return None
 
@@ -340,6 +400,7 @@ class Decoder(nn.Module):
     attention = ATTENTIONS[config.attention]
     self.attention = nn.ModuleList([attention(plain) for _ in range(config.decoder_layers)])
     self.ffn = nn.ModuleList([FeedForward(plain) for _ in range(config.decoder_layers)])
+    self.final_norm = _final_norm(config)
     self.latent_head = LatentHead(config)
 
   def forward(self, hidden_BTD, holes_BT, pos, allowed_B1TT):
@@ -347,7 +408,7 @@ class Decoder(nn.Module):
     for attn, ffn in zip(self.attention, self.ffn):
       x_BTD = x_BTD + attn(x_BTD, pos, allowed_B1TT)
       x_BTD = x_BTD + ffn(x_BTD)
-    return x_BTD
+    return _finish(self.final_norm, x_BTD)
 
 
 class GptBertPreTrainedModel(PreTrainedModel):
@@ -379,9 +440,11 @@ class GptBertPreTrainedModel(PreTrainedModel):
       nn.init.normal_(module.mask)
     elif isinstance(module, GptBertModel) and module.layer_weight is not None:
       w = torch.zeros_like(module.layer_weight)
+      rows = torch.arange(w.shape[0])
       if self.config.layer_weighting == "gpt_bert":
-        rows = torch.arange(w.shape[0])
         w[rows, rows + 1] = 1.0  # a plain residual stream
+      elif self.config.layer_weighting == "elc":
+        w[rows, rows] = 1.0  # each layer leans on the previous one
       module.layer_weight.copy_(w)
     elif isinstance(module, LMHead):
       nn.init.zeros_(module.bias)
@@ -398,6 +461,7 @@ class GptBertModel(GptBertPreTrainedModel):
     self.ffn = nn.ModuleList([FeedForward(config) for _ in range(config.num_hidden_layers)])
     shape = _weighting_shape(config)
     self.layer_weight = nn.Parameter(torch.zeros(shape)) if shape else None
+    self.final_norm = _final_norm(config)
     self.decoder = Decoder(config) if config.decoder_layers else None
     self.post_init()
 
@@ -448,7 +512,16 @@ class GptBertModel(GptBertPreTrainedModel):
       for i, f in enumerate(sublayers):
         states.append(x_BTD + f(x_BTD))
         x_BTD = _mix(w[i, :i + 2], states)
-    else:  # elc
+    elif cfg.layer_weighting == "elc":
+      mask = _weighting_mask(cfg).to(self.layer_weight.device)
+      w = self.layer_weight.masked_fill(~mask, -math.inf)
+      states = [x_BTD]
+      for l in range(cfg.num_hidden_layers):
+        h_BTD = _mix(torch.softmax(w[l, :l + 1], -1), states)
+        a_BTD = sublayers[2 * l](h_BTD)  # no residual around the attention
+        states.append(a_BTD + sublayers[2 * l + 1](a_BTD))
+      x_BTD = states[-1]
+    else:  # elc_weighted_output
       mask = _weighting_mask(cfg).to(self.layer_weight.device)
       w = self.layer_weight.masked_fill(~mask, -math.inf)
       outputs = [x_BTD]
@@ -458,22 +531,23 @@ class GptBertModel(GptBertPreTrainedModel):
         y_BTD = y_BTD + sublayers[2 * l + 1](y_BTD)
         outputs.append(y_BTD - h_BTD)
       x_BTD = _mix(torch.softmax(w[-1], -1), outputs)
-    return x_BTD, pos, segment_ids_BT
+    return _finish(self.final_norm, x_BTD), pos, segment_ids_BT
 
 
 class LMHead(nn.Module):
   """LayerNorm -> dense -> GELU -> LayerNorm -> dropout -> the word embedding, transposed,
-  + bias."""
+  + bias; without the first LayerNorm when the states end in the model's `final_norm`."""
 
   def __init__(self, config):
     super().__init__()
     self.dense = nn.Linear(config.hidden_size, config.hidden_size)
     self.bias = nn.Parameter(torch.zeros(config.vocab_size))
     self.dropout = nn.Dropout(config.head_dropout_prob)
+    self.norm = _no_norm if config.final_norm else _layer_norm
     self.eps = config.layer_norm_eps
 
   def forward(self, x_BTD, word_VD):
-    h_BTD = self.dense(_layer_norm(x_BTD, self.eps))
+    h_BTD = self.dense(self.norm(x_BTD, self.eps))
     h_BTD = self.dropout(_layer_norm(F.gelu(h_BTD), self.eps))
     return F.linear(h_BTD, word_VD.to(h_BTD.dtype)).float() + self.bias.float()
 

@@ -3,11 +3,14 @@
 - 'disentangled' (GPT-BERT, LTG-BERT, DeBERTa): scores are content-content + content-position
   + position-content over log-spaced relative-position buckets, scaled by 1/sqrt(3 * head_dim);
   values gated by GELU(gate). Reads the 'relative' embedding's bucket vectors.
+- 'ltg' (LTG-BERT, ELC-BERT, BootBERT): the same scores, values without a gate, and an affine
+  LayerNorm after the output projection (in place of the NormFormer one before it, which
+  `model.normformer` then leaves out of the attention).
 - 'standard' (BERT, RoBERTa, GPT): softmax(q k^T / sqrt(head_dim)) v, with queries and keys
   rotated by RoPE when `model.position` is 'rotary' (the rotation is chosen here, once).
 
-Both: LayerNorm before the block (pre-LN), the NormFormer LayerNorm before the output
-projection when `model.normformer` is on, dropout on the probabilities and the output.
+All: LayerNorm before the block (pre-LN), the NormFormer LayerNorm before the output
+projection when `model.normformer` is on ('disentangled', 'standard'), dropout on the probabilities and the output.
 Scores and softmax are float32. Heads go ahead of length ([B, H, T, K]) so that the score and
 context matmuls batch over (B, H).
 """
@@ -20,7 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from babylm_jax.model.layers import NEG, Dense, dropout, init_std, inner_norm, layer_norm
+from babylm_jax.model.layers import (NEG, Dense, depth_scale, dropout, init_std, inner_norm,
+                                     layer_norm, param)
 from babylm_jax.model.positions import rotate, spread
 
 
@@ -49,10 +53,40 @@ def _heads(x_BTD, H):
   return x_BTD.reshape(B, T, H, D // H).transpose(0, 2, 1, 3)
 
 
+def _disentangled_scores(qk, h_BTD, rel_RD, cfg, deterministic, rngs):
+  """[B, H, T, T] content-content + content-position + position-content scores, each scaled
+  by 1/sqrt(3 * head_dim); `qk` projects both the states and the bucket vectors."""
+  B, T, D = h_BTD.shape
+  H = cfg.num_heads
+  K = D // H
+  qk_BT2HK = qk(h_BTD).reshape(B, T, 2, H, K)
+  q_BHTK = qk_BT2HK[:, :, 0].transpose(0, 2, 1, 3)
+  k_BHTK = qk_BT2HK[:, :, 1].transpose(0, 2, 1, 3)
+  rel_RD = dropout(rel_RD, cfg.dropout, deterministic, rngs)
+  R = rel_RD.shape[0]
+  pos_R2HK = qk(rel_RD).reshape(R, 2, H, K)
+  qpos_HKR = pos_R2HK[:, 0].transpose(1, 2, 0)
+  kpos_HKR = pos_R2HK[:, 1].transpose(1, 2, 0)
+
+  scale = 1.0 / math.sqrt(3 * K)
+  q_BHTK = q_BHTK * jnp.asarray(scale, q_BHTK.dtype)
+  c2c_BHTT = jnp.einsum("bhqk,bhsk->bhqs", q_BHTK, k_BHTK)
+  # Position terms against the R bucket vectors only, then spread to the (query, key)
+  # pairs: never a [T, T, D] tensor of per-pair embeddings.
+  c2p_BHTR = jnp.einsum("bhqk,hkr->bhqr", q_BHTK, kpos_HKR)
+  p2c_BHTR = jnp.einsum("bhsk,hkr->bhsr", k_BHTK * jnp.asarray(scale, k_BHTK.dtype),
+                        qpos_HKR)
+  c2p_BHTT = spread(c2p_BHTR, cfg.position_bucket_size, cfg.max_position)
+  # p2c[q, s] scores key s against the query-side vector of bucket(q - s).
+  p2c_BHTT = spread(p2c_BHTR, cfg.position_bucket_size, cfg.max_position, key_side=True)
+  return c2c_BHTT + c2p_BHTT + p2c_BHTT
+
+
 class DisentangledAttention(nnx.Module):
   """GPT-BERT's attention: content and relative-position terms, GELU-gated values."""
 
-  def __init__(self, cfg, *, rngs):
+  def __init__(self, cfg, layer_index, *, rngs):
+    del layer_index  # nothing here is scaled with depth
     D, std = cfg.hidden_size, init_std(cfg)
     self.qk = Dense(D, 2 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
     self.vg = Dense(D, 2 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
@@ -62,35 +96,40 @@ class DisentangledAttention(nnx.Module):
 
   def __call__(self, x_BTD, rel_RD, mask_B1TT, deterministic, rngs):
     cfg = self.cfg
-    B, T, D = x_BTD.shape
-    H = cfg.num_heads
-    K = D // H
     h_BTD = layer_norm(x_BTD, cfg.layer_norm_eps)
-    qk_BT2HK = self.qk(h_BTD).reshape(B, T, 2, H, K)
-    q_BHTK = qk_BT2HK[:, :, 0].transpose(0, 2, 1, 3)
-    k_BHTK = qk_BT2HK[:, :, 1].transpose(0, 2, 1, 3)
+    scores_BHTT = _disentangled_scores(self.qk, h_BTD, rel_RD, cfg, deterministic, rngs)
     v_BTD, gate_BTD = jnp.split(self.vg(h_BTD), 2, axis=-1)
-    rel_RD = dropout(rel_RD, cfg.dropout, deterministic, rngs)
-    R = rel_RD.shape[0]
-    pos_R2HK = self.qk(rel_RD).reshape(R, 2, H, K)
-    qpos_HKR = pos_R2HK[:, 0].transpose(1, 2, 0)
-    kpos_HKR = pos_R2HK[:, 1].transpose(1, 2, 0)
-
-    scale = 1.0 / math.sqrt(3 * K)
-    q_BHTK = q_BHTK * jnp.asarray(scale, q_BHTK.dtype)
-    c2c_BHTT = jnp.einsum("bhqk,bhsk->bhqs", q_BHTK, k_BHTK)
-    # Position terms against the R bucket vectors only, then spread to the (query, key)
-    # pairs: never a [T, T, D] tensor of per-pair embeddings.
-    c2p_BHTR = jnp.einsum("bhqk,hkr->bhqr", q_BHTK, kpos_HKR)
-    p2c_BHTR = jnp.einsum("bhsk,hkr->bhsr", k_BHTK * jnp.asarray(scale, k_BHTK.dtype),
-                          qpos_HKR)
-    c2p_BHTT = spread(c2p_BHTR, cfg.position_bucket_size, cfg.max_position)
-    # p2c[q, s] scores key s against the query-side vector of bucket(q - s).
-    p2c_BHTT = spread(p2c_BHTR, cfg.position_bucket_size, cfg.max_position, key_side=True)
-    ctx_BTD = _context(c2c_BHTT + c2p_BHTT + p2c_BHTT, mask_B1TT, _heads(v_BTD, H),
-                       x_BTD.dtype, cfg.dropout, deterministic, rngs)
+    ctx_BTD = _context(scores_BHTT, mask_B1TT, _heads(v_BTD, cfg.num_heads), x_BTD.dtype,
+                       cfg.dropout, deterministic, rngs)
     ctx_BTD = ctx_BTD * jax.nn.gelu(gate_BTD, approximate=False)
     ctx_BTD = self.out(self.norm(ctx_BTD, cfg.layer_norm_eps))
+    return dropout(ctx_BTD, cfg.dropout, deterministic, rngs)
+
+
+class LTGAttention(nnx.Module):
+  """LTG-BERT's attention (also ELC-BERT's and BootBERT's): GPT-BERT's scores, plain values,
+  and an affine LayerNorm after the output projection."""
+
+  def __init__(self, cfg, layer_index, *, rngs):
+    D, std = cfg.hidden_size, init_std(cfg)
+    self.qk = Dense(D, 2 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
+    self.v = Dense(D, D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
+    self.out = Dense(D, D, ("qkv", "embed"), bias=True, std=std, rngs=rngs)
+    # BootBERT starts the gain smaller with depth (model.depth_scaling 'boot_bert').
+    gain = depth_scale(layer_index) if cfg.depth_scaling == "boot_bert" else 1.0
+    self.post_norm_scale = param(jnp.full((D,), gain, jnp.float32), ("embed",))
+    self.post_norm_bias = param(jnp.zeros((D,), jnp.float32), ("embed",))
+    self.cfg = cfg
+
+  def __call__(self, x_BTD, rel_RD, mask_B1TT, deterministic, rngs):
+    cfg = self.cfg
+    h_BTD = layer_norm(x_BTD, cfg.layer_norm_eps)
+    scores_BHTT = _disentangled_scores(self.qk, h_BTD, rel_RD, cfg, deterministic, rngs)
+    ctx_BTD = _context(scores_BHTT, mask_B1TT, _heads(self.v(h_BTD), cfg.num_heads),
+                       x_BTD.dtype, cfg.dropout, deterministic, rngs)
+    ctx_BTD = layer_norm(self.out(ctx_BTD), cfg.layer_norm_eps)
+    ctx_BTD = (ctx_BTD * self.post_norm_scale[...].astype(ctx_BTD.dtype)
+               + self.post_norm_bias[...].astype(ctx_BTD.dtype))
     return dropout(ctx_BTD, cfg.dropout, deterministic, rngs)
 
 
@@ -106,7 +145,8 @@ def _rotation(x_BHTK, cos_sin):
 class StandardAttention(nnx.Module):
   """Scaled dot-product attention; RoPE on queries and keys with rotary positions."""
 
-  def __init__(self, cfg, *, rngs):
+  def __init__(self, cfg, layer_index, *, rngs):
+    del layer_index  # nothing here is scaled with depth
     D, std = cfg.hidden_size, init_std(cfg)
     self.qkv = Dense(D, 3 * D, ("embed", "qkv"), bias=True, std=std, rngs=rngs)
     self.out = Dense(D, D, ("qkv", "embed"), bias=True, std=std, rngs=rngs)
@@ -132,4 +172,5 @@ class StandardAttention(nnx.Module):
     return dropout(ctx_BTD, cfg.dropout, deterministic, rngs)
 
 
-ATTENTIONS = {"disentangled": DisentangledAttention, "standard": StandardAttention}
+ATTENTIONS = {"disentangled": DisentangledAttention, "ltg": LTGAttention,
+              "standard": StandardAttention}

@@ -7,8 +7,10 @@ attention (relative, rotary) is the same as BootBERT's encoder reading only the 
 tokens at their original positions. The decoder then takes the encoder's states, puts a
 learned mask embedding in every hole, and runs `decoder_layers` plain residual blocks of the
 encoder's kind (same attention and feed-forward switches, no dropout) over the whole document,
-reading the encoder's positional input. Its states feed the LM head (a hole's state predicts
-its own token) and, in training, the latent head, which predicts the teacher's states.
+reading the encoder's positional input, and ends, as the encoder does, in an affine LayerNorm
+when `model.final_norm` is on (BootBERT's decoder is a 4-layer copy of its encoder's class).
+Its states feed the LM head (a hole's state predicts its own token) and, in training, the
+latent head, which predicts the teacher's states.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from flax import nnx
 from babylm_jax.model.attention import ATTENTIONS
 from babylm_jax.model.axes import constrain
 from babylm_jax.model.feed_forward import FeedForward
-from babylm_jax.model.layers import Dense, init_std, layer_norm, param
+from babylm_jax.model.layers import Dense, final_norm, init_std, layer_norm, param
 
 NAMES = ("batch", "length", "embed")
 
@@ -48,8 +50,10 @@ class Decoder(nnx.Module):
     self.mask = param(jax.random.normal(rngs.params(), (cfg.hidden_size,), jnp.float32),
                       ("embed",))
     attention = ATTENTIONS[cfg.attention]
-    self.attention = nnx.List([attention(cfg, rngs=rngs) for _ in range(cfg.decoder_layers)])
+    self.attention = nnx.List([attention(cfg, i, rngs=rngs)
+                               for i in range(cfg.decoder_layers)])
     self.ffn = nnx.List([FeedForward(cfg, i, rngs=rngs) for i in range(cfg.decoder_layers)])
+    self.final_norm = final_norm(cfg)
     self.latent_head = LatentHead(cfg, rngs=rngs)
 
   def __call__(self, hidden_BTD, holes_BT, pos, mask_B1TT):
@@ -59,4 +63,4 @@ class Decoder(nnx.Module):
     for attn, ffn in zip(self.attention, self.ffn):
       x_BTD = constrain(x_BTD + attn(x_BTD, pos, mask_B1TT, True, None), NAMES)
       x_BTD = constrain(x_BTD + ffn(x_BTD, True, None), NAMES)
-    return x_BTD
+    return self.final_norm(x_BTD)

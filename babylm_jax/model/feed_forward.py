@@ -3,19 +3,20 @@
 - 'geglu' (GPT-BERT, LTG-BERT): up-projection to 2F (value | gate), value x tanh-GELU(gate);
 - 'gelu' (BERT, RoBERTa, GPT-2): up-projection to F, exact (erf) GELU.
 Both: LayerNorm before the block (pre-LN), the NormFormer LayerNorm before the down projection
-when `model.normformer` is on, dropout on the output, no biases (as GPT-BERT), and both kernels
-initialised with std sqrt(2 / 5D) x sqrt(1 / (2 (layer + 1))).
+when `model.normformer` is on, dropout on the output, no biases (as GPT-BERT). Kernels start as
+truncated normals of std sqrt(2 / 5D), scaled by sqrt(1 / (2 (layer + 1))): both of them with
+`model.depth_scaling` 'gpt_bert' (GPT-BERT, LTG-BERT), the down projection only with
+'boot_bert' (BootBERT scales its attention's output LayerNorm gain instead of the up
+projection).
 """
 
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from babylm_jax.model.layers import Dense, dropout, init_std, inner_norm, layer_norm
+from babylm_jax.model.layers import Dense, depth_scale, dropout, init_std, inner_norm, layer_norm
 
 
 def _geglu(up_BTF):
@@ -36,9 +37,10 @@ class FeedForward(nnx.Module):
   def __init__(self, cfg, layer_index, *, rngs):
     D, F, std = cfg.hidden_size, cfg.intermediate_size, init_std(cfg)
     width, self.activation = _KINDS[cfg.ffn]
-    scale = math.sqrt(1.0 / (2.0 * (layer_index + 1)))
+    scale = depth_scale(layer_index)
+    up_scale = scale if cfg.depth_scaling == "gpt_bert" else 1.0
     self.up = Dense(D, width * F, ("embed", "mlp"), bias=False, std=std, rngs=rngs,
-                    scale=scale)
+                    scale=up_scale)
     self.down = Dense(F, D, ("mlp", "embed"), bias=False, std=std, rngs=rngs, scale=scale)
     self.norm = inner_norm(cfg)
     self.cfg = cfg

@@ -13,8 +13,11 @@ The network is a short list of parts, each picked once here from `config.model`:
 - feed-forward by `ffn` (model/feed_forward.py): 'geglu' (GPT-BERT) or 'gelu';
 - `normformer`: the extra LayerNorms before the attention output and the feed-forward down
   projections (GPT-BERT), or plain pre-LN blocks;
-- layer weighting: every sublayer's new state is a learned weighted sum of all earlier states
-  ('gpt_bert'), ELC-BERT's per-layer softmax mix ('elc') or a plain residual ('residual');
+- layer weighting (model/layer_weighting.py): every sublayer's new state is a learned weighted
+  sum of all earlier states ('gpt_bert'), ELC-BERT's per-layer softmax mix of earlier layers'
+  outputs ('elc', or its ablation 'elc_weighted_output') or a plain residual ('residual');
+- `final_norm`: BootBERT's affine LayerNorm at the end of the encoder (and of its decoder);
+  the head then reads normalised states and drops its own first LayerNorm;
 - head: LayerNorm -> dense -> GELU -> LayerNorm -> dropout (`head_dropout`) -> projection
   tied to the word embedding;
 - with `decoder_layers` > 0, BootBERT's decoder (model/decoder.py): `<mask>` tokens are holes
@@ -43,13 +46,14 @@ from babylm_jax.model.attention import ATTENTIONS, attention_mask
 from babylm_jax.model.axes import constrain
 from babylm_jax.model.decoder import Decoder
 from babylm_jax.model.feed_forward import FeedForward
-from babylm_jax.model.layers import Dense, dropout, init_std, layer_norm, param
+from babylm_jax.model.layers import (Dense, dropout, final_norm, init_std, layer_norm, no_norm,
+                                     param)
 from babylm_jax.model.positions import EMBEDDINGS
 
 
 # The top-level parameter groups of the encoder (what BootBERT's teacher follows); the rest
 # are the LM head and the decoder.
-ENCODER_PARTS = ("embedding", "attention", "ffn", "layer_weight")
+ENCODER_PARTS = ("embedding", "attention", "ffn", "layer_weight", "final_norm")
 
 
 class Head(nnx.Module):
@@ -58,12 +62,15 @@ class Head(nnx.Module):
     D = cfg.hidden_size
     self.dense = Dense(D, D, ("embed", "embed_out"), bias=True, std=init_std(cfg), rngs=rngs)
     self.bias = param(jnp.zeros((cfg.vocab_size,), jnp.float32), ("vocab",))
+    # States that end in the network's own affine LayerNorm are not normalised again (as
+    # BootBERT's classifier reads its decoder's).
+    self.norm = no_norm if cfg.final_norm else layer_norm
     self.cfg = cfg
 
   def transform(self, x_xD):
     """The head before its projection onto the vocabulary: [..., D] -> [..., D]."""
     eps = self.cfg.layer_norm_eps
-    h_xD = self.dense(layer_norm(x_xD, eps))
+    h_xD = self.dense(self.norm(x_xD, eps))
     return layer_norm(jax.nn.gelu(h_xD, approximate=False), eps)
 
   def __call__(self, x_xD, word_VD, deterministic, rngs, rows_x):
@@ -81,12 +88,13 @@ class GPTBert(nnx.Module):
     self.cfg = cfg
     self.embedding = EMBEDDINGS[cfg.position](cfg, rngs=rngs)
     attention = ATTENTIONS[cfg.attention]
-    self.attention = nnx.List([attention(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+    self.attention = nnx.List([attention(cfg, i, rngs=rngs) for i in range(cfg.num_layers)])
     self.ffn = nnx.List([FeedForward(cfg, i, rngs=rngs) for i in range(cfg.num_layers)])
     self.head_module = Head(cfg, rngs=rngs)
     w = layer_weighting.initial(cfg)
     self.layer_weight = None if w is None else param(jnp.asarray(w), ("layers", "layers"))
     self.stack = layer_weighting.STACKS[cfg.layer_weighting]
+    self.final_norm = final_norm(cfg)
     self.decoder = Decoder(cfg, rngs=rngs) if cfg.decoder_layers else None
     self.visible_keys = _not_holes if cfg.decoder_layers else _every_key
     self.fill = _decode if cfg.decoder_layers else _no_holes
@@ -124,7 +132,7 @@ class GPTBert(nnx.Module):
                                          deterministic=deterministic, rngs=rngs))
       sublayers.append(functools.partial(ffn, deterministic=deterministic, rngs=rngs))
     weight = None if self.layer_weight is None else self.layer_weight[...]
-    return self.stack(sublayers, x_BTD, weight, cfg), pos
+    return self.final_norm(self.stack(sublayers, x_BTD, weight, cfg)), pos
 
   def head(self, hidden_xD, *, deterministic=True, rngs: nnx.Rngs | None = None, rows_x=None):
     """float32 logits [..., V] for hidden states of any leading shape.
@@ -148,7 +156,8 @@ class GPTBert(nnx.Module):
     """The learned layer-weighting matrix for a heatmap; unused entries are NaN.
 
     gpt_bert: [2L, 2L + 1], row i = weights of (embedding, sublayer 0, ..., sublayer i).
-    elc: [L + 1, L + 1], softmax-normalised rows. residual: an empty [0, 0] array.
+    elc: [L, L] (elc_weighted_output: [L + 1, L + 1], row L the output's), softmax-normalised
+    rows. residual: an empty [0, 0] array.
     """
     weight = None if self.layer_weight is None else self.layer_weight[...]
     return layer_weighting.readable(self.cfg, weight)

@@ -31,7 +31,7 @@ FIELDS = (("vocab_size", "vocab_size"), ("hidden_size", "hidden_size"),
           ("max_position", "max_position_embeddings"), ("layer_norm_eps", "layer_norm_eps"),
           ("layer_weighting", "layer_weighting"), ("attention", "attention"),
           ("position", "position"), ("normformer", "normformer"), ("ffn", "ffn"),
-          ("decoder_layers", "decoder_layers"))
+          ("decoder_layers", "decoder_layers"), ("final_norm", "final_norm"))
 
 
 def _hf_name(path: tuple) -> tuple[str, bool]:
@@ -39,13 +39,17 @@ def _hf_name(path: tuple) -> tuple[str, bool]:
   keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
   if keys[0] == "head_module":
     prefix = ["head"] + keys[1:]
-  elif keys[0] == "embedding" and keys[1].startswith("relative_norm_"):
-    prefix = ["model", "embedding", "relative_norm",
-              {"scale": "weight", "bias": "bias"}[keys[1][len("relative_norm_"):]]]
+  elif keys[-1].endswith(("_norm_scale", "_norm_bias")):
+    # An affine LayerNorm's two vectors (the relative embedding's, ltg attention's post-norm)
+    # are one torch nn.LayerNorm.
+    norm, kind = keys[-1].rsplit("_", 1)
+    prefix = ["model"] + keys[:-1] + [norm, {"scale": "weight", "bias": "bias"}[kind]]
   elif keys[0] == "embedding" and keys[1] == "word":
     prefix = ["model", "embedding", "word", "weight"]
   else:
     prefix = ["model"] + keys
+  if len(keys) > 1 and keys[-2] == "final_norm":  # an nn.LayerNorm in PyTorch
+    prefix[-1] = {"scale": "weight", "bias": "bias"}[keys[-1]]
   kernel = prefix[-1] == "kernel"
   if kernel:
     prefix[-1] = "weight"

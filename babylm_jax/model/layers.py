@@ -2,7 +2,8 @@
 
 Parameters are float32 and carry logical axis names (`axes` metadata, see model/axes.py);
 kernels are stored [in, out] and computed in the input's dtype. LayerNorm has no scale or
-bias (its statistics in float32). Dropout masks hash each element's index (see dropout_bits).
+bias (its statistics in float32) except where a block says otherwise (AffineNorm). Dropout
+masks hash each element's index (see dropout_bits).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ def compute_dtype(cfg):
 
 def init_std(cfg) -> float:
   return math.sqrt(2.0 / (5.0 * cfg.hidden_size))
+
+
+def depth_scale(layer_index: int) -> float:
+  """sqrt(1 / (2 (layer + 1))): how much some initial weights shrink with depth
+  (`model.depth_scaling`)."""
+  return math.sqrt(1.0 / (2.0 * (layer_index + 1)))
 
 
 def trunc_normal(key, shape, std):
@@ -50,6 +57,33 @@ def no_norm(x, eps):
 def inner_norm(cfg):
   """The LayerNorm inside attention and feed-forward blocks (NormFormer), or nothing."""
   return layer_norm if cfg.normformer else no_norm
+
+
+class AffineNorm(nnx.Module):
+  """LayerNorm with a learned scale and bias (BootBERT's encoder and decoder end in one)."""
+
+  def __init__(self, cfg):
+    D = cfg.hidden_size
+    self.scale = param(jnp.ones((D,), jnp.float32), ("embed",))
+    self.bias = param(jnp.zeros((D,), jnp.float32), ("embed",))
+    self.eps = cfg.layer_norm_eps
+
+  def __call__(self, x_xD):
+    y_xD = layer_norm(x_xD.astype(jnp.float32), self.eps) * self.scale[...] + self.bias[...]
+    return y_xD.astype(x_xD.dtype)
+
+
+class NoNorm(nnx.Module):
+  """Stands where an AffineNorm would be when `model.final_norm` is off."""
+
+  def __call__(self, x_xD):
+    return x_xD
+
+
+def final_norm(cfg):
+  """The affine LayerNorm that ends the encoder and the decoder (`model.final_norm`), or
+  nothing."""
+  return AffineNorm(cfg) if cfg.final_norm else NoNorm()
 
 
 def _fmix32(h):

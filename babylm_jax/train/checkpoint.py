@@ -31,7 +31,7 @@ from babylm_jax.workdir import is_disk_full
 # Model fields that change parameter shapes or meaning; a checkpoint must agree on all of them.
 SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                 "position_bucket_size", "max_position", "layer_weighting", "attention",
-                "position", "normformer", "ffn", "decoder_layers")
+                "position", "normformer", "ffn", "decoder_layers", "final_norm")
 # A checkpoint without an architecture switch (config.LATER_MODEL_FIELDS) has its default;
 # one without max_position, which shaped no parameter before learned absolute positions, is
 # not checked on it.

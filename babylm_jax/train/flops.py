@@ -7,11 +7,11 @@ Training FLOPs per token (forward + backward = 3 x forward, a multiply-add = 2 F
 N counts the parameters used in a matmul once per token: every dense kernel and the tied word
 embedding (as the output projection), with their biases. Which kernels there are depends on
 the variant: disentangled attention has query | key, value | gate and output projections
-(5 D^2), standard attention query | key | value and output (4 D^2); a GEGLU feed-forward
+(5 D^2), ltg attention query | key, value and output (4 D^2), standard attention query | key | value and output (4 D^2); a GEGLU feed-forward
 projects up to 2F (3 D F), a GELU one to F (2 D F). Position embeddings, rotary angles,
 LayerNorms and layer weights are no matmul. The second term is attention: per layer and token
 the forward pass spends 2*T*D on q.k and 2*T*D on probs.v over the T keys of the row
-(computed densely, whatever the mask), and, in disentangled attention only, 2*R*D each for
+(computed densely, whatever the mask), and, in disentangled and ltg attention, 2*R*D each for
 the content-to-position and position-to-content scores against the R = 2 * bucket_size - 1
 relative-position vectors (R = 0 for standard attention).
 """
@@ -29,6 +29,8 @@ def matmul_params(model_cfg) -> int:
                 model_cfg.num_layers)
   if model_cfg.attention == "disentangled":
     attention = 2 * (D * 2 * D + 2 * D) + D * D + D  # qk, value-gate (with biases), output
+  elif model_cfg.attention == "ltg":
+    attention = D * 2 * D + 2 * D + 2 * (D * D + D)  # qk, value, output (with biases)
   else:
     attention = D * 3 * D + 3 * D + D * D + D  # qkv, output (with biases)
   up = 2 * F if model_cfg.ffn == "geglu" else F
@@ -39,7 +41,7 @@ def matmul_params(model_cfg) -> int:
 
 def position_buckets(model_cfg) -> int:
   """R, the relative-position vectors each query and key is scored against (0 if none)."""
-  if model_cfg.attention == "disentangled":
+  if model_cfg.attention in ("disentangled", "ltg"):
     return 2 * model_cfg.position_bucket_size - 1
   return 0
 

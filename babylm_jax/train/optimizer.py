@@ -7,11 +7,14 @@ cooldown to 0 over the last cooldown_steps (steps from `config.derive()`).
 - `adamw` and `lamb` (optax's): weight decay on matrices only, the dense kernels and the
   (tied) word embedding; never on biases, LayerNorm parameters, relative-position embeddings or
   layer weights. optax's LAMB scales every parameter's update by its trust ratio.
-- `gpt_bert_lamb`: LAMB as GPT-BERT's reference code applies it. Parameters whose name holds
-  `bias` or `norm` take a plain Adam step (no decay, no trust ratio); every other parameter,
-  the relative-position embedding and the layer weights included, takes decay and the trust
-  ratio ||p|| / ||adam + wd p||, computed per tensor as the reference's per-tensor parameters
-  are: each row of the layer-weight matrix is one of the reference's per-sublayer vectors.
+- `gpt_bert_lamb`: LAMB as the LTG group's reference code applies it. Parameters whose
+  '/'-joined path holds one of the fragments in `train.no_decay` take a plain Adam step (no
+  decay, no trust ratio), as the reference's `no_decay` group; every other parameter takes
+  decay and the trust ratio ||p|| / ||adam + wd p||, computed per tensor as the reference's
+  per-tensor parameters are: each row of the layer-weight matrix is one of the reference's
+  per-layer vectors. `no_decay` ('bias', 'norm') is GPT-BERT's (pretraining/train_10m.py:
+  the word and relative-position embeddings and the layer weights take decay and the trust
+  ratio); LTG-BERT's adds 'embedding', ELC-BERT's also 'layer_weight'.
 Weight decay is train.weight_decay throughout, or with train.weight_decay_end a cosine from the
 one to the other over the run (BootBERT's rising decay).
 """
@@ -40,12 +43,15 @@ def _key_name(key) -> str:
   return str(key)
 
 
-def lamb_trust_mask(params):
-  """True where gpt_bert_lamb decays and applies the trust ratio (see the module docstring)."""
-  def decide(path, _):
-    name = "/".join(_key_name(k) for k in path)
-    return "bias" not in name and "norm" not in name
-  return jax.tree_util.tree_map_with_path(decide, params)
+def lamb_trust_mask(no_decay):
+  """A function of the params: True where gpt_bert_lamb decays and applies the trust ratio,
+  i.e. where the parameter's path holds none of the `no_decay` fragments."""
+  def mask(params):
+    def decide(path, _):
+      name = "/".join(_key_name(k) for k in path)
+      return not any(fragment in name for fragment in no_decay)
+    return jax.tree_util.tree_map_with_path(decide, params)
+  return mask
 
 
 def _is_row_wise(path) -> bool:
@@ -69,11 +75,17 @@ def scale_by_trust_ratio_per_tensor(mask) -> optax.GradientTransformation:
   return optax.stateless(update)
 
 
-def gpt_bert_lamb(learning_rate, *, b1, b2, eps, weight_decay) -> optax.GradientTransformation:
+# GPT-BERT's reference `no_decay` list (the default of train.no_decay).
+GPT_BERT_NO_DECAY = ("bias", "norm")
+
+
+def gpt_bert_lamb(learning_rate, *, b1, b2, eps, weight_decay,
+                  no_decay=GPT_BERT_NO_DECAY) -> optax.GradientTransformation:
+  mask = lamb_trust_mask(tuple(no_decay))
   return optax.chain(
       optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
-      optax.add_decayed_weights(weight_decay, mask=lamb_trust_mask),
-      scale_by_trust_ratio_per_tensor(lamb_trust_mask),
+      optax.add_decayed_weights(weight_decay, mask=mask),
+      scale_by_trust_ratio_per_tensor(mask),
       optax.scale_by_learning_rate(learning_rate))
 
 
@@ -108,7 +120,8 @@ def make_optimizer(config, derived) -> tuple[optax.GradientTransformation, optax
   wd = weight_decay_schedule(config, derived)
   kind = {"adamw": optax.adamw, "lamb": optax.lamb}.get(t.optimizer)
   if kind is None:
-    opt = gpt_bert_lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd)
+    opt = gpt_bert_lamb(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd,
+                        no_decay=t.no_decay)
   else:
     opt = kind(schedule, b1=t.b1, b2=t.b2, eps=t.eps, weight_decay=wd, mask=decay_mask)
   return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt), schedule

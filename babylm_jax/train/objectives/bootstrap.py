@@ -8,7 +8,8 @@ layer weights) whose decay rises linearly from `teacher_decay_start` to `teacher
 over the run, encodes the full input without dropout. At the holes:
   loss = mlm_weight x cross-entropy of the LM head on the decoder's states
          + smooth-L1 (beta 1, mean over holes and features) between the latent head's
-           prediction from the decoder's states and the LayerNorm-ed teacher states
+           prediction from the decoder's states and the teacher's last states (after its
+           final_norm, if any) LayerNorm-ed once more without affine (eps 1e-5)
          + the z-loss.
 The teacher lives in the train state (checkpointed, sharded like the parameters it follows,
 outside the optimizer). BootBERT raises the weight decay on a cosine (train.weight_decay_end).
@@ -32,6 +33,9 @@ from babylm_jax.train.objectives.targets import (capacity, head_fn, over_targets
 rows = batches.hole_rows
 BACKENDS = ("pll",)
 SUM_KEYS = loss_lib.SUM_KEYS + ("latent",)
+# The teacher's states are normalised with PyTorch's default LayerNorm epsilon, as BootBERT's
+# code does (F.layer_norm without eps), whatever model.layer_norm_eps is.
+TEACHER_NORM_EPS = 1e-5
 
 
 def init_teacher(params) -> dict:
@@ -73,14 +77,13 @@ def sums(model, batch, config, teacher, *, deterministic, rngs, divisor):
   targets_N = batch["targets"].reshape(-1)
   mask_N = batch["loss_mask"].reshape(-1)
   head = head_fn(model, config, deterministic, rngs)
-  eps = config.model.layer_norm_eps
 
   def per_target(idx_C, weight_C):
     h_CD = take_states(h_ND, idx_C)
     out = loss_lib.target_sums(head(h_CD, idx_C), take(targets_N, idx_C), weight_C,
                                jnp.zeros(weight_C.shape, bool))
     guess_CD = model.decoder.latent_head(h_CD).astype(jnp.float32)
-    goal_CD = layer_norm(take_states(t_ND, idx_C).astype(jnp.float32), eps)
+    goal_CD = layer_norm(take_states(t_ND, idx_C).astype(jnp.float32), TEACHER_NORM_EPS)
     latent_C = _smooth_l1(guess_CD - goal_CD).sum(-1)
     out["latent"] = jnp.sum(latent_C * weight_C.astype(jnp.float32))
     return out
