@@ -251,6 +251,17 @@ def test_seed_questions_resolve_on_the_smoke_config():
   boot = variants["bootstrap"]
   assert (boot.objective.kind, boot.model.decoder_layers, boot.eval.backend) == (
       "bootstrap", 2, "pll")
+  # The seed's systems as their reference code builds them (issue 20), at the sweep's size.
+  assert (boot.model.attention, boot.model.final_norm, boot.model.depth_scaling,
+          boot.model.layer_weighting) == ("ltg", True, "boot_bert", "residual")
+  ltg = variants["ltg_bert"]
+  assert (ltg.objective.kind, ltg.model.attention, ltg.model.layer_weighting,
+          ltg.objective.mask_rate_start, ltg.objective.z_loss, ltg.eval.backend) == (
+      "masked", "ltg", "residual", 0.15, 0.0, "pll")
+  assert variants["elc"].model.layer_weighting == "elc"
+  # Every variant trains with the proxy's optimizer: only the network or objective differs.
+  assert {(v.train.optimizer, v.train.lr) for v in variants.values()} == {
+      (ref.train.optimizer, ref.train.lr)}
 
 
 def test_learning_rate_sweep_is_the_reference_with_another_optimizer():

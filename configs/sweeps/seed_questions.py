@@ -13,8 +13,19 @@ run-to-run noise that every other difference must beat.
                      with rotary positions
   ELC-BERT's         GPT-BERT's layer weighting against ELC's and a plain residual stream
   NormFormer's       the extra LayerNorms on and off
-  BootBERT's         latent bootstrapping (a 2-layer decoder at this size; the paper's 4 at
-                     full size) against masked-only
+  BootBERT's         latent bootstrapping against masked-only: BootBERT's network as its
+                     code builds it (LTG-BERT's attention, final LayerNorms, its depth
+                     scaling, a plain residual stream; a 2-layer decoder at this size, the
+                     paper's 4 at full size), mask rate 0.15
+  LTG-BERT's         the masked-only system as its code builds it (its attention without the
+                     value gate, a plain residual stream, mask rate 0.15, no z-loss) against
+                     GPT-BERT's network trained masked-only
+
+Every variant keeps the proxy's optimizer (AdamW at 2e-3), so that only the network or the
+objective differs; the named configs (configs/ltg_bert_small.py, ...) carry each system's own
+LAMB recipe. `elc`, `bootstrap` and `ltg_bert` were re-run on 2026-12-07 after the systems were
+made equal to their reference code (issue 20); before that `elc` was ELC-BERT's
+weighted-output ablation and `bootstrap` kept GPT-BERT's attention and no final LayerNorms.
 
 Each variant is scored with a backend its objective was trained for, on the whole fast
 suites: causal for every variant with causal rows (the reference also with mntp, GPT-BERT's
@@ -64,8 +75,17 @@ def get_config():
           ("no_normformer", {"model.normformer": False}),
           ("bootstrap", {"objective.kind": "bootstrap", "model.decoder_layers": 2,
                          "objective.mask_rate_start": 0.15, "objective.mask_rate_end": 0.15,
+                         "objective.z_loss": 0.0, "model.attention": "ltg",
+                         "model.layer_weighting": "residual", "model.final_norm": True,
+                         "model.depth_scaling": "boot_bert",
                          "eval.backend": "pll", "eval.max_items": 2000,
                          "train.eval_suites_backend": "pll",
                          "train.eval_suites_max_items": 500}),
+          ("ltg_bert", {"objective.kind": "masked", "objective.mask_rate_start": 0.15,
+                        "objective.mask_rate_end": 0.15, "objective.z_loss": 0.0,
+                        "model.attention": "ltg", "model.layer_weighting": "residual",
+                        "eval.backend": "pll", "eval.max_items": 2000,
+                        "train.eval_suites_backend": "pll",
+                        "train.eval_suites_max_items": 500}),
       ],
   )
