@@ -5,6 +5,7 @@ fast zero-shot sets):
   blimp, blimp_fast, supplement, ewok, entity_tracking, comps   accuracy over option sets
   wug_adj, wug_past                                            correlation with people
   reading                                                      surprisal vs reading times
+  aoa            every milestone: age of acquisition (aoa.py), its surprisal.json
 A task named in eval.suites must have its data (`eval.data.<task>`); one that a preset brings
 in is listed as missing when its folder is absent. For each task and backend in eval.backend:
   workdir/eval/<task>-<backend>.json   the task's numbers, its `headline` as the leaderboard
@@ -27,7 +28,7 @@ from babylm_jax.errors import ConfigError, DataError, UserError
 from babylm_jax.eval import reading, report, scoring, suites as suites_lib
 from babylm_jax.eval import summary as summary_lib
 
-TASKS = suites_lib.SUITES + ("reading",)
+TASKS = suites_lib.SUITES + ("reading", "aoa")
 PRESETS = {
     "babylm": ("blimp", "supplement", "ewok", "entity_tracking", "wug_adj", "wug_past",
                "comps", "reading"),
@@ -65,13 +66,15 @@ def load_tasks(config) -> tuple[list, list[dict]]:
   """(the data of every task to run, [{'task', 'folder'}] of preset tasks without data)."""
   loaded, missing = [], []
   for name, named in resolve_tasks(config.eval.suites):
+    if name == "aoa":  # every milestone at once: run_eval hands it to aoa.py
+      continue
     folder = config.eval.data[name]
     if not named and not os.path.exists(os.path.expanduser(folder)):
       missing.append(dict(task=name, folder=folder))
       continue
     loaded.append(reading.load(folder) if name == "reading" else
                   suites_lib.subset(suites_lib.load_suite(name, folder), config.eval.max_items))
-  if not loaded:
+  if not loaded and "aoa" not in parse_suites(config.eval.suites):
     raise DataError(f"no task of eval.suites '{config.eval.suites}' has its data; set "
                     f"--config.eval.data.<task> to the folders of "
                     f"{', '.join(m['task'] for m in missing)}.")
@@ -158,10 +161,11 @@ def headlines(model, tokenizer, config, names, backend: str = "causal") -> dict[
 
 
 def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
-             out_dir: str | None = None) -> list[dict]:
+             out_dir: str | None = None, also=()) -> list[dict]:
   """Scores every configured task and backend with `model`; writes and returns the reports.
 
-  `tasks` is load_tasks(config) when already read; `out_dir` defaults to workdir/eval.
+  `tasks` is load_tasks(config) when already read; `out_dir` defaults to workdir/eval; `also`
+  are reports already written there that the summary shows too (AoA's).
   """
   backends = scoring.parse_backends(config.eval.backend)
   subwords = check_reading_subwords(config)
@@ -190,7 +194,7 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
                    ", ".join(f"{k} {v if v is None else round(v, 2)}"
                              for k, v in result["headline"].items()), result["seconds"])
       rows.append(result)
-  names = [f"{r['suite']}-{r['backend']}.json" for r in rows]
+  names = [f"{r['suite']}-{r['backend']}.json" for r in rows + list(also)]
   print(summary_lib.table(summary_lib.write(out_dir, info, missing, names)), flush=True)
   return rows
 
@@ -235,10 +239,20 @@ def run_eval(config, workdir: str) -> list[dict]:
     raise ConfigError(f"eval.words '{words}' is neither a number of words nor 'all'.")
   tokenizer = load_tokenizer(workdir)
   tasks = load_tasks(config)
+  aoa_rows = []
+  if "aoa" in parse_suites(config.eval.suites):  # all milestones, whatever eval.words says
+    from babylm_jax.eval import aoa
+    aoa_rows = aoa.run_aoa(config, workdir, tokenizer, _milestones(config, workdir))
+    if not tasks[0]:
+      print(summary_lib.table(summary_lib.write(
+          os.path.join(workdir, "eval"), None, tasks[1],
+          [f"aoa-{r['backend']}.json" for r in aoa_rows])), flush=True)
+      return aoa_rows
   if words != "all":
     model, info = load_model(config, workdir, step=config.eval.step, words=words,
                              use_ema=config.eval.use_ema)
-    return evaluate(model, tokenizer, config, workdir, info, tasks=tasks)
+    return aoa_rows + evaluate(model, tokenizer, config, workdir, info, tasks=tasks,
+                               also=aoa_rows)
   milestones = _milestones(config, workdir)
   if not milestones:
     raise UserError(f"workdir '{workdir}' holds no milestone checkpoints; train with "
