@@ -44,6 +44,7 @@ def write_human(path, midpoints: dict[str, float], slope: float = 0.5):
     shares = [1 / (1 + math.exp(-slope * (a - m))) for a in ages]
     cells = ["" if k == 0 and a < 18 else f"{s:.12f}" for a, s in zip(ages, shares)]
     lines.append(f"{word},animals," + ",".join(cells))
+  path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text("\n".join(lines) + "\n")
   return str(path)
 

@@ -61,8 +61,7 @@ HUMAN_FILE = "cdi_human.csv"
 OFFICIAL_BACKENDS = {"causal": "causal", "mntp": "mntp", "pll": "mlm"}
 CHANCE_SURPRISAL = math.log2(300_000)  # the pipeline's "random chance", in bits
 AGES = tuple(range(16, 31))  # the CDI columns, months
-WHERE = (f"BabyLM's evaluation_data from https://osf.io/ryjfm/ (full_eval/cdi_childes/"
-         f"{CONTEXTS_FILE}, or full_eval/aoa/)")
+WHERE = "BabyLM's evaluation_data at https://osf.io/ryjfm/ (full_eval/aoa/)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,7 @@ COLUMNS = {
     "reading_eye_tracking": ("Reading: eye tracking", "% of possible R2 gain"),
     "reading_self_paced": ("Reading: self-paced reading", "% of possible R2 gain"),
     "glue": ("(Super)GLUE fine-tuning", "accuracy / F1"),
-    "aoa": ("Age of acquisition (all milestones)", "Pearson r"),
+    "aoa": ("Age of acquisition (milestones)", "Pearson r"),
 }
 # Columns on another scale than the percentages, left out of the macro average.
 NOT_IN_MACRO = ("aoa",)
