@@ -257,7 +257,7 @@ def run_eval(config, workdir: str) -> list[dict]:
   if not milestones:
     raise UserError(f"workdir '{workdir}' holds no milestone checkpoints; train with "
                     f"checkpoint.milestones=True past 1M words, or drop eval.words=all.")
-  rows, summaries = [], []
+  rows, summaries = list(aoa_rows), []
   eval_dir = os.path.join(workdir, "eval")
   for n in milestones:
     model, info = load_model(config, workdir, words=n, use_ema=config.eval.use_ema)
