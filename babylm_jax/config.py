@@ -281,6 +281,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.data.wug_past = repo_path("../shared/data/babylm_eval/wug_past_tense")
   c.eval.data.comps = repo_path("../shared/data/babylm_eval/comps")
   c.eval.data.reading = repo_path("../shared/data/babylm_eval/reading")  # holds reading_data.csv
+  # Age of acquisition (eval/aoa.py): the CDI words and contexts file (not in ../shared/data;
+  # BabyLM's evaluation_data, https://osf.io/ryjfm/); every milestone of the run is read.
+  c.eval.data.aoa = repo_path("../shared/data/babylm_eval/cdi_childes/cdi_childes.json")
+  # The children's AoA (cdi_human.csv) for the score; '' looks beside eval.data.aoa and in
+  # ../aoa/ (the pipeline's full_eval layout).
+  c.eval.aoa_human = ""
   # Reading task, words of several tokens: 'official' scores them as the BabyLM 2025 pipeline
   # does (later tokens re-encoded alone; its leaderboard numbers), 'exact' the word's tokens.
   c.eval.reading_subwords = "official"

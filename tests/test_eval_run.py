@@ -364,3 +364,66 @@ def test_headlines_for_training_hooks(trained):
   model, _ = load_model(c, str(workdir))
   got = run.headlines(model, run.load_tokenizer(str(workdir)), c, ["blimp_fast", "wug_adj"])
   assert got == {k: pytest.approx(v, abs=1e-9) for r in rows for k, v in r["headline"].items()}
+
+
+def test_aoa_reads_every_milestone_into_the_official_surprisal_file(trained, tmp_path, capsys):
+  """eval.suites=aoa: each milestone's surprisal of every (word, context), in the pipeline's
+  results layout, scored from the checkpoint of that milestone; the summary shows the score
+  outside the macro average."""
+  from babylm_jax.errors import ConfigError
+  from babylm_jax.eval import aoa, scoring
+  from babylm_jax.train.checkpoint import load_model
+  from test_eval_aoa import write_cdi, write_human
+  workdir, data = trained
+  c = _config(**data)
+  c.eval.suites, c.eval.backend = "aoa,wug_adj", "causal,mntp"
+  c.eval.data.aoa = write_cdi(tmp_path / "full_eval" / "cdi_childes" / "cdi_childes.json")
+  # The pipeline's full_eval layout: the children's file in ../aoa/, found there.
+  write_human(tmp_path / "full_eval" / "aoa" / "cdi_human.csv", {"dog": 19.0, "ball": 22.0})
+  c.finetune.results_dir = str(tmp_path / "results")
+  rows = run.run_eval(c, str(workdir))
+  assert [(r["suite"], r["backend"]) for r in rows] == [
+      ("aoa", "causal"), ("aoa", "mntp"), ("wug_adj", "causal"), ("wug_adj", "mntp")]
+  steps = [f"words_{n}" for n in MILESTONES]
+  tok = run.load_tokenizer(str(workdir))
+  cdi = aoa.load(c.eval.data.aoa)
+  seqs, _ = aoa.sequences(tok, cdi, c.model.max_position)
+  first, _ = load_model(c, str(workdir), words=MILESTONES[0])
+  for backend in ("causal", "mntp"):
+    path = (tmp_path / "results" / workdir.name / "main" / "zero_shot" / backend / "AoA_word"
+            / "surprisal.json")
+    payload = json.loads(path.read_text())
+    assert payload["metadata"] == dict(model_name=workdir.name, use_bos_only=False,
+                                       total_steps=19, completed_steps=2)
+    got = payload["results"]
+    assert [r["step"] for r in got] == [s for s in steps for _ in range(6)]
+    assert [r["word_count"] for r in got] == [n for n in MILESTONES for _ in range(6)]
+    assert [(r["target_word"], r["context_id"], r["context"]) for r in got] == cdi.pairs() * 2
+    s = np.array([r["surprisal"] for r in got])
+    assert np.all(np.isfinite(s)) and np.all(s > 0)
+    # Each step is scored with its own milestone's weights.
+    want = aoa.surprisals(scoring.Scorer(first, max_len=c.model.max_position), seqs, backend)
+    np.testing.assert_allclose(s[:6], want, rtol=1e-6)
+    assert np.abs(s[6:] - want).max() > 1e-3
+    report = json.loads((workdir / "eval" / f"aoa-{backend}.json").read_text())
+    assert report["surprisal_json"] == str(path) and report["steps"] == steps
+    assert len(report["missing_steps"]) == 19 and report["entries_per_step"] == 6
+    assert report["human_file"].endswith("full_eval/aoa/cdi_human.csv")
+    assert report["headline"] == {"aoa": report["fit"]["curve_fitness"]}
+    assert report["fit"]["words_in_cdi"] == 2
+  summary_json = json.loads((workdir / "eval" / "summary.json").read_text())
+  row = next(r for r in summary_json["rows"] if r["column"] == "aoa")
+  assert set(row["values"]) == {"causal", "mntp"}
+  assert "wug_adj" in summary_json["macro_columns"]
+  assert "aoa" not in summary_json["macro_columns"]  # a correlation, not a percentage
+  assert "Age of acquisition" in capsys.readouterr().out
+  # AoA alone: its own table; a backend the pipeline has no AoA scorer for; no words file.
+  c.eval.suites, c.eval.backend = "aoa", "causal"
+  assert [r["suite"] for r in run.run_eval(c, str(workdir))] == ["aoa"]
+  assert "Age of acquisition" in capsys.readouterr().out
+  c.eval.backend = "fused"
+  with pytest.raises(ConfigError, match="no counterpart in the official AoA task"):
+    run.run_eval(c, str(workdir))
+  c.eval.backend, c.eval.data.aoa = "causal", str(tmp_path / "none.json")
+  with pytest.raises(DataError, match=r"osf\.io/ryjfm.*--config\.eval\.data\.aoa"):
+    run.run_eval(c, str(workdir))

@@ -5,6 +5,7 @@ fast zero-shot sets):
   blimp, blimp_fast, supplement, ewok, entity_tracking, comps   accuracy over option sets
   wug_adj, wug_past                                            correlation with people
   reading                                                      surprisal vs reading times
+  aoa            every milestone: age of acquisition (aoa.py), its surprisal.json
 A task named on its own reads `eval.data.<task>` and must have it. A preset reads the official
 layout under `eval.data_root` (full_eval/... or fast_eval/..., see layout.py); a task of it
 whose folder or file is absent is listed as missing, with the path, and the others go on (no
@@ -34,7 +35,7 @@ from babylm_jax.errors import ConfigError, DataError, UserError
 from babylm_jax.eval import layout, reading, report, scoring, suites as suites_lib
 from babylm_jax.eval import summary as summary_lib
 
-TASKS = suites_lib.SUITES + ("reading",)
+TASKS = suites_lib.SUITES + ("reading", "aoa")
 PRESETS = {name: tuple(layout.LAYOUT[s]) for name, s in layout.PRESETS.items()}
 
 
@@ -81,6 +82,8 @@ class Source:
 def sources(config) -> list[Source]:
   out = []
   for name, preset in resolve_tasks(config.eval.suites):
+    if name == "aoa":  # every milestone at once: run_eval hands it to aoa.py
+      continue
     if preset is None:
       out.append(Source(name, config.eval.data[name], None, layout.sets_of(name), None))
     else:
@@ -118,7 +121,7 @@ def load_tasks(config) -> tuple[list[tuple[object, Source]], list[dict]]:
             suites_lib.subset(suites_lib.load_suite(src.task, src.folder, src.files),
                               config.eval.max_items))
     loaded.append((data, src))
-  if not loaded:
+  if not loaded and "aoa" not in parse_suites(config.eval.suites):
     raise DataError(f"no task of eval.suites '{config.eval.suites}' has its data; "
                     + "; ".join(m["hint"] for m in missing[:1]) + ".")
   return loaded, missing
@@ -204,10 +207,11 @@ def headlines(model, tokenizer, config, names, backend: str = "causal") -> dict[
 
 
 def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
-             out_dir: str | None = None) -> list[dict]:
+             out_dir: str | None = None, also=()) -> list[dict]:
   """Scores every configured task and backend with `model`; writes and returns the reports.
 
-  `tasks` is load_tasks(config) when already read; `out_dir` defaults to workdir/eval.
+  `tasks` is load_tasks(config) when already read; `out_dir` defaults to workdir/eval; `also`
+  are reports already written there that the summary shows too (AoA's).
   """
   backends = scoring.parse_backends(config.eval.backend)
   subwords = check_reading_subwords(config)
@@ -237,7 +241,7 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
                    ", ".join(f"{k} {v if v is None else round(v, 2)}"
                              for k, v in result["headline"].items()), result["seconds"])
       rows.append(result)
-  names = [f"{r['suite']}-{r['backend']}.json" for r in rows]
+  names = [f"{r['suite']}-{r['backend']}.json" for r in rows + list(also)]
   print(summary_lib.table(summary_lib.write(out_dir, info, missing, names,
                                             versions.read(workdir))), flush=True)
   return rows
@@ -283,17 +287,28 @@ def run_eval(config, workdir: str) -> list[dict]:
     raise ConfigError(f"eval.words '{words}' is neither a number of words nor 'all'.")
   tokenizer = load_tokenizer(workdir)
   tasks = load_tasks(config)
+  aoa_rows = []
+  if "aoa" in parse_suites(config.eval.suites):  # all milestones, whatever eval.words says
+    from babylm_jax.eval import aoa
+    aoa_rows = aoa.run_aoa(config, workdir, tokenizer, _milestones(config, workdir))
+    versions.record(workdir, "eval")
+    if not tasks[0]:
+      print(summary_lib.table(summary_lib.write(
+          os.path.join(workdir, "eval"), None, tasks[1],
+          [f"aoa-{r['backend']}.json" for r in aoa_rows], versions.read(workdir))), flush=True)
+      return aoa_rows
   if words != "all":
     model, info = load_model(config, workdir, step=config.eval.step, words=words,
                              use_ema=config.eval.use_ema)
     versions.record(workdir, "eval")  # once the checkpoint is known to load
-    return evaluate(model, tokenizer, config, workdir, info, tasks=tasks)
+    return aoa_rows + evaluate(model, tokenizer, config, workdir, info, tasks=tasks,
+                               also=aoa_rows)
   milestones = _milestones(config, workdir)
   if not milestones:
     raise UserError(f"workdir '{workdir}' holds no milestone checkpoints; train with "
                     f"checkpoint.milestones=True past 1M words, or drop eval.words=all.")
   versions.record(workdir, "eval")
-  rows, summaries = [], []
+  rows, summaries = list(aoa_rows), []
   eval_dir = os.path.join(workdir, "eval")
   for n in milestones:
     model, info = load_model(config, workdir, words=n, use_ema=config.eval.use_ema)

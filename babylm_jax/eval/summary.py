@@ -45,7 +45,10 @@ COLUMNS = {
     "reading_eye_tracking": ("Reading: eye tracking", "% of possible R2 gain"),
     "reading_self_paced": ("Reading: self-paced reading", "% of possible R2 gain"),
     "glue": ("(Super)GLUE fine-tuning", "accuracy"),
+    "aoa": ("Age of acquisition (milestones)", "Pearson r"),
 }
+# Columns on another scale than the percentages, left out of the macro average.
+NOT_IN_MACRO = ("aoa",)
 
 
 def _load(path: str) -> dict | None:
@@ -185,6 +188,7 @@ def build(eval_dir: str, info: dict | None = None, missing=None, reports=None,
       rows.append(dict(column=column, label=label, metric=metric, values=values[column],
                        **sources[column]))
   in_macro = [r["column"] for r in rows if r["column"] in COLUMNS
+              and r["column"] not in NOT_IN_MACRO
               and not (r["column"] == "blimp_fast" and "blimp" in values)]
   macro = {}
   for b in backends or (["-"] if "glue" in values else []):
