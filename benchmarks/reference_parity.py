@@ -6,6 +6,14 @@
       --ref /path/to/ltgoslo+elc-bert/models
   python benchmarks/reference_parity.py --config configs/gpt_bert_reference_small.py \
       --ref /path/to/ltgoslo+gpt-bert/pretraining
+  python benchmarks/reference_parity.py --config configs/boot_bert_small.py \
+      --ref /path/to/ltgoslo+boot-bert
+
+BootBERT (`boot_bert_small`, system 'boot_bert') is compared by reference_parity_bootbert.py,
+which this script hands the run to (with --ref, --config, --rows and --noise): beyond the
+logits it compares the encoder's states, the decoder's logits at the holes, the latent target
+and guesses and the batch's losses, and its --ref is the checkout itself (it reads
+pretrain/model.py and pretrain/train.py).
 
 Builds our model from the config, initialises it and trains it for --steps steps of our
 training step (babylm_jax.train.step, the config's optimizer at its peak rate) on packed real
@@ -185,7 +193,7 @@ SYSTEMS = {"ltg_bert": compare_ltg_bert, "elc_bert": compare_elc_bert,
            "gpt_bert": compare_gpt_bert}
 CONFIG_SYSTEMS = {"ltg_bert_small": "ltg_bert", "elc_bert_small": "elc_bert",
                   "gpt_bert_reference_small": "gpt_bert", "gpt_bert_reference_base": "gpt_bert",
-                  "strict_small": "gpt_bert"}
+                  "strict_small": "gpt_bert", "boot_bert_small": "boot_bert"}
 # The modes each system's logits are compared in: bidirectional ('masked'), causal.
 MODES = {"gpt_bert": ("masked", "causal")}
 
@@ -239,8 +247,8 @@ def main():
   p = argparse.ArgumentParser()
   p.add_argument("--config", required=True, help="a config file, e.g. configs/ltg_bert_small.py")
   p.add_argument("--ref", required=True, help="the reference's folder holding its model file")
-  p.add_argument("--system", default="", help=f"one of {', '.join(SYSTEMS)} (default: from "
-                                              f"the config's name)")
+  p.add_argument("--system", default="", help=f"one of {', '.join(SYSTEMS)}, boot_bert "
+                                              f"(default: from the config's name)")
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--rows", type=int, default=4)
   p.add_argument("--seq_len", type=int, default=128)
@@ -252,9 +260,14 @@ def main():
   if not config_path.is_file():
     raise SystemExit(f"error: --config {config_path} is not a file.")
   system = args.system or CONFIG_SYSTEMS.get(config_path.stem, "")
+  if system == "boot_bert":
+    import reference_parity_bootbert
+    sys.argv = [sys.argv[0], "--ref", args.ref, "--config", args.config, "--rows",
+                str(args.rows), "--noise", str(args.noise)]
+    sys.exit(reference_parity_bootbert.main())
   if system not in SYSTEMS:
     raise SystemExit(f"error: no reference system for {config_path.stem!r}; pass --system "
-                     f"as one of {', '.join(SYSTEMS)}.")
+                     f"as one of {', '.join(SYSTEMS)}, boot_bert.")
   files = sorted(pathlib.Path(args.text).glob("*.train"))
   if not files:
     raise SystemExit(f"error: --text {args.text} holds no *.train files.")
