@@ -28,16 +28,15 @@ parameter is grouped differently.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import pathlib
 import sys
 import tempfile
-import types
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -45,43 +44,25 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from babylm_jax.config import derive  # noqa: E402
+from babylm_jax.config_files import load as load_config  # noqa: E402
 from babylm_jax.data.batches import BatchSource  # noqa: E402
 from babylm_jax.data.prepare import prepare_data  # noqa: E402
 from babylm_jax.model.gpt_bert import GPTBert  # noqa: E402
 from babylm_jax.model.layers import layer_norm  # noqa: E402
 from babylm_jax.train.objectives import bootstrap  # noqa: E402
+# The references' shared loading: their model file under a name of ours, their config object.
+from reference_parity import _import, _ref_config  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "babylm_text" / "train_100k"
 TOL = 1e-4
 
 
-def load_config(path):
-  spec = importlib.util.spec_from_file_location("_parity_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 def reference_module(ref_dir):
   """The reference's pretrain/model.py, imported from `ref_dir` under a name of its own."""
-  path = pathlib.Path(ref_dir) / "pretrain" / "model.py"
-  if not path.is_file():
+  if not (pathlib.Path(ref_dir) / "pretrain" / "model.py").is_file():
     raise SystemExit(f"error: --ref '{ref_dir}' holds no pretrain/model.py; point it at a "
                      f"checkout of ltgoslo/boot-bert.")
-  spec = importlib.util.spec_from_file_location("boot_bert_reference_model", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def reference_config(m):
-  """The reference's config object (what configs/small.json holds) for our config.model."""
-  return types.SimpleNamespace(
-      hidden_size=m.hidden_size, num_hidden_layers=m.num_layers, num_attention_heads=m.num_heads,
-      intermediate_size=m.intermediate_size, vocab_size=m.vocab_size,
-      max_position_embeddings=m.max_position, position_bucket_size=m.position_bucket_size,
-      layer_norm_eps=m.layer_norm_eps, attention_probs_dropout_prob=m.dropout,
-      hidden_dropout_prob=m.dropout)
+  return _import(pathlib.Path(ref_dir) / "pretrain" / "model.py", "boot_bert_reference_model")
 
 
 # ------------------------------------------------------------------ weights, ours -> theirs
@@ -159,7 +140,7 @@ def load_reference(ref_dir, config, params, teacher):
   import torch
   module = reference_module(ref_dir)
   torch.manual_seed(0)
-  ref = module.Bert(reference_config(config.model)).eval()
+  ref = module.Bert(_ref_config(config.model)).eval()
   state = ref.state_dict()
   ours = reference_state(params, teacher)
   buffers = {name for name, _ in ref.named_buffers()}
