@@ -150,22 +150,23 @@ def _run(bert, input_ids_BT, allowed, encode):
   return out
 
 
-def compare_ltg_bert(ref, m, params, input_ids_BT, allowed):
-  module = _import(pathlib.Path(ref) / "model.py", "_ref_ltg_bert_model")
-  L = m.num_layers
+def _ltg_tensors(params, L: int) -> dict:
+  """Our weights under the LTG group's names (LTG-BERT and ELC-BERT share its layer layout)."""
   attention_of = lambda i: f"transformer.layers.{i}.attention"  # noqa: E731
   mlp_of = lambda i: f"transformer.layers.{i}.mlp"  # noqa: E731
-  t = _ltg_attention(_common(params, attention_of, mlp_of, L), params, attention_of, L)
-  bert = _load(module.Bert(_ref_config(m)), t)
+  return _ltg_attention(_common(params, attention_of, mlp_of, L), params, attention_of, L)
+
+
+def compare_ltg_bert(ref, m, params, input_ids_BT, allowed):
+  module = _import(pathlib.Path(ref) / "model.py", "_ref_ltg_bert_model")
+  bert = _load(module.Bert(_ref_config(m)), _ltg_tensors(params, m.num_layers))
   return _run(bert, input_ids_BT, allowed, lambda enc, x, mask, rel: enc(x, mask, rel))
 
 
 def compare_elc_bert(ref, m, params, input_ids_BT, allowed):
   module = _import(pathlib.Path(ref) / "model_elc_bert_base.py", "_ref_elc_bert_model")
   L = m.num_layers
-  attention_of = lambda i: f"transformer.layers.{i}.attention"  # noqa: E731
-  mlp_of = lambda i: f"transformer.layers.{i}.mlp"  # noqa: E731
-  t = _ltg_attention(_common(params, attention_of, mlp_of, L), params, attention_of, L)
+  t = _ltg_tensors(params, L)
   for i in range(L):  # layer i's weights over the embedding and layers 0..i-1
     t[f"transformer.layers.{i}.prev_layer_weights"] = params["layer_weight"][i, :i + 1]
   bert = _load(module.Bert(_ref_config(m)), t)
