@@ -120,11 +120,9 @@ def test_the_first_of_a_group_is_kept_whatever_the_order(base):
 def test_signatures_match_datasketch_minhash(base):
   from datasketch import MinHash
   texts = base[0][:5] + ["one two three"]
-  hasher = dedup.WordHasher()
-  words = [t.split() for t in texts]
-  lengths = np.array([len(w) for w in words])
-  h = hasher([x for w in words for x in w])
-  grams, counts = dedup.gram_hashes(h, lengths, 5, short_docs=True)
+  (batch,) = dedup.word_batches(texts, np.arange(len(texts)))
+  assert batch.lengths.tolist() == [len(t.split()) for t in texts]
+  grams, counts = dedup.gram_hashes(batch.hashes, batch.lengths, 5, short_docs=True)
   shingles = (grams >> np.uint64(32)).astype(np.uint32)
   assert counts.tolist() == [DOC_WORDS - 4] * 5 + [1]
   perms = MinHash(num_perm=64, seed=7).permutations
@@ -144,12 +142,11 @@ def test_exact_key_normalisation():
 
 def test_measures_follow_their_definitions():
   order = np.arange(1)
-  h = dedup.WordHasher()
   # Words 0-9 are covered by the 5-gram "a b c d e" occurring twice; "xyz" is not.
-  got = quality.repeated_ngrams(["a b c d e a b c d e xyz"], order, 5, h)
+  got = quality.repeated_ngrams(["a b c d e a b c d e xyz"], order, 5)
   np.testing.assert_allclose(got, [10 / 13])
   # Overlapping repeats inside one document, and no repeat across documents.
-  got = quality.repeated_ngrams(["p q r s t", "p q r s t", "a a a a a a"], np.arange(3), 5, h)
+  got = quality.repeated_ngrams(["p q r s t", "p q r s t", "a a a a a a"], np.arange(3), 5)
   np.testing.assert_allclose(got, [0, 0, 1])
   assert quality.repeated_lines(["x\ny\n\nx \nx"], order).tolist() == [0.5]
   n = quality.words(["a # b ... c \u2026"], order)
@@ -268,3 +265,17 @@ def test_defaults_keep_everything_and_bad_settings_are_named(base):
   with pytest.raises(ConfigError, match="py3langid does not know"):
     curate.curate(texts, sources, _settings(language__enabled=True, language__languages="xx"),
                   strict=False)
+
+
+def test_word_hashes_depend_on_the_word_alone():
+  texts = ["the cat\tsat  on\nthe mat", "", "mat cat the café", "x" * 3 + " ."]
+  batches = list(dedup.word_batches(texts, np.arange(4)))
+  assert len(batches) == 1
+  b = batches[0]
+  words = [w for t in texts for w in t.split()]
+  assert b.lengths.tolist() == [len(t.split()) for t in texts]
+  assert b.chars.tolist() == [len(w) for w in words]
+  by_word = {}
+  for w, h in zip(words, b.hashes.tolist()):
+    assert by_word.setdefault(w, h) == h
+  assert len(set(by_word.values())) == len(by_word)  # distinct words, distinct hashes

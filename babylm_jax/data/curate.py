@@ -217,7 +217,7 @@ def _example(texts, sources, i: int, j: int, **extra) -> dict:
               **extra)
 
 
-def _exact(texts, sources, alive, s: CurateSettings, hasher):
+def _exact(texts, sources, alive, s: CurateSettings):
   dups = dedup.exact_duplicates(texts, alive)
   drop = np.isin(alive, np.fromiter(dups, np.int64, len(dups)))
   examples = [_example(texts, sources, i, j) for i, j in list(dups.items())[:5]]
@@ -225,7 +225,7 @@ def _exact(texts, sources, alive, s: CurateSettings, hasher):
                     examples=examples)
 
 
-def _quality(texts, sources, alive, s: CurateSettings, hasher):
+def _quality(texts, sources, alive, s: CurateSettings):
   q = s.quality
   n_words = quality.words(texts, alive)
   checks = []  # (name, threshold, fails), in the order drops are charged
@@ -243,13 +243,13 @@ def _quality(texts, sources, alive, s: CurateSettings, hasher):
     checks.append(("max_repeated_lines", q.max_repeated_lines,
                    quality.repeated_lines(texts, alive) > q.max_repeated_lines))
   if q.max_repeated_ngrams is not None:
-    values = quality.repeated_ngrams(texts, alive, q.ngram_words, hasher)
+    values = quality.repeated_ngrams(texts, alive, q.ngram_words)
     checks.append(("max_repeated_ngrams", q.max_repeated_ngrams,
                    values > q.max_repeated_ngrams))
   return [(name, threshold, fails) for name, threshold, fails in checks]
 
 
-def _language(texts, sources, alive, s: CurateSettings, hasher):
+def _language(texts, sources, alive, s: CurateSettings):
   lang = s.language
   if lang.sources:
     alive = alive[np.isin(np.asarray(sources, object)[alive], lang.sources)]
@@ -267,11 +267,11 @@ def _language(texts, sources, alive, s: CurateSettings, hasher):
                             detected=detected)
 
 
-def _near(texts, sources, alive, s: CurateSettings, hasher):
+def _near(texts, sources, alive, s: CurateSettings):
   n = s.near
   dups, facts = dedup.near_duplicates(texts, alive, threshold=n.threshold,
                                       shingle_words=n.shingle_words, num_perm=n.num_perm,
-                                      seed=n.seed, hasher=hasher)
+                                      seed=n.seed)
   drop = np.isin(alive, np.fromiter(dups, np.int64, len(dups)))
   examples = [_example(texts, sources, i, j, estimated_jaccard=round(est, 4))
               for i, (j, est) in list(dups.items())[:n.examples]]
@@ -304,7 +304,6 @@ def curate(texts: list[str], sources: list[str], settings: CurateSettings, *,
   n_words = quality.words(texts, np.arange(len(texts)))
   ledger = _Ledger(sources, n_words)
   keep = np.ones(len(texts), bool)
-  hasher = dedup.WordHasher()
   steps = []
   plan = [("exact", settings.exact), ("quality", settings.quality.enabled),
           ("language", settings.language.enabled), ("near", settings.near.enabled)]
@@ -316,7 +315,7 @@ def curate(texts: list[str], sources: list[str], settings: CurateSettings, *,
     t0 = time.perf_counter()
     extra = {}
     if name == "quality":
-      checks = _quality(texts, sources, alive, settings, hasher)
+      checks = _quality(texts, sources, alive, settings)
       failed = np.zeros(len(alive), bool)
       filters = {}
       for fname, threshold, fails in checks:
@@ -332,11 +331,10 @@ def curate(texts: list[str], sources: list[str], settings: CurateSettings, *,
       if "max_repeated_ngrams" in filters:
         filters["max_repeated_ngrams"]["ngram_words"] = settings.quality.ngram_words
     elif name == "language":
-      checked, drop, extra = _language(texts, sources, alive, settings, hasher)
+      checked, drop, extra = _language(texts, sources, alive, settings)
       keep[checked[drop]] = False
     else:
-      drop, extra = (_exact if name == "exact" else _near)(texts, sources, alive, settings,
-                                                          hasher)
+      drop, extra = (_exact if name == "exact" else _near)(texts, sources, alive, settings)
       keep[alive[drop]] = False
     seconds = time.perf_counter() - t0
     entry = dict(step=name, **ledger.step(before, keep), seconds=round(seconds, 4))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -34,9 +34,9 @@ EXACT_NORMALISATION = ("NFKC, casefold, then the runs of word characters (letter
                        "underscore) joined by one space: punctuation, symbols and whitespace "
                        "all separate words alike")
 
-# Shingles of a batch of documents are hashed and signed together: about this many words a
-# batch, and this many shingle rows per signature block (rows x num_perm uint32 in memory).
-_BATCH_WORDS = 1 << 18
+# Shingles of a batch of documents are hashed and signed together: about this many bytes of
+# text a batch, and this many shingle rows per signature block (rows x num_perm uint32).
+_BATCH_BYTES = 1 << 21
 _SIGN_ROWS = 1 << 14
 _GRAM_MULT = np.uint64(0x9E3779B97F4A7C15)
 
@@ -57,36 +57,52 @@ def exact_duplicates(texts: Sequence[str], order: np.ndarray) -> dict[int, int]:
   return dups
 
 
-class WordHasher:
-  """64-bit hashes of whitespace words, each distinct word hashed once (BLAKE2b), so that
-  a word's hash depends on the word alone, not on the corpus or the process."""
-
-  def __init__(self):
-    self.hashes: dict[str, int] = {}
-
-  def __call__(self, words: list[str]) -> np.ndarray:
-    for w in set(words).difference(self.hashes):
-      self.hashes[w] = int.from_bytes(
-          hashlib.blake2b(w.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-    return np.fromiter(map(self.hashes.__getitem__, words), np.uint64, len(words))
+# str.split's whitespace among ASCII bytes; cleaned text (clean.normalize) has no other.
+_SPACE_BYTE = np.zeros(256, bool)
+_SPACE_BYTE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_BYTE_MULT = np.uint64(0x100000001B3)
 
 
-def batches(texts: Sequence[str], order: np.ndarray, hasher: WordHasher
-            ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]]:
-  """(documents, words per document, word hashes, words) for consecutive groups of the
-  documents `order` lists, about _BATCH_WORDS words each."""
+class WordBatch(NamedTuple):
+  docs: np.ndarray  # indices of the documents, in order
+  lengths: np.ndarray  # words per document
+  hashes: np.ndarray  # uint64 per word, the words of all documents in order
+  chars: np.ndarray  # characters per word
+
+
+def word_batches(texts: Sequence[str], order: np.ndarray) -> Iterator[WordBatch]:
+  """The words of the documents `order` lists, hashed, in groups of about _BATCH_BYTES.
+
+  A word is a run of bytes other than ASCII whitespace in the text's UTF-8 (the words of
+  `str.split` for cleaned text). Its hash is a polynomial in its bytes mod 2^64, mixed: a
+  function of the word alone, computed for all words of a batch at once in numpy."""
   start = 0
+  order = order.tolist()
   while start < len(order):
-    docs, lengths, words = [], [], []
-    for i in order[start:].tolist():
-      w = texts[i].split()
+    docs, raw, size = [], [], 0
+    for i in order[start:]:
       docs.append(i)
-      lengths.append(len(w))
-      words += w
-      if len(words) >= _BATCH_WORDS:
+      raw.append(texts[i].encode("utf-8", "surrogatepass"))
+      size += len(raw[-1]) + 1
+      if size >= _BATCH_BYTES:
         break
     start += len(docs)
-    yield (np.asarray(docs, np.int64), np.asarray(lengths, np.int64), hasher(words), words)
+    b = np.frombuffer(b" ".join(raw) + b" ", np.uint8)  # a space keeps documents apart
+    space = _SPACE_BYTE[b]
+    first = ~space & np.concatenate(([True], space[:-1]))
+    inside = np.flatnonzero(~space)
+    word_of = np.cumsum(first)[inside] - 1
+    seg = np.flatnonzero(first[inside])  # where each word's bytes begin in `inside`
+    pos = np.arange(len(inside)) - seg[word_of]
+    powers = np.cumprod(np.full(int(pos.max(initial=0)) + 1, _BYTE_MULT, np.uint64))
+    terms = (b[inside].astype(np.uint64) + np.uint64(1)) * powers[pos]
+    hashes = mix64(np.add.reduceat(terms, seg) if len(seg) else terms)
+    chars = (np.add.reduceat(((b[inside] & 0xC0) != 0x80).astype(np.int64), seg)
+             if len(seg) else np.zeros(0, np.int64))
+    ends = np.cumsum([len(r) + 1 for r in raw])  # a document's bytes end before ends[d]
+    doc_of_word = np.searchsorted(ends, inside[seg], side="right")
+    lengths = np.bincount(doc_of_word, minlength=len(docs))
+    yield WordBatch(np.asarray(docs, np.int64), lengths, hashes, chars)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -154,8 +170,7 @@ def signatures(shingles: np.ndarray, counts: np.ndarray, permutations: np.ndarra
 
 
 def near_duplicates(texts: Sequence[str], order: np.ndarray, *, threshold: float,
-                    shingle_words: int, num_perm: int, seed: int,
-                    hasher: WordHasher) -> tuple[dict[int, tuple[int, float]], dict]:
+                    shingle_words: int, num_perm: int, seed: int) -> tuple[dict[int, tuple[int, float]], dict]:
   """{document: (the earlier document it is most similar to, estimated Jaccard)} for the
   documents `order` lists that are near duplicates of an earlier one, and facts about the
   LSH index (bands, rows, candidates checked). Documents without words are never compared."""
@@ -165,7 +180,7 @@ def near_duplicates(texts: Sequence[str], order: np.ndarray, *, threshold: float
   # Signatures of the documents inserted so far, to verify LSH candidates.
   seen_sig = np.empty((min(len(order), 1024), num_perm), np.uint32)
   seen_doc, dups, checked = [], {}, 0
-  for docs, lengths, h, _ in batches(texts, order, hasher):
+  for docs, lengths, h, _ in word_batches(texts, order):
     shingles, counts = gram_hashes(h, lengths, shingle_words, short_docs=True)
     sig = signatures((shingles >> np.uint64(32)).astype(np.uint32), counts, permutations)
     for doc, s, c in zip(docs.tolist(), sig, counts.tolist()):

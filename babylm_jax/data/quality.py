@@ -61,12 +61,11 @@ def replacement_fraction(texts: Sequence[str], order: np.ndarray) -> np.ndarray:
                       for i in order.tolist()), np.float64, len(order))
 
 
-def repeated_ngrams(texts: Sequence[str], order: np.ndarray, n: int,
-                    hasher: dedup.WordHasher) -> np.ndarray:
+def repeated_ngrams(texts: Sequence[str], order: np.ndarray, n: int) -> np.ndarray:
   """repeated_ngrams of each document `order` lists (see the module docstring)."""
   out = np.zeros(len(order), np.float64)
   done = 0
-  for docs, lengths, h, ws in dedup.batches(texts, order, hasher):
+  for docs, lengths, h, chars in dedup.word_batches(texts, order):
     grams, counts = dedup.gram_hashes(h, lengths, n, short_docs=False)
     # One key per (document, n-gram), so that only repeats inside a document count.
     doc_of_gram = np.repeat(np.arange(len(docs), dtype=np.uint64), counts)
@@ -80,9 +79,8 @@ def repeated_ngrams(texts: Sequence[str], order: np.ndarray, n: int,
     cover = (np.bincount(first[repeated], minlength=size)
              - np.bincount(first[repeated] + n, minlength=size))
     covered = np.cumsum(cover[:len(h)]) > 0
-    chars = np.fromiter(map(len, ws), np.float64, len(ws))
     doc_of_word = np.repeat(np.arange(len(docs)), lengths)
-    total = np.bincount(doc_of_word, chars, minlength=len(docs))
+    total = np.bincount(doc_of_word, chars.astype(np.float64), minlength=len(docs))
     inside = np.bincount(doc_of_word, chars * covered, minlength=len(docs))
     out[done:done + len(docs)] = inside / np.maximum(total, 1)
     done += len(docs)
