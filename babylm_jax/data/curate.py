@@ -194,6 +194,11 @@ class _Ledger:
     self.source_id = np.fromiter((index[s] for s in sources), np.int64, len(sources))
     self.n_words = n_words
 
+  def mask(self, docs: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(self.source_id), bool)
+    out[docs] = True
+    return out
+
   def count(self, mask: np.ndarray) -> dict[str, dict[str, int]]:
     k = len(self.names)
     docs = np.bincount(self.source_id[mask], minlength=k)
@@ -217,39 +222,50 @@ def _example(texts, sources, i: int, j: int, **extra) -> dict:
               **extra)
 
 
-def _exact(texts, sources, alive, s: CurateSettings):
+# Each step: (texts, sources, the documents still kept, settings, ledger) -> (the documents
+# it drops, what the report says about it beyond the counts).
+
+
+def _exact(texts, sources, alive, s: CurateSettings, ledger):
   dups = dedup.exact_duplicates(texts, alive)
-  drop = np.isin(alive, np.fromiter(dups, np.int64, len(dups)))
   examples = [_example(texts, sources, i, j) for i, j in list(dups.items())[:5]]
-  return drop, dict(normalisation=dedup.EXACT_NORMALISATION, hash="blake2b-128",
-                    examples=examples)
+  return (np.fromiter(dups, np.int64, len(dups)),
+          dict(normalisation=dedup.EXACT_NORMALISATION, hash="blake2b-128", examples=examples))
 
 
-def _quality(texts, sources, alive, s: CurateSettings):
+def _quality(texts, sources, alive, s: CurateSettings, ledger):
   q = s.quality
   n_words = quality.words(texts, alive)
-  checks = []  # (name, threshold, fails), in the order drops are charged
-  if q.min_words is not None:
-    checks.append(("min_words", q.min_words, n_words < q.min_words))
-  if q.max_words is not None:
-    checks.append(("max_words", q.max_words, n_words > q.max_words))
-  if q.max_replacement_fraction is not None:
-    checks.append(("max_replacement_fraction", q.max_replacement_fraction,
-                   quality.replacement_fraction(texts, alive) > q.max_replacement_fraction))
-  if q.max_symbol_ratio is not None:
-    checks.append(("max_symbol_ratio", q.max_symbol_ratio,
-                   quality.symbol_ratio(texts, alive, n_words) > q.max_symbol_ratio))
-  if q.max_repeated_lines is not None:
-    checks.append(("max_repeated_lines", q.max_repeated_lines,
-                   quality.repeated_lines(texts, alive) > q.max_repeated_lines))
-  if q.max_repeated_ngrams is not None:
-    values = quality.repeated_ngrams(texts, alive, q.ngram_words)
-    checks.append(("max_repeated_ngrams", q.max_repeated_ngrams,
-                   values > q.max_repeated_ngrams))
-  return [(name, threshold, fails) for name, threshold, fails in checks]
+  # (name, threshold, which documents fail it), in the order drops are charged; a measure
+  # is computed only when its threshold is set.
+  checks = [
+      ("min_words", q.min_words, lambda t: n_words < t),
+      ("max_words", q.max_words, lambda t: n_words > t),
+      ("max_replacement_fraction", q.max_replacement_fraction,
+       lambda t: quality.replacement_fraction(texts, alive) > t),
+      ("max_symbol_ratio", q.max_symbol_ratio,
+       lambda t: quality.symbol_ratio(texts, alive, n_words) > t),
+      ("max_repeated_lines", q.max_repeated_lines,
+       lambda t: quality.repeated_lines(texts, alive) > t),
+      ("max_repeated_ngrams", q.max_repeated_ngrams,
+       lambda t: quality.repeated_ngrams(texts, alive, q.ngram_words) > t),
+  ]
+  failed = np.zeros(len(alive), bool)
+  filters = {}
+  for name, threshold, failing in checks:
+    if threshold is None:
+      continue
+    fails = failing(threshold)
+    filters[name] = dict(threshold=threshold,
+                         flagged=ledger.count(ledger.mask(alive[fails])),
+                         dropped=ledger.count(ledger.mask(alive[fails & ~failed])))
+    failed |= fails
+  if "max_repeated_ngrams" in filters:
+    filters["max_repeated_ngrams"]["ngram_words"] = q.ngram_words
+  return alive[failed], dict(filters=filters)
 
 
-def _language(texts, sources, alive, s: CurateSettings):
+def _language(texts, sources, alive, s: CurateSettings, ledger):
   lang = s.language
   if lang.sources:
     alive = alive[np.isin(np.asarray(sources, object)[alive], lang.sources)]
@@ -261,22 +277,22 @@ def _language(texts, sources, alive, s: CurateSettings):
     per[code] = per.get(code, 0) + 1
   detected = {src: dict(sorted(c.items(), key=lambda kv: -kv[1])[:10])
               for src, c in detected.items()}
-  return alive, ~keep, dict(model=f"py3langid {quality.langid_version()}",
+  return alive[~keep], dict(model=f"py3langid {quality.langid_version()}",
                             languages=list(lang.languages), min_prob=lang.min_prob,
                             sources=list(lang.sources) or "all", max_chars=lang.max_chars,
                             detected=detected)
 
 
-def _near(texts, sources, alive, s: CurateSettings):
+def _near(texts, sources, alive, s: CurateSettings, ledger):
   n = s.near
   dups, facts = dedup.near_duplicates(texts, alive, threshold=n.threshold,
                                       shingle_words=n.shingle_words, num_perm=n.num_perm,
                                       seed=n.seed)
-  drop = np.isin(alive, np.fromiter(dups, np.int64, len(dups)))
   examples = [_example(texts, sources, i, j, estimated_jaccard=round(est, 4))
               for i, (j, est) in list(dups.items())[:n.examples]]
-  return drop, dict(threshold=n.threshold, shingle_words=n.shingle_words,
-                    num_perm=n.num_perm, seed=n.seed, **facts, examples=examples)
+  return (np.fromiter(dups, np.int64, len(dups)),
+          dict(threshold=n.threshold, shingle_words=n.shingle_words, num_perm=n.num_perm,
+               seed=n.seed, **facts, examples=examples))
 
 
 def _check_ancillary(settings: CurateSettings, strict: bool):
@@ -305,37 +321,16 @@ def curate(texts: list[str], sources: list[str], settings: CurateSettings, *,
   ledger = _Ledger(sources, n_words)
   keep = np.ones(len(texts), bool)
   steps = []
-  plan = [("exact", settings.exact), ("quality", settings.quality.enabled),
-          ("language", settings.language.enabled), ("near", settings.near.enabled)]
-  for name, enabled in plan:
+  plan = [("exact", settings.exact, _exact), ("quality", settings.quality.enabled, _quality),
+          ("language", settings.language.enabled, _language),
+          ("near", settings.near.enabled, _near)]
+  for name, enabled, step in plan:
     if not enabled:
       continue
     before = keep.copy()
-    alive = np.flatnonzero(keep)
     t0 = time.perf_counter()
-    extra = {}
-    if name == "quality":
-      checks = _quality(texts, sources, alive, settings)
-      failed = np.zeros(len(alive), bool)
-      filters = {}
-      for fname, threshold, fails in checks:
-        flagged = np.zeros(len(texts), bool)
-        flagged[alive[fails]] = True
-        charged = np.zeros(len(texts), bool)
-        charged[alive[fails & ~failed]] = True
-        failed |= fails
-        filters[fname] = dict(threshold=threshold, flagged=ledger.count(flagged),
-                              dropped=ledger.count(charged))
-      keep[alive[failed]] = False
-      extra = dict(filters=filters)
-      if "max_repeated_ngrams" in filters:
-        filters["max_repeated_ngrams"]["ngram_words"] = settings.quality.ngram_words
-    elif name == "language":
-      checked, drop, extra = _language(texts, sources, alive, settings)
-      keep[checked[drop]] = False
-    else:
-      drop, extra = (_exact if name == "exact" else _near)(texts, sources, alive, settings)
-      keep[alive[drop]] = False
+    dropped, extra = step(texts, sources, np.flatnonzero(keep), settings, ledger)
+    keep[dropped] = False
     seconds = time.perf_counter() - t0
     entry = dict(step=name, **ledger.step(before, keep), seconds=round(seconds, 4))
     entry["words_per_s"] = round(entry["words_in"] / max(seconds, 1e-9))
