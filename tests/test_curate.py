@@ -279,3 +279,14 @@ def test_word_hashes_depend_on_the_word_alone():
   for w, h in zip(words, b.hashes.tolist()):
     assert by_word.setdefault(w, h) == h
   assert len(set(by_word.values())) == len(by_word)  # distinct words, distinct hashes
+
+
+def test_empty_and_wordless_documents():
+  s = _settings(exact__enabled=True, near__enabled=True, quality__max_repeated_ngrams=0.5)
+  assert curate.curate([], [], s, strict=True).keep.tolist() == []
+  # Wordless documents are exact duplicates of each other, never near duplicates.
+  result = curate.curate(["", " \n ", "a b"], ["x", "x", "y"], s, strict=True)
+  assert result.keep.tolist() == [True, False, True]
+  only_near = curate.curate(["", " \n ", "a b"], ["x", "x", "y"], _settings(near__enabled=True),
+                            strict=True)
+  assert only_near.keep.all()

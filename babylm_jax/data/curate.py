@@ -212,7 +212,9 @@ class _Ledger:
                           documents_out=a[s]["documents"], words_out=a[s]["words"],
                           documents_dropped=d[s]["documents"], words_dropped=d[s]["words"])
                   for s in self.names}
-    totals = {k: sum(v[k] for v in per_source.values()) for k in next(iter(per_source.values()))}
+    keys = ("documents_in", "words_in", "documents_out", "words_out", "documents_dropped",
+            "words_dropped")
+    totals = {k: sum(v[k] for v in per_source.values()) for k in keys}
     return dict(totals, per_source=per_source)
 
 

@@ -170,7 +170,8 @@ def signatures(shingles: np.ndarray, counts: np.ndarray, permutations: np.ndarra
 
 
 def near_duplicates(texts: Sequence[str], order: np.ndarray, *, threshold: float,
-                    shingle_words: int, num_perm: int, seed: int) -> tuple[dict[int, tuple[int, float]], dict]:
+                    shingle_words: int, num_perm: int, seed: int
+                    ) -> tuple[dict[int, tuple[int, float]], dict]:
   """{document: (the earlier document it is most similar to, estimated Jaccard)} for the
   documents `order` lists that are near duplicates of an earlier one, and facts about the
   LSH index (bands, rows, candidates checked). Documents without words are never compared."""
@@ -178,7 +179,7 @@ def near_duplicates(texts: Sequence[str], order: np.ndarray, *, threshold: float
   permutations = MinHash(num_perm=num_perm, seed=seed).permutations
   lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
   # Signatures of the documents inserted so far, to verify LSH candidates.
-  seen_sig = np.empty((min(len(order), 1024), num_perm), np.uint32)
+  seen_sig = np.empty((max(1, min(len(order), 1024)), num_perm), np.uint32)
   seen_doc, dups, checked = [], {}, 0
   for docs, lengths, h, _ in word_batches(texts, order):
     shingles, counts = gram_hashes(h, lengths, shingle_words, short_docs=True)
