@@ -331,7 +331,8 @@ def _target(workdir) -> str:
 
 def build_corpus(config, workdir) -> dict:
   """Builds the corpus of `config.data.corpus` into `workdir` (see the module docstring);
-  returns the manifest, with the seconds of each stage under 'seconds' (not written)."""
+  returns the manifest, with the wall and CPU seconds of each stage under 'seconds' and
+  'cpu_seconds' (not in the written manifest, which depends on the recipe and text only)."""
   recipe = config.data.corpus
   unit = str(recipe.unit)
   if unit not in UNITS:
@@ -345,14 +346,14 @@ def build_corpus(config, workdir) -> dict:
                     "not in this installation; update babylm_jax or turn the switches off.")
   target = _target(workdir)
   settings = clean.CleanSettings.from_config(config)
-  seconds = {}
+  seconds, cpu_seconds = {}, {}  # wall and this process's CPU time per stage
 
-  t = time.perf_counter()
+  t, cpu = time.perf_counter(), time.process_time()
   read = [read_source(s, config, settings, unit) for s in srcs]
-  seconds["read"] = time.perf_counter() - t
+  seconds["read"], cpu_seconds["read"] = time.perf_counter() - t, time.process_time() - cpu
   words_read = sum(int(r.words.sum()) for r in read)
 
-  t = time.perf_counter()
+  t, cpu = time.perf_counter(), time.process_time()
   keep = [np.ones(len(r.texts), bool) for r in read]
   curation = None
   if curating:
@@ -363,16 +364,16 @@ def build_corpus(config, workdir) -> dict:
     flat = np.asarray(result.keep, bool)
     keep = np.split(flat, np.cumsum([len(r.texts) for r in read])[:-1])
     curation = result.report
-  seconds["curate"] = time.perf_counter() - t
+  seconds["curate"], cpu_seconds["curate"] = time.perf_counter() - t, time.process_time() - cpu
 
-  t = time.perf_counter()
+  t, cpu = time.perf_counter(), time.process_time()
   picked = []
   for r, k in zip(read, keep):
     picked.append(select(r.words, np.flatnonzero(k), want[r.source.name], recipe.seed,
                          r.source.name, bool(recipe.cut_last)))
-  seconds["select"] = time.perf_counter() - t
+  seconds["select"], cpu_seconds["select"] = time.perf_counter() - t, time.process_time() - cpu
 
-  t = time.perf_counter()
+  t, cpu = time.perf_counter(), time.process_time()
   tmp = os.path.join(os.path.dirname(target),
                      f".{os.path.basename(target)}.tmp-{os.getpid()}-{time.time_ns()}")
   os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -418,8 +419,8 @@ def build_corpus(config, workdir) -> dict:
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  seconds["write"] = time.perf_counter() - t
-  return dict(manifest, seconds=seconds, path=target)
+  seconds["write"], cpu_seconds["write"] = time.perf_counter() - t, time.process_time() - cpu
+  return dict(manifest, seconds=seconds, cpu_seconds=cpu_seconds, path=target)
 
 
 def _documents(r: SourceText, taken: np.ndarray, cut_unit: int, cut: int) -> list[str]:
