@@ -236,7 +236,8 @@ def test_preset_builds_offline_and_a_smoke_run_records_its_manifest(tmp_path, mo
   words = {s["name"]: s["selected"]["words"] for s in m["sources"]}
   # Written, explanatory text is most of it, within the budget the preset names.
   assert words["simple_wiki"] + words["gutenberg"] > 0.75 * m["totals"]["words"]
-  assert 0.99 * m["totals"]["asked"] <= m["totals"]["words"] <= m["totals"]["asked"]
+  # Whole documents of ~4,000 words (20,000 characters): short by at most one per source.
+  assert 0.9 * m["totals"]["asked"] <= m["totals"]["words"] <= m["totals"]["asked"]
   assert (w / "corpus.md").read_text().startswith("# Corpus")
 
   common = ["--config", ROOT / "configs/smoke.py", f"--config.data.path={w}",
