@@ -7,9 +7,9 @@ train_10M/switchboard.train, with a quota of 80% of each source's words, whole d
 With babylm_jax/data/curate.py present, every switch of its default config is turned on
 (exact and near-duplicate removal, quality and language filters), otherwise curation is 0 s.
 Words/s per stage are of the words read (read, curate), kept by curation (select) or written
-(write), per wall second and per CPU second of this process (the machine may be shared). `plain_read`
-is `str.split` over the same files read whole in the same run: `read_ratio` says how much of
-reading is cleaning (normalisation, boundaries) rather than I/O.
+(write), per wall second and per CPU second of this process (the machine may be shared).
+`plain_read` is `str.split` over the same files read whole in the same run: `read_ratio` says
+how much of reading is cleaning (normalisation, boundaries) rather than I/O.
 
 The projection to 100M words scales each stage linearly from the words it handled. That holds
 for reading, cleaning, exact deduplication (hashing), the per-document filters, selection
@@ -20,6 +20,7 @@ The last line is one JSON object.
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ import ml_collections
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from babylm_jax.config import base_config  # noqa: E402
-from babylm_jax.data import clean, corpus  # noqa: E402
+from babylm_jax.data import corpus  # noqa: E402
 
 DOMAINS = ("bnc_spoken", "childes", "gutenberg", "open_subtitles", "simple_wiki")
 TARGET_WORDS = 100_000_000
@@ -71,7 +72,7 @@ def main():
   args = ap.parse_args()
   c = recipe(args.text)
   paths = sorted({os.path.join(s.path, n) for s in corpus.sources_of(c)
-                  for n in os.listdir(s.path) if __import__("fnmatch").fnmatch(n, s.files)})
+                  for n in os.listdir(s.path) if fnmatch.fnmatch(n, s.files)})
   t = time.perf_counter()
   plain_words = sum(len(open(p, encoding="utf-8").read().split()) for p in paths)
   plain_s = time.perf_counter() - t
