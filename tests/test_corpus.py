@@ -53,6 +53,8 @@ def test_quotas_are_met_as_documented_and_training_counts_the_same_words(tmp_pat
   m = corpus.build_corpus(c, tmp_path / "a")
   for s in m["sources"]:
     assert s["selected"]["words"] <= s["quota"]
+    assert s["read"][0]["sha256"] == _sha(s["read"][0]["file"])
+    assert m["files"][f"{s['name']}.train"] == _sha(tmp_path / "a" / f"{s['name']}.train")
     # Short only when every unit not taken is longer than what was left of the quota.
     text = sources.read_blocks(s["read"][0]["file"])
     units = [clean.count_words(d) for d in clean.documents(text, s["name"], clean.CleanSettings())]
@@ -207,10 +209,16 @@ def _refusals(tmp_path):
        "source 'u' (" + str(utf16) + ") does not look like text"),
       (f"S.h = ml_collections.ConfigDict(dict(path='hf:babylm/absent', words=10))\n",
        "data.corpus.sources.h.revision is empty"),
+      (f"S.h = ml_collections.ConfigDict(dict(path='hf:babylm/absent', words=10, "
+       f"revision='{'0' * 40}'))\n",
+       f"dataset 'hf:babylm/absent' split 'train' at revision '{'0' * 40}' was not found in "
+       f"the local cache"),
   ]
 
 
-def test_refusals_are_one_sentence_exit_2_and_write_nothing(tmp_path):
+def test_refusals_are_one_sentence_exit_2_and_write_nothing(tmp_path, monkeypatch):
+  monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the launched runs look in the cache only
+  monkeypatch.setenv("HF_HUB_OFFLINE", "1")
   for i, (body, message) in enumerate(_refusals(tmp_path)):
     (tmp_path / f"r{i}").mkdir()
     recipe = _recipe_file(tmp_path / f"r{i}", body)

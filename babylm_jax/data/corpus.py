@@ -492,6 +492,11 @@ def run_corpus(config, workdir) -> dict:
       print(f"warning: source '{s['name']}' has only {s['after_curation']['words']:,} words "
             f"after cleaning and curation, less than its quota of {s['quota']:,}; all of them "
             f"were taken.", file=sys.stderr, flush=True)
+    elif s["short_by"] > 0.1 * s["quota"]:
+      print(f"warning: source '{s['name']}' gave {s['selected']['words']:,} words of its quota "
+            f"of {s['quota']:,}: its units are long next to the quota; set "
+            f"--config.data.corpus.cut_last=True or unit=paragraph to fill it.",
+            file=sys.stderr, flush=True)
   digest = manifest_sha256(result["path"])
   secs = result["seconds"]
   print(f"wrote {result['path']} (manifest sha256 {digest}); read {secs['read']:.2f} s, "
