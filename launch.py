@@ -3,7 +3,7 @@
   python launch.py --config configs/smoke.py --workdir runs/smoke [--mode=train]
   python launch.py --config configs/strict_small.py --workdir DIR --config.train.lr=5e-3
 
-Modes: prepare, train (default), eval, finetune, export, sweep.
+Modes: prepare, train (default), eval, finetune, export, sweep, corpus.
 """
 
 import sys

@@ -19,7 +19,7 @@ from babylm_jax import config_files
 from babylm_jax import interrupts
 from babylm_jax.errors import EXIT_USER_ERROR, UserError
 
-MODES = ("prepare", "train", "eval", "finetune", "export", "sweep")
+MODES = ("prepare", "train", "eval", "finetune", "export", "sweep", "corpus")
 MODE_HELP = {
     "prepare": "build (or reuse) the tokenizer and token store; print words and tokens",
     "train": "train a run in --workdir, or resume it (the default)",
@@ -27,6 +27,7 @@ MODE_HELP = {
     "finetune": "fine-tune the run's checkpoint on a (Super)GLUE task",
     "export": "write the run's checkpoint as a Hugging Face folder",
     "sweep": "train and evaluate every variant of a sweep config; print the table",
+    "corpus": "build the corpus folder of a recipe (data.corpus) into --workdir",
 }
 # Modes that read a trained run: without --config they use the run's own config.json.
 READS_RUN = ("eval", "finetune", "export")
@@ -134,6 +135,9 @@ def dispatch(mode: str, config, workdir: str | None):
     return run_sweep(config, workdir, _process_flags())
   if "sweep" in config:
     raise UserError(f"this --config is a sweep; run it with --mode=sweep, not --mode={mode}.")
+  if mode == "corpus":
+    from babylm_jax.data.corpus import run_corpus
+    return run_corpus(config, workdir)
   if mode == "prepare":
     from babylm_jax.data.prepare import run_prepare
     return run_prepare(config, workdir)

@@ -82,6 +82,26 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.encode_batch_docs = 4096
   # Each step reads a random sample of the epoch's rows (False: consecutive stream rows).
   c.data.shuffle_rows = True
+  # A corpus recipe for --mode=corpus (babylm_jax/data/corpus.py; configs/corpora/ has
+  # presets): which sources, how many words of each, and how they are picked. Training does
+  # not read this section; it reads the folder the recipe writes, as data.path.
+  c.data.corpus = ml_collections.ConfigDict()
+  # name -> ConfigDict(path=..., words=N | weight=W, ...): see corpus.SOURCE_FIELDS. The name
+  # is the domain (the output file <name>.train) in every report.
+  c.data.corpus.sources = ml_collections.ConfigDict()
+  # Words shared by the sources that give a weight instead of a word quota (0: none do).
+  c.data.corpus.total_words = 0
+  # Selection unit: 'document' (as data.clean cuts them) or 'paragraph' (a line of one).
+  c.data.corpus.unit = "document"
+  # Cut the first unit that does not fit at a word, so that each source gives exactly its
+  # quota (False: whole units only, a source may fall short by less than one unit).
+  c.data.corpus.cut_last = False
+  c.data.corpus.seed = 0
+  # Deduplication and filters (babylm_jax/data/curate.py), applied before the selection.
+  c.data.corpus.curate = ml_collections.ConfigDict()
+  # name -> 'hf:ORG/NAME ...': the Hub sources a user with network access would use instead
+  # of the local ones (documentation only; presets fill it).
+  c.data.corpus.hub_sources = ml_collections.ConfigDict()
 
   c.tokenizer = ml_collections.ConfigDict()
   # A tokenizer.json to load; '' trains one on the corpus (vocab size from model.vocab_size).
@@ -776,9 +796,17 @@ def _as_tuples(value):
   return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
 
 
+# Sections whose keys a recipe names (corpus sources by domain): a run's config.json may hold
+# keys there that base_config() has not.
+OPEN_SECTIONS = ("data.corpus.sources.", "data.corpus.hub_sources.", "data.corpus.curate.")
+
+
 def _fill(config, values: dict, where: str, prefix: str = ""):
   for key, value in values.items():
     name = prefix + key
+    if key not in config and prefix.startswith(OPEN_SECTIONS):
+      config[key] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+      continue
     if key not in config:
       raise ConfigError(f"{where} has a field '{name}' that this version of babylm_jax does not "
                         f"know; pass the run's --config file instead.")

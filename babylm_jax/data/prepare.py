@@ -20,6 +20,7 @@ import tokenizers
 from babylm_jax import config as config_lib
 from babylm_jax import interrupts
 from babylm_jax.data import clean, sources
+from babylm_jax.data import corpus as corpus_lib
 from babylm_jax.data import tokenizer as tok_lib
 from babylm_jax.data.store import (TokenStore, cache_error, cache_root, digest, open_store,
                                    write_store)
@@ -240,7 +241,8 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
       tokens_per_word=tokens / max(words, 1), seconds=seconds,
       words_per_s=words / max(seconds, 1e-9), replaced_bytes=int(train.meta["replaced_bytes"]),
       cache_hit=cache_hit, tokenizer_trained=tok_trained,
-      vocab_size=tok.get_vocab_size(with_added_tokens=True))
+      vocab_size=tok.get_vocab_size(with_added_tokens=True),
+      corpus_manifest_sha256=corpus_lib.manifest_sha256(data.path))
   return PreparedData(tok, tok_path, train, dev, stats)
 
 
@@ -256,6 +258,9 @@ def format_summary(stats: dict) -> str:
       f"{stats['seconds']:.2f} s, {stats['words_per_s']:,.0f} words/s"
       f"{' (cache hit)' if stats['cache_hit'] else ''}",
   ]
+  if stats.get("corpus_manifest_sha256"):
+    lines.append(f"corpus manifest sha256 {stats['corpus_manifest_sha256']} "
+                 f"(data.path holds a corpus built by --mode=corpus)")
   return "\n".join(lines)
 
 

@@ -1,7 +1,9 @@
 """Where the raw text comes from: local files, a Hugging Face Hub dataset, or TFDS.
 
 `resolve(spec, config)` turns `data.path` (or `data.dev_path`) into a `Corpus`: a list of
-`TextFile`s (domain = file stem) or TFDS records, plus a content key for caching. Files are
+`TextFile`s (domain = file stem) or TFDS records, plus a content key for caching. Corpus
+recipes (data/corpus.py) also read records: `jsonl_records` (a .jsonl file's text field) and
+`hub_records` (a dataset through `datasets.load_dataset`, from the Hub or a local folder). Files are
 read as a stream of text blocks (`read_blocks`): the BabyLM sample files are one line of
 several megabytes, so nothing reads a whole file or line at once. Bytes that are not UTF-8
 are decoded with replacement and counted.
@@ -194,16 +196,80 @@ def resolve(spec: str, config, field: str = "data.path") -> Corpus:
   return Corpus(spec, files, _files_key(files))
 
 
-def read_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[str]:
-  """Decoded text of a file in blocks of about `block_bytes`; bad bytes become U+FFFD."""
+def read_blocks(path: str, block_bytes: int = BLOCK_BYTES, hasher=None) -> Iterator[str]:
+  """Decoded text of a file in blocks of about `block_bytes`; bad bytes become U+FFFD.
+  `hasher` (a hashlib object), when given, sees every raw byte read."""
   decoder = codecs.getincrementaldecoder("utf-8")(errors="babylm_jax_count")
   with _readable(path) as f:
     while raw := f.read(block_bytes):
       _bytes_read[0] += len(raw)
+      if hasher is not None:
+        hasher.update(raw)
       yield decoder.decode(raw)
     tail = decoder.decode(b"", final=True)
     if tail:
       yield tail
+
+
+def jsonl_records(path: str, field: str, hasher=None) -> Iterator[str]:
+  """The `field` of every JSON object in a .jsonl file (one per line), as text."""
+  import json
+  with _readable(path) as f:
+    for number, raw in enumerate(f, start=1):
+      _bytes_read[0] += len(raw)
+      if hasher is not None:
+        hasher.update(raw)
+      line = raw.decode("utf-8", "babylm_jax_count").strip()
+      if not line:
+        continue
+      try:
+        record = json.loads(line)
+      except ValueError:
+        raise DataError(f"'{path}' line {number} is not JSON; a .jsonl source holds one JSON "
+                        f"object per line.") from None
+      if not isinstance(record, dict) or field not in record:
+        raise DataError(f"'{path}' line {number} has no field '{field}'; set the source's "
+                        f"text_field to the field that holds the text.")
+      yield str(record[field])
+
+
+def hub_records(spec: str, *, revision: str, split: str, field: str, data_files: str = "",
+                streaming: bool = True, hasher=None) -> Iterator[str]:
+  """The `field` of every record of a dataset read with `datasets.load_dataset`.
+
+  `spec` is 'hf:ORG/NAME' (the Hub, or its cache with HF_DATASETS_OFFLINE=1) or 'hf:FOLDER'
+  (a local folder of parquet/jsonl/... files in the Hub's layout). Streaming reads records
+  as they come, so a corpus larger than memory or disk is never materialised in an Arrow
+  cache. `hasher` sees each record's text (UTF-8, NUL-terminated): the digest names what was
+  read whether or not the files are at hand.
+  """
+  import datasets
+  name = spec[len("hf:"):]
+  try:
+    ds = datasets.load_dataset(name, revision=revision or None, split=split,
+                               data_files=data_files or None, streaming=streaming)
+  except Exception as e:  # noqa: BLE001 - datasets raises many kinds; all mean "not there"
+    offline = datasets.config.HF_HUB_OFFLINE
+    where = "in the local cache (HF_DATASETS_OFFLINE=1)" if offline else "on the Hub"
+    raise DataError(f"dataset '{spec}' split '{split}' at revision '{revision}' was not found "
+                    f"{where} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                    f"); check the name, split, revision and data_files.") from None
+  columns = ds.column_names
+  if columns is not None and field not in columns:
+    raise DataError(f"dataset '{spec}' has no field '{field}'; set the source's text_field to "
+                    f"one of {sorted(columns)}.")
+  for record in ds:
+    text = record[field]
+    if isinstance(text, bytes):
+      raw = text
+      text = raw.decode("utf-8", "babylm_jax_count")
+    else:
+      text = "" if text is None else str(text)
+      raw = text.encode("utf-8", "surrogatepass")
+    _bytes_read[0] += len(raw)
+    if hasher is not None:
+      hasher.update(raw + b"\0")
+    yield text
 
 
 def take_replaced() -> int:

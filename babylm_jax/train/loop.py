@@ -38,7 +38,7 @@ def check_rules(config, derived, words_planned: int):
         f"train.epochs, or set --config.outside_rules=True for a run outside the BabyLM rules.")
 
 
-def _write_config(workdir: epath.Path, config, derived):
+def _write_config(workdir: epath.Path, config, derived, corpus_manifest: str | None = None):
   if jax.process_index() != 0:
     return
   resolved = config_lib.to_dict(config)
@@ -46,6 +46,8 @@ def _write_config(workdir: epath.Path, config, derived):
                              cooldown_steps=derived.cooldown_steps,
                              phases=[vars(p) for p in derived.phases],
                              corpus_tokens=derived.corpus_tokens, corpus_words=derived.corpus_words)
+  if corpus_manifest:  # data.path is a folder built by --mode=corpus: name its recipe's build
+    resolved["derived"]["corpus_manifest_sha256"] = corpus_manifest
   tmp = workdir / "config.json.tmp"
   tmp.write_text(json.dumps(resolved, indent=2, default=str))
   tmp.replace(workdir / "config.json")
@@ -233,7 +235,7 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   elif jax.process_index() == 0:
     plot_losses(workdir, writer.records)
     _say(_summary(workdir, ckpt, source, done, total, writer.records, time.time() - started,
-                  run_versions))
+                  run_versions, prepared.stats.get("corpus_manifest_sha256")))
   return dict(train=last_train, val=last_val, step=done, preempted=stop == "SIGTERM",
               interrupted=stop)
 
@@ -248,7 +250,7 @@ def _write_run_files(workdir, config, derived, prepared):
   from babylm_jax.data import tokenizer as tok_lib
   if jax.process_index() == 0:
     tok_lib.save_tokenizer_atomic(prepared.tokenizer, str(workdir / "tokenizer.json"))
-  _write_config(workdir, config, derived)
+  _write_config(workdir, config, derived, prepared.stats.get("corpus_manifest_sha256"))
 
 
 def _complete_line(step: int, total: int, workdir) -> str:
@@ -259,7 +261,8 @@ def _complete_line(step: int, total: int, workdir) -> str:
           f"--config.train.stop_after to continue it.")
 
 
-def _summary(workdir, ckpt, source, step, total, records, seconds, run_versions) -> str:
+def _summary(workdir, ckpt, source, step, total, records, seconds, run_versions,
+             corpus_manifest: str | None = None) -> str:
   """What the run did and where its outputs are, and the command to run next."""
   def loss(key):
     values = [r[key] for r in records if r.get(key) is not None]
@@ -279,6 +282,8 @@ def _summary(workdir, ckpt, source, step, total, records, seconds, run_versions)
       f"  loss plot    {workdir / 'plots' / 'loss.png'}",
       f"  versions     {versions_lib.line(run_versions)} "
       f"({workdir / versions_lib.FILE_NAME})",
+      *([f"  corpus       manifest sha256 {corpus_manifest} (data.path's corpus.json)"]
+        if corpus_manifest else []),
       f"next: python launch.py --mode=eval --workdir {workdir}" if step >= total else
       "next: run the same command without --config.train.stop_after to continue",
   ])
