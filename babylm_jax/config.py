@@ -17,6 +17,7 @@ from typing import Iterable
 import ml_collections
 from ml_collections import config_dict
 
+from babylm_jax.data import curate
 from babylm_jax.errors import ConfigError
 
 NUM_SPECIAL_TOKENS = 16
@@ -97,8 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
   # quota (False: whole units only, a source may fall short by less than one unit).
   c.data.corpus.cut_last = False
   c.data.corpus.seed = 0
-  # Deduplication and filters (babylm_jax/data/curate.py), applied before the selection.
-  c.data.corpus.curate = ml_collections.ConfigDict()
+  # Deduplication and filters (babylm_jax/data/curate.py), applied before the selection;
+  # every step off by default.
+  c.data.corpus.curate = curate.default_config()
   # name -> 'hf:ORG/NAME ...': the Hub sources a user with network access would use instead
   # of the local ones (documentation only; presets fill it).
   c.data.corpus.hub_sources = ml_collections.ConfigDict()
@@ -798,7 +800,7 @@ def _as_tuples(value):
 
 # Sections whose keys a recipe names (corpus sources by domain): a run's config.json may hold
 # keys there that base_config() has not.
-OPEN_SECTIONS = ("data.corpus.sources.", "data.corpus.hub_sources.", "data.corpus.curate.")
+OPEN_SECTIONS = ("data.corpus.sources.", "data.corpus.hub_sources.")
 
 
 def _fill(config, values: dict, where: str, prefix: str = ""):

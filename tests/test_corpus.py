@@ -262,3 +262,38 @@ def test_preset_builds_offline_and_a_smoke_run_records_its_manifest(tmp_path, mo
   recorded = json.loads((tmp_path / "run" / "config.json").read_text())
   assert recorded["derived"]["corpus_manifest_sha256"] == digest
   assert f"manifest sha256 {digest}" in train.stdout
+
+
+def test_curation_runs_before_selection_so_a_deduplicated_corpus_still_fills_its_quota(tmp_path):
+  # The shared sample's simple_wiki_dev file repeats documents of simple_wiki.train: with
+  # deduplication on, no two written documents are duplicates, and the quota (smaller than
+  # what is left) is still met as documented.
+  folder = str(data_path("babylm_text/train_600k"))
+  c = _recipe(wiki=dict(path=folder, files="simple_wiki*.train", words=200_000),
+              subs=dict(path=folder, files="open_subtitles*.train", words=40_000))
+  c.data.corpus.curate.exact.enabled = True
+  c.data.corpus.curate.near.enabled = True
+  c.data.corpus.curate.quality.min_words = 20
+  m = corpus.build_corpus(c, tmp_path / "dedup")
+  steps = {s["step"]: s for s in m["curation"]["steps"]}
+  assert set(steps) == {"exact", "quality", "near"}
+  for s in m["sources"]:
+    assert s["after_curation"]["words"] == m["curation"]["per_source"][s["name"]]["words_out"]
+    assert s["after_curation"]["words"] < s["before"]["words"] or s["name"] == "subs"
+    assert s["quota"] - s["short_by"] == s["selected"]["words"] <= s["quota"]
+  from babylm_jax.data import dedup
+  written = list(clean.documents(sources.read_blocks(tmp_path / "dedup" / "wiki.train"), "wiki",
+                                 clean.CleanSettings()))
+  keys = [dedup.exact_key(d) for d in written]
+  assert len(set(keys)) == len(keys)
+  assert min(clean.count_words(d) for d in written) >= 20
+  report = (tmp_path / "dedup" / "corpus.md").read_text()
+  assert "| exact | wiki |" in report and "| min_words | 20 |" in report
+  assert "Near duplicates: MinHash of 5-word shingles" in report
+
+  # Without curation the same recipe writes duplicates: the test above can fail.
+  c.data.corpus.curate = config_lib.base_config().data.corpus.curate
+  corpus.build_corpus(c, tmp_path / "raw")
+  raw = [dedup.exact_key(d) for d in clean.documents(
+      sources.read_blocks(tmp_path / "raw" / "wiki.train"), "wiki", clean.CleanSettings())]
+  assert len(set(raw)) < len(raw)

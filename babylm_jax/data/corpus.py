@@ -40,13 +40,8 @@ import numpy as np
 
 from babylm_jax import config as config_lib
 from babylm_jax import interrupts
-from babylm_jax.data import clean, sources
+from babylm_jax.data import clean, curate, sources
 from babylm_jax.errors import ConfigError, DataError, UserError
-
-try:  # written alongside this module; a build without it cannot curate
-  from babylm_jax.data import curate
-except ImportError:
-  curate = None
 
 MANIFEST = "corpus.json"
 REPORT = "corpus.md"
@@ -177,18 +172,6 @@ def check_budget(config, want: dict[str, int]):
           f"the rules.")
 
 
-def _curation_on(section) -> bool:
-  """True when any switch of data.corpus.curate (at any depth) is on."""
-  for key in section:
-    value = section[key]
-    if hasattr(value, "keys"):
-      if _curation_on(value):
-        return True
-    elif value is True:
-      return True
-  return False
-
-
 # ----------------------------------------------------------------------------- read ---
 
 def _local_paths(src: Source) -> list[str]:
@@ -271,8 +254,7 @@ def read_source(src: Source, config, settings: clean.CleanSettings, unit: str) -
         doc_ids.append(doc)
       doc += 1
   replaced, raw_bytes = sources.take_replaced(), sources.take_bytes_read()
-  from babylm_jax.data.prepare import MAX_REPLACED_FRACTION
-  if raw_bytes and replaced + nul > MAX_REPLACED_FRACTION * raw_bytes:
+  if raw_bytes and replaced + nul > sources.MAX_REPLACED_FRACTION * raw_bytes:
     raise DataError(f"source '{src.name}' ({src.path}) does not look like text: "
                     f"{replaced + nul:,} of its {raw_bytes:,} bytes are not UTF-8 text; "
                     f"re-encode it as UTF-8 or leave it out of the recipe.")
@@ -340,10 +322,8 @@ def build_corpus(config, workdir) -> dict:
   srcs = sources_of(config)
   want = quotas(config, srcs)
   check_budget(config, want)
-  curating = _curation_on(recipe.curate)
-  if curating and curate is None:
-    raise UserError("data.corpus.curate switches curation on, but babylm_jax.data.curate is "
-                    "not in this installation; update babylm_jax or turn the switches off.")
+  curate_settings = curate.settings_from_config(recipe.curate)  # checked before any read
+  curating = curate_settings.any_on
   target = _target(workdir)
   settings = clean.CleanSettings.from_config(config)
   seconds, cpu_seconds = {}, {}  # wall and this process's CPU time per stage
@@ -359,7 +339,7 @@ def build_corpus(config, workdir) -> dict:
   if curating:
     texts = [x for r in read for x in r.texts]
     names = [r.source.name for r in read for _ in r.texts]
-    result = curate.curate(texts, names, curate.settings_from_config(recipe.curate),
+    result = curate.curate(texts, names, curate_settings,
                            strict=not config.outside_rules)
     flat = np.asarray(result.keep, bool)
     keep = np.split(flat, np.cumsum([len(r.texts) for r in read])[:-1])
@@ -476,8 +456,7 @@ def format_report(m: dict) -> str:
       lines.append(f"| {s['name']} | {what} | "
                    f"{(r.get('sha256') or r.get('sha256_of_records'))[:16]}... |")
   if m["curation"]:
-    lines += ["", "## Curation", "", "```json",
-              json.dumps(m["curation"], indent=1, sort_keys=True, default=str)[:20_000], "```"]
+    lines += ["", "## Curation", ""] + curate.format_report(m["curation"])
   lines += ["", "## Files", ""]
   lines += [f"- `{name}` sha256 {digest}" for name, digest in sorted(m["files"].items())]
   return "\n".join(lines) + "\n"

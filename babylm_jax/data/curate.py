@@ -114,6 +114,11 @@ class CurateSettings:
   outside_rules: bool = False
 
   @property
+  def any_on(self) -> bool:
+    """True when some step is switched on (a quality filter is on when its threshold is set)."""
+    return self.exact or self.near.enabled or self.quality.enabled or self.language.enabled
+
+  @property
   def ancillary_models(self) -> list[str]:
     return ["py3langid"] if self.language.enabled else []
 
@@ -351,3 +356,46 @@ def curate(texts: list[str], sources: list[str], settings: CurateSettings, *,
       strict=strict, settings=dataclasses.asdict(settings),
       seconds=round(time.perf_counter() - t_all, 4))
   return CurateResult(keep, report)
+
+
+def format_report(report: dict) -> list[str]:
+  """The curation report as Markdown lines for a person: per step and source, what went in,
+  what was dropped; each quality filter's thresholds and drops; example removed duplicates."""
+  lines = ["| step | source | documents in | words in | documents dropped | words dropped |",
+           "| --- | --- | ---: | ---: | ---: | ---: |"]
+  for s in report["steps"]:
+    for name, c in s["per_source"].items():
+      lines.append(f"| {s['step']} | {name} | {c['documents_in']:,} | {c['words_in']:,} | "
+                   f"{c['documents_dropped']:,} | {c['words_dropped']:,} |")
+  lines.append(f"| all | all | {report['documents_in']:,} | {report['words_in']:,} | "
+               f"{report['documents_in'] - report['documents_out']:,} | "
+               f"{report['words_in'] - report['words_out']:,} |")
+  models = report.get("ancillary_models") or []
+  lines += ["", "Ancillary models (their training data count toward the budget under the BabyLM "
+            f"rules): {', '.join(models) if models else 'none'}."]
+  for s in report["steps"]:
+    if s["step"] == "exact":
+      lines += ["", f"Exact duplicates: {s['normalisation']}; {s['hash']} of the normalised text, "
+                "the first occurrence kept."]
+    elif s["step"] == "near":
+      lines += ["", f"Near duplicates: MinHash of {s['shingle_words']}-word shingles, "
+                f"{s['num_perm']} permutations (seed {s['seed']}), LSH {s['lsh_bands']} bands x "
+                f"{s['lsh_rows']} rows, dropped at an estimated Jaccard similarity >= "
+                f"{s['threshold']} to an earlier document."]
+    elif s["step"] == "quality":
+      lines += ["", "| quality filter | threshold | flagged (documents) | dropped (documents) |",
+                "| --- | --- | ---: | ---: |"]
+      for name, f in s["filters"].items():
+        flagged = sum(c["documents"] for c in f["flagged"].values())
+        dropped = sum(c["documents"] for c in f["dropped"].values())
+        extra = f" ({f['ngram_words']}-grams)" if "ngram_words" in f else ""
+        lines.append(f"| {name} | {f['threshold']}{extra} | {flagged:,} | {dropped:,} |")
+    elif s["step"] == "language":
+      lines += ["", f"Language filter: {s.get('model', 'py3langid')}."]
+    for e in s.get("examples") or []:
+      sim = (f" (estimated Jaccard {e['estimated_jaccard']:.2f})"
+             if "estimated_jaccard" in e else "")
+      lines.append(f"- {s['step']}: removed {e['removed_source']} #{e['removed']} "
+                   f"\"{e['removed_text'][:120]}...\" as a duplicate of "
+                   f"{e['duplicate_source']} #{e['duplicate_of']}{sim}")
+  return lines

@@ -27,10 +27,9 @@ from babylm_jax.data.store import (TokenStore, cache_error, cache_root, digest, 
 from babylm_jax.errors import DataError
 
 
-# A corpus with more bytes than this replaced as invalid UTF-8, or more tokens per whitespace
-# word than this, is not text (English runs at 1.3-2.5 tokens per word); data.allow_binary
-# overrides.
-MAX_REPLACED_FRACTION = 0.01
+# A corpus with more bytes than sources.MAX_REPLACED_FRACTION replaced as invalid UTF-8, or
+# more tokens per whitespace word than this, is not text (English runs at 1.3-2.5 tokens per
+# word); data.allow_binary overrides.
 MAX_TOKENS_PER_WORD = 5.0
 
 
@@ -91,11 +90,11 @@ def _read(corpus: sources.Corpus, settings: clean.CleanSettings, field: str) -> 
 
 def check_text(config, spec: str, replaced: int, raw_bytes: int | None, tokens: int = 0,
                words: int = 0):
-  """Refuses a corpus that is not text (see MAX_REPLACED_FRACTION) unless data.allow_binary."""
+  """Refuses a corpus that is not text (see sources.MAX_REPLACED_FRACTION) unless data.allow_binary."""
   if config.data.allow_binary:
     return
   override = "or set --config.data.allow_binary=True to train on it anyway"
-  if raw_bytes and replaced > MAX_REPLACED_FRACTION * raw_bytes:
+  if raw_bytes and replaced > sources.MAX_REPLACED_FRACTION * raw_bytes:
     raise DataError(f"data.path '{spec}' does not look like text: {replaced:,} of its "
                     f"{raw_bytes:,} bytes ({replaced / raw_bytes:.1%}) are not UTF-8; re-encode "
                     f"it as UTF-8 text, {override}.")

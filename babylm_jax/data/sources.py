@@ -24,6 +24,8 @@ from babylm_jax.errors import DataError, UserError
 
 TEXT_SUFFIXES = (".train", ".dev", ".test", ".txt")
 BLOCK_BYTES = 1 << 20
+# A text with more of its bytes than this replaced as invalid UTF-8 (or NUL) is not text.
+MAX_REPLACED_FRACTION = 0.01
 
 _replaced = [0]  # bytes replaced by U+FFFD since the last reset (see read_blocks)
 _bytes_read = [0]  # bytes decoded since the last reset
