@@ -111,9 +111,11 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   pid, nproc = jax.process_index(), jax.process_count()
   source = BatchSource(prepared.train, config, derived, process_index=pid, process_count=nproc)
   check_rules(config, derived, source.words_before(derived.total_steps))
-  # Validation: half causal rows and the final mask rate, so both losses are measured alike.
+  # Validation: half causal rows and the final mask rate, so both losses are measured alike;
+  # shuffled whatever data.order, so the loss is of the same mix of text at every step.
   dev = BatchSource(prepared.dev, config, derived, process_index=pid, process_count=nproc,
-                    causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1)
+                    causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1,
+                    order="shuffled")
   tokenizer_sha = ckpt_lib.tokenizer_sha256(prepared.tokenizer)
 
   mesh = sharding.make_mesh(config)
