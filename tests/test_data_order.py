@@ -14,7 +14,8 @@ from babylm_jax.config import base_config
 from babylm_jax.data import order as order_lib
 from babylm_jax.data.batches import BatchSource
 from babylm_jax.data.prepare import prepare_data
-from babylm_jax.errors import ConfigError
+from babylm_jax.errors import ConfigError, UserError
+from babylm_jax.train import checkpoint as ckpt_lib
 from conftest import data_path
 
 T, R = 128, 64
@@ -222,3 +223,21 @@ def test_domains_must_be_named_all_and_only(store, cache):
             order_domains=",".join(n for n in names if n not in ("gutenberg", "simple_wiki_dev")))
   with pytest.raises(ConfigError, match="names childes, which the store does not hold"):
     _source(store, cache, "domains", order_domains="childes," + DOMAINS)
+
+
+def test_a_run_resumes_only_in_its_own_order():
+  shuffled, domains = base_config(), base_config()
+  domains.data.order, domains.data.order_domains = "domains", "a, b"
+  meta = ckpt_lib.make_meta(domains, 4, 10, 20, "sha")
+  assert meta["data_order"] == "domains:a,b"
+  ckpt_lib.check_resume_order(meta, domains, "here")
+  with pytest.raises(UserError, match="data.order 'domains:a,b' but the config says 'shuffled'"):
+    ckpt_lib.check_resume_order(meta, shuffled, "here")
+  domains.data.order_domains = "b,a"
+  with pytest.raises(UserError, match="the config says 'domains:b,a'"):
+    ckpt_lib.check_resume_order(meta, domains, "here")
+  old = dict(meta)
+  del old["data_order"]  # a checkpoint from before data.order was read in the shuffled order
+  ckpt_lib.check_resume_order(old, shuffled, "here")
+  with pytest.raises(UserError, match="data.order 'shuffled'"):
+    ckpt_lib.check_resume_order(old, domains, "here")

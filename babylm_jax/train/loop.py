@@ -73,7 +73,8 @@ def train(config, workdir) -> dict:
 
 
 def _check_resumable(config, workdir):
-  """Refuses, before any data work, a resume whose model shape differs from the checkpoint's."""
+  """Refuses, before any data work, a resume whose model shape or data order differs from the
+  checkpoint's."""
   if config.checkpoint.restart or not (workdir / "checkpoints").exists():
     return
   ckpt = ckpt_lib.Checkpointer(workdir, config, read_only=True)
@@ -82,7 +83,9 @@ def _check_resumable(config, workdir):
   finally:
     ckpt.close()
   if meta is not None:
-    ckpt_lib.check_meta(meta, config, None, str(workdir / "checkpoints" / str(steps[-1])))
+    where = str(workdir / "checkpoints" / str(steps[-1]))
+    ckpt_lib.check_meta(meta, config, None, where)
+    ckpt_lib.check_resume_order(meta, config, where)
 
 
 def _restart(workdir):
