@@ -122,12 +122,12 @@ def test_exact_resume_after_sigkill_per_objective(kind, tmp_path, cache_dir):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-# data.order -> launch.py overrides for a 12-step run whose steps after the resume (4 or 8) cross
-# a stage boundary: the first domain is a small one, and 100 difficulty buckets are ~11k tokens.
+# data.order -> launch.py overrides for a 12-step run of 4,096 tokens a step whose steps after
+# the resume (4 or 8) cross a stage boundary: the first domain is a small one, and 100
+# difficulty buckets are ~11k tokens.
 DATA_ORDER_RUNS = {
-    "domains": ("--config.train.tokens_per_step=4096", "--config.data.order_domains="
-                "bnc_spoken_dev,bnc_spoken,open_subtitles_dev,open_subtitles,gutenberg_dev,"
-                "gutenberg,simple_wiki_dev,simple_wiki"),
+    "domains": ("--config.data.order_domains=bnc_spoken_dev,bnc_spoken,open_subtitles_dev,"
+                "open_subtitles,gutenberg_dev,gutenberg,simple_wiki_dev,simple_wiki",),
     "difficulty": ("--config.data.order_buckets=100",)}
 
 
@@ -144,7 +144,8 @@ def test_exact_resume_after_sigkill_per_data_order(order, tmp_path, cache_dir):
   from babylm_jax.data.prepare import prepare_data
   from babylm_jax.train.loop import derive_for_corpus
   extra = (f"--config.data.order={order}", *DATA_ORDER_RUNS[order],
-           "--config.checkpoint.every=4", "--config.train.log_every=2")
+           "--config.train.tokens_per_step=4096", "--config.checkpoint.every=4",
+           "--config.train.log_every=2")
   straight_wd, killed_wd = tmp_path / "straight", tmp_path / "killed"
   _ok(run(straight_wd, cache_dir, *extra, steps=12))
   _kill_after(killed_wd, _args(killed_wd, cache_dir, *extra, steps=12), 4, 6)
