@@ -25,6 +25,7 @@ SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<mask>") + tuple(
     f"<special_{i}>" for i in range(11))
 UNK_ID, BOS_ID, EOS_ID, PAD_ID, MASK_ID = range(5)
 MASKING_STRATEGIES = ("bernoulli", "ranked")  # see data/masking.py
+DATA_ORDERS = ("shuffled", "domains", "difficulty")  # see data/order.py
 
 # BabyLM 2025: corpus word budget and the cap on words seen in training (ten epochs).
 TRACKS = {
@@ -83,6 +84,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.encode_batch_docs = 4096
   # Each step reads a random sample of the epoch's rows (False: consecutive stream rows).
   c.data.shuffle_rows = True
+  # The order of the text within each epoch (babylm_jax/data/order.py; README "Data order"):
+  # 'shuffled': the documents in a random order, rows read in a random order of the epoch's.
+  # 'domains': a curriculum by domain, the domains of data.order_domains one after another
+  #   (e.g. child-directed speech first, encyclopedia last); documents and rows shuffled
+  #   within a domain; every epoch repeats the sequence.
+  # 'difficulty': the documents sorted by their mean unigram surprisal (under the training
+  #   store's own token frequencies) and cut into data.order_buckets buckets of about equal
+  #   tokens, easiest first; documents and rows shuffled within a bucket; every epoch repeats.
+  # (At BabyLM 2023 most curriculum submissions did no better than a shuffled baseline.)
+  c.data.order = "shuffled"
+  # For order 'domains': every domain of the store (its file stems, e.g.
+  # 'childes,bnc_spoken,switchboard,open_subtitles,gutenberg,simple_wiki'), comma separated.
+  c.data.order_domains = ""
+  # For order 'difficulty': how many buckets (1 is the shuffled order of a sorted store).
+  c.data.order_buckets = 4
   # A corpus recipe for --mode=corpus (babylm_jax/data/corpus.py; configs/corpora/ has
   # presets): which sources, how many words of each, and how they are picked. Training does
   # not read this section; it reads the folder the recipe writes, as data.path.
@@ -544,6 +560,28 @@ def _check_data(c):
                "data.clean.max_doc_chars"):
     _positive(c, path)
   _positive(c, "tokenizer.min_frequency", zero=True)
+  _check_data_order(c.data)
+
+
+def order_domains(data) -> list[str]:
+  """data.order_domains as a list of names (blanks around commas ignored)."""
+  return [name.strip() for name in str(data.order_domains).split(",") if name.strip()]
+
+
+def _check_data_order(d):
+  _require(d.order in DATA_ORDERS,
+           f"data.order '{d.order}' is unknown; use one of {', '.join(DATA_ORDERS)}.")
+  if d.order == "domains":
+    names = order_domains(d)
+    _require(bool(names), "data.order 'domains' needs data.order_domains, the store's domains "
+                          "in the order to read them, comma separated (e.g. "
+                          "'childes,bnc_spoken,simple_wiki').")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    _require(not twice, f"data.order_domains names {', '.join(twice)} more than once; name "
+                        f"each domain once.")
+  if d.order == "difficulty":
+    _require(isinstance(d.order_buckets, int) and d.order_buckets >= 1,
+             f"data.order_buckets ({d.order_buckets}) must be a whole number of at least 1.")
 
 
 def _check_model(c):

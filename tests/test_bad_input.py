@@ -63,6 +63,9 @@ def corpus(tmp_path_factory):
     ("--config.model.dropout=-0.1", "model.dropout (-0.1) must lie in [0, 1)"),
     ("--config.train.lr=0.0", "train.lr (0.0) must be positive"),
     ("--cpu_devices=0", "--cpu_devices (0) must be at least 1"),
+    ("--config.data.order=random", "data.order 'random' is unknown; use one of shuffled, "
+                                   "domains, difficulty."),
+    ("--config.data.order=domains", "data.order 'domains' needs data.order_domains"),
 ])
 def test_bad_values_are_refused_before_any_work(tmp_path, flag, fragment):
   wd, cache = tmp_path / "wd", tmp_path / "cache"

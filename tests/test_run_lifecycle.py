@@ -180,6 +180,8 @@ def test_refused_resume_changes_no_file(finished, corpus, cache, other_data, tmp
       (train_args(wd, other_data, cache), "different tokenizer"),
       (train_args(wd, other_data, cache, f"--config.tokenizer.path={wd / 'tokenizer.json'}"),
        "trained on other data"),
+      (train_args(wd, corpus, cache, "--config.data.order=difficulty"),
+       "was trained with data.order 'shuffled' but the config says 'difficulty:4'"),
   ]
   for args, fragment in cases:
     r = launch(*args)

@@ -122,6 +122,49 @@ def test_exact_resume_after_sigkill_per_objective(kind, tmp_path, cache_dir):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+# data.order -> launch.py overrides for a 12-step run of 4,096 tokens a step whose steps after
+# the resume (4 or 8) cross a stage boundary: the first domain is a small one, and 100
+# difficulty buckets are ~11k tokens.
+DATA_ORDER_RUNS = {
+    "domains": ("--config.data.order_domains=bnc_spoken_dev,bnc_spoken,open_subtitles_dev,"
+                "open_subtitles,gutenberg_dev,gutenberg,simple_wiki_dev,simple_wiki",),
+    "difficulty": ("--config.data.order_buckets=100",)}
+
+
+def _words_seen(workdir) -> dict[int, int]:
+  recs = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return {r["step"]: r["words_seen"] for r in recs if "loss" in r}
+
+
+@pytest.mark.parametrize("order", list(DATA_ORDER_RUNS))
+def test_exact_resume_after_sigkill_per_data_order(order, tmp_path, cache_dir):
+  """A curriculum resumes exactly (losses, words seen, parameters), across a stage boundary."""
+  from babylm_jax import config as config_lib
+  from babylm_jax.data.batches import BatchSource
+  from babylm_jax.data.prepare import prepare_data
+  from babylm_jax.train.loop import derive_for_corpus
+  extra = (f"--config.data.order={order}", *DATA_ORDER_RUNS[order],
+           "--config.train.tokens_per_step=4096", "--config.checkpoint.every=4",
+           "--config.train.log_every=2")
+  straight_wd, killed_wd = tmp_path / "straight", tmp_path / "killed"
+  _ok(run(straight_wd, cache_dir, *extra, steps=12))
+  _kill_after(killed_wd, _args(killed_wd, cache_dir, *extra, steps=12), 4, 6)
+  r = run(killed_wd, cache_dir, *extra, steps=12)
+  _ok(r)
+  assert "resumed from step" in r.stderr
+  assert losses(killed_wd) == losses(straight_wd)
+  assert _words_seen(killed_wd) == _words_seen(straight_wd)
+  for a, b in zip(final_params(killed_wd, 12), final_params(straight_wd, 12)):
+    np.testing.assert_array_equal(a, b)
+  # The steps after either checkpoint read rows of two stages at least.
+  config = config_lib.from_run(killed_wd)
+  store = prepare_data(config).train
+  source = BatchSource(store, config, derive_for_corpus(config, store))
+  for resumed in (4, 8):
+    starts = np.concatenate([source.row_starts(s) for s in range(resumed, 12)])
+    assert len(np.unique(source.doc_stage[source.documents_at(starts)])) >= 2, resumed
+
+
 def test_restore_on_other_meshes(straight, tmp_path, cache_dir):
   wd = tmp_path / "meshes"
   _ok(run(wd, cache_dir, "--config.train.stop_after=10", devices=8))

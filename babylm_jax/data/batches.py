@@ -2,7 +2,8 @@
 
 The stream. Epoch e is every document of the store once, in an order drawn from (seed, e),
 each prefixed by `<s>`; epochs follow each other without a gap, so the stream is endless
-and nothing is padded.
+and nothing is padded. `data.order` (order.py) may sort each epoch's documents into stages
+(domains, difficulty buckets) read one after another, shuffled within each.
 
 Rows. A phase (steps [start, end) of one shape: R rows of length T, see config.Phase) reads
 the stream positions [base, base + (end-start)*R*T), base = derived.tokens_before(start), cut
@@ -13,11 +14,14 @@ ramp; the stream runs on through them without a gap. With `data.shuffle_rows` (t
 a logical row is mapped to a physical row by a permutation drawn from (seed, phase, epoch)
 over the rows that start in the same epoch, so each step is a random sample of that epoch's
 rows (many documents, all domains), and every row of an epoch is read exactly once; without
-it, step s reads the stream from derived.tokens_before(s) on, in order. Input is a row's first
-T tokens, targets its last T. A row that starts inside a document starts with `<s>`
-instead of that token (which is the last target of the row before it in the stream), so every
-segment of a row begins with `<s>`; segment ids count segments from 1. A new epoch's order
-moves every document to a new offset, so rows are cut differently each epoch.
+it, step s reads the stream from derived.tokens_before(s) on, in order. Under an order with
+stages the permutation is drawn from (seed, phase, epoch, stage) over the rows that start in
+one stage of one epoch, so the stages keep their sequence and rows mix only within a stage.
+Input is a row's first T tokens, targets its last T. A row that starts inside a document
+starts with `<s>` instead of that token (which is the last target of the row before it in the
+stream), so every segment of a row begins with `<s>`; segment ids count segments from 1.
+A new epoch's order moves every document to a new offset, so rows are cut differently each
+epoch.
 
 Words seen are exact: the words of the rows actually read, counted per row.
 
@@ -53,6 +57,7 @@ import numpy as np
 
 from babylm_jax import config as config_lib
 from babylm_jax.config import BOS_ID, MASK_ID, NUM_SPECIAL_TOKENS, Derived
+from babylm_jax.data import order as order_lib
 from babylm_jax.data.masking import Masked, make_masker
 from babylm_jax.errors import ConfigError
 
@@ -114,7 +119,7 @@ class BatchSource:
 
   def __init__(self, store, config, derived: Derived, *, process_index: int = 0,
                process_count: int = 1, causal_fraction: float | None = None,
-               mask_rate: float | None = None, seed_offset: int = 0):
+               mask_rate: float | None = None, seed_offset: int = 0, order: str | None = None):
     if store.num_docs == 0 or store.num_tokens == 0:
       raise ConfigError("the token store is empty; run --mode=prepare on a corpus with text.")
     for p in derived.phases:
@@ -144,6 +149,9 @@ class BatchSource:
     self.stream_len = int(store.num_tokens + store.num_docs)  # one <s> per document
     self.epoch_words = int(self._doc_words.sum())
     self.shuffle_rows = bool(config.data.shuffle_rows)
+    # data.order (or `order`): each document's stage and where the stages start in an epoch.
+    self.doc_stage, self.num_stages = order_lib.stages(store, config, order)
+    self.stage_bounds = order_lib.stage_bounds(self.doc_stage, self.num_stages, self._doc_lens)
     self._epochs: dict[int, tuple] = {}
     self._blocks: dict[tuple, tuple] = {}
     self._lock = threading.Lock()
@@ -155,8 +163,7 @@ class BatchSource:
     with self._lock:
       hit = self._epochs.get(e)
       if hit is None:
-        order = np.random.default_rng([*self.seed, 0x0E0C, e]).permutation(
-            self.store.num_docs)
+        order = order_lib.epoch_order(self.seed, e, self.doc_stage, self.num_stages)
         starts = np.zeros(len(order) + 1, np.int64)
         np.cumsum(self._doc_lens[order] + 1, out=starts[1:])
         words = np.zeros(len(order) + 1, np.int64)
@@ -185,6 +192,18 @@ class BatchSource:
     tok = np.where(index >= 0, self.store.tokens[np.maximum(index, 0)], BOS_ID).astype(np.int32)
     shape = pos.shape
     return tok.reshape(shape), (index < 0).reshape(shape), index.reshape(shape)
+
+  def documents_at(self, pos: np.ndarray) -> np.ndarray:
+    """The store document (int64) whose segment (its <s> and tokens) holds each stream
+    position, shaped like `pos`."""
+    pos = np.asarray(pos, np.int64)
+    epochs, q = np.divmod(pos.reshape(-1), self.stream_len)
+    out = np.empty(q.shape, np.int64)
+    for e in np.unique(epochs):
+      sel = epochs == e
+      order, starts, _ = self._epoch(int(e))
+      out[sel] = order[np.searchsorted(starts, q[sel], "right") - 1]
+    return out.reshape(pos.shape)
 
   def stream(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stream positions [a, b) (see `lookup`)."""
@@ -250,22 +269,28 @@ class BatchSource:
     return len(self.derived.phases) - 1
 
   def _block(self, phase_index: int, j: int):
-    """The shuffle block of logical row j of a phase: the rows starting in one epoch.
+    """The shuffle block of logical row j of a phase: the rows starting in one stage of one
+    epoch (one stage: the whole epoch).
 
     Returns (first row, permutation of the block's rows, cumulative words of the rows in the
     order they are read, with a leading 0)."""
     p = self.derived.phases[phase_index]
     T, base = p.seq_len, self.derived.tokens_before(p.start)
     n_rows = (p.end - p.start) * p.batch_rows
-    e = (base + j * T) // self.stream_len
-    key = (phase_index, e)
+    e, q = divmod(base + j * T, self.stream_len)
+    k = int(np.searchsorted(self.stage_bounds, q, "right")) - 1  # empty stages are skipped
+    key = (phase_index, e, k)
     with self._lock:
       hit = self._blocks.get(key)
     if hit is None:
-      def first_row_of(epoch):  # the first logical row that starts at or after epoch's start
-        return min(max(0, -(-(epoch * self.stream_len - base) // T)), n_rows)
-      ja, jb = first_row_of(e), first_row_of(e + 1)
-      perm = np.random.default_rng([*self.seed, 0x5A0F, phase_index, e]).permutation(jb - ja)
+      def first_row_of(pos):  # the first logical row that starts at or after stream pos
+        return min(max(0, -(-(pos - base) // T)), n_rows)
+      epoch_start = e * self.stream_len
+      ja = first_row_of(epoch_start + int(self.stage_bounds[k]))
+      jb = first_row_of(epoch_start + int(self.stage_bounds[k + 1]))
+      stage = [k] if self.num_stages > 1 else []  # one stage: the shuffled order's own draws
+      perm = np.random.default_rng([*self.seed, 0x5A0F, phase_index, e, *stage]).permutation(
+          jb - ja)
       bounds = self.words_at_many(base + np.arange(ja, jb + 1, dtype=np.int64) * T + 1)
       row_words = np.diff(bounds)[perm]
       cum = np.zeros(jb - ja + 1, np.int64)

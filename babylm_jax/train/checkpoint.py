@@ -24,7 +24,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from babylm_jax.config import LATER_MODEL_FIELDS, base_config
+from babylm_jax.config import LATER_MODEL_FIELDS, base_config, order_domains
 from babylm_jax.errors import UserError
 from babylm_jax.workdir import is_disk_full
 
@@ -69,7 +69,27 @@ def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sh
   return dict(step=int(step), words_seen=int(words_seen), tokens_seen=int(tokens_seen),
               model={k: config.model[k] for k in SHAPE_FIELDS},
               objective=config.objective.kind, tokenizer_sha256=tokenizer_sha,
-              data_key=data_key)
+              data_key=data_key, data_order=data_order(config))
+
+
+def data_order(config) -> str:
+  """data.order with the settings it reads: what a resumed run must read the same way."""
+  d = config.data
+  if d.order == "domains":
+    return f"domains:{','.join(order_domains(d))}"
+  if d.order == "difficulty":
+    return f"difficulty:{d.order_buckets}"
+  return str(d.order)
+
+
+def check_resume_order(meta: dict, config, where: str):
+  """Refuses to resume a run in another data.order: its steps would read other rows (eval and
+  export do not care)."""
+  saved = meta.get("data_order", "shuffled")  # checkpoints from before data.order: shuffled
+  if saved != data_order(config):
+    raise UserError(f"the checkpoint in {where} was trained with data.order {saved!r} but the "
+                    f"config says {data_order(config)!r}; use the run's own data.order* settings "
+                    f"or a fresh --workdir.")
 
 
 def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str,
@@ -239,6 +259,7 @@ class Checkpointer:
         damaged.append((step, where, e))
         continue
       check_meta(meta, self.config, tokenizer_sha, where, data_key)
+      check_resume_order(meta, self.config, where)
       try:
         state, meta = self.restore(step, abstract_state)
         jax.block_until_ready(state)

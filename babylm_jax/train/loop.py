@@ -75,7 +75,8 @@ def train(config, workdir) -> dict:
 
 
 def _check_resumable(config, workdir):
-  """Refuses, before any data work, a resume whose model shape differs from the checkpoint's."""
+  """Refuses, before any data work, a resume whose model shape or data order differs from the
+  checkpoint's."""
   if config.checkpoint.restart or not (workdir / "checkpoints").exists():
     return
   ckpt = ckpt_lib.Checkpointer(workdir, config, read_only=True)
@@ -84,7 +85,9 @@ def _check_resumable(config, workdir):
   finally:
     ckpt.close()
   if meta is not None:
-    ckpt_lib.check_meta(meta, config, None, str(workdir / "checkpoints" / str(steps[-1])))
+    where = str(workdir / "checkpoints" / str(steps[-1]))
+    ckpt_lib.check_meta(meta, config, None, where)
+    ckpt_lib.check_resume_order(meta, config, where)
 
 
 def _restart(workdir):
@@ -113,9 +116,11 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   pid, nproc = jax.process_index(), jax.process_count()
   source = BatchSource(prepared.train, config, derived, process_index=pid, process_count=nproc)
   check_rules(config, derived, source.words_before(derived.total_steps))
-  # Validation: half causal rows and the final mask rate, so both losses are measured alike.
+  # Validation: half causal rows and the final mask rate, so both losses are measured alike;
+  # shuffled whatever data.order, so the loss is of the same mix of text at every step.
   dev = BatchSource(prepared.dev, config, derived, process_index=pid, process_count=nproc,
-                    causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1)
+                    causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1,
+                    order="shuffled")
   tokenizer_sha = ckpt_lib.tokenizer_sha256(prepared.tokenizer)
 
   mesh = sharding.make_mesh(config)
