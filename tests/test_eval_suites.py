@@ -175,3 +175,14 @@ def test_missing_or_empty_folder(tmp_path):
     suites.load_suite("ewok", str(tmp_path / "nope"))
   with pytest.raises(DataError, match="holds no .jsonl files"):
     suites.load_suite("ewok", str(tmp_path))
+
+
+def test_a_suite_can_be_one_jsonl_file_of_its_folder():
+  # eval.data.entity_tracking=.../regular.jsonl scores the official fast set's items alone.
+  folder = data_path("babylm_eval/entity_tracking")
+  one = suites.load_suite("entity_tracking", str(folder / "regular.jsonl"))
+  named = suites.load_suite("entity_tracking", str(folder), names=("regular.jsonl",))
+  whole = suites.load_suite("entity_tracking", str(folder))
+  assert one == named
+  assert [m["name"] for m in one.files] == ["regular.jsonl"]
+  assert 0 < len(one.items) < len(whole.items)

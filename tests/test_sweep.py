@@ -6,6 +6,7 @@ the sweep once the running variant has saved, and sweep.only trains one variant;
 variant is refused before anything trains.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -304,3 +305,48 @@ def test_a_changed_save_cadence_is_not_a_changed_variant(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(dict(other, derived={}), default=str))
   with pytest.raises(UserError, match="train.lr"):
     _check_unchanged(v, str(tmp_path))
+
+
+def test_a_sweep_builds_its_corpora_and_one_tokenizer_that_every_variant_reads(tmp_path, cache):
+  # The data sweep's machinery on the smoke config: two corpus recipes built once with
+  # --mode=corpus, a tokenizer trained on one of them, each variant training on its corpus
+  # with that tokenizer (so validation losses compare) and recording its manifest.
+  path = tmp_path / "corpora_sweep.py"
+  overrides = {
+      "data.cache_dir": str(cache), "train.steps": 4, "train.log_every": 2,
+      "checkpoint.every": 4, "train.eval_every": 4, "train.eval_batches": 1,
+      "train.eval_suites": "", "eval.suites": "ewok", "eval.backend": "causal",
+      "eval.max_items": 40, "eval.data.ewok": str(data_path("babylm_eval/fast_eval/ewok_fast")),
+      "data.dev_path": str(data_path("babylm_text/dev_bb25_small"))}
+  recipe = {"data.corpus.total_words": 60_000}
+  path.write_text(
+      "from babylm_jax.sweep.spec import sweep_config\n\n"
+      "def get_config():\n"
+      f"  return sweep_config(base={str(ROOT / 'configs' / 'smoke.py')!r},\n"
+      f"      corpora={{'mix': ('configs/corpora/babylm_default.py', {recipe!r}),\n"
+      f"               'book': ('configs/corpora/textbook_encyclopedia.py', {recipe!r})}},\n"
+      f"      tokenizer_from='mix', overrides={overrides!r},\n"
+      f"      variants=[('a', {{'data.path': '{{sweep}}/corpora/mix'}}),\n"
+      f"                ('b', {{'data.path': '{{sweep}}/corpora/book'}})])\n")
+  runs = tmp_path / "runs"
+  sweep(str(path), runs)
+  tok = (runs / "tokenizer" / "tokenizer.json").read_bytes()
+  got = {r["name"]: r for r in json.loads((runs / "summary.json").read_text())["variants"]}
+  for name, corpus_name in (("a", "mix"), ("b", "book")):
+    manifest_file = runs / "corpora" / corpus_name / "corpus.json"
+    manifest = json.loads(manifest_file.read_text())
+    config = json.loads((runs / name / "config.json").read_text())
+    assert config["data"]["path"] == str(runs / "corpora" / corpus_name)
+    assert config["tokenizer"]["path"] == str(runs / "tokenizer" / "tokenizer.json")
+    assert (runs / name / "tokenizer.json").read_bytes() == tok
+    assert config["derived"]["corpus_manifest_sha256"] == hashlib.sha256(
+        manifest_file.read_bytes()).hexdigest()
+    assert got[name]["status"] == "finished"
+    assert got[name]["corpus_words"] == {s["name"]: s["selected"]["words"]
+                                         for s in manifest["sources"]}
+  assert got["a"]["corpus_words"] != got["b"]["corpus_words"]
+  # Run again: nothing is built or trained twice.
+  stamp = (runs / "corpora" / "mix" / "corpus.json").stat().st_mtime_ns
+  r = sweep(str(path), runs)
+  assert (runs / "corpora" / "mix" / "corpus.json").stat().st_mtime_ns == stamp
+  assert "--mode=corpus" not in r.stderr and "--mode=prepare" not in r.stderr

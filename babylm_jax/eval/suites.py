@@ -146,11 +146,13 @@ def parse_file(path: pathlib.Path, suite: str) -> list[Item]:
 
 
 def load_suite(suite: str, folder: str, names=None) -> Suite:
-  """All *.jsonl files of a suite folder (or the files `names` of it), with their names and
-  hashes for the report."""
+  """All *.jsonl files of a suite folder (or the files `names` of it, or the one .jsonl file
+  `folder` names), with their names and hashes for the report."""
   if suite not in _PARSERS:
     raise DataError(f"eval suite '{suite}' is unknown; use some of {', '.join(SUITES)}.")
   path = pathlib.Path(folder).expanduser()
+  if path.is_file() and path.suffix == ".jsonl" and names is None:
+    path, names = path.parent, (path.name,)
   if not path.is_dir():
     raise DataError(f"eval data folder '{folder}' for suite '{suite}' does not exist; set "
                     f"--config.eval.data.{suite} to a folder of .jsonl files.")

@@ -68,24 +68,51 @@ class _Children:
     self._libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
   def run(self, variant: spec.Variant, workdir: str, mode: str):
-    args = variant.command(workdir, mode) + self.extra_flags
+    self.launch(f"variant '{variant.name}'", mode,
+                variant.command(workdir, mode) + self.extra_flags)
+
+  def launch(self, what: str, mode: str, args: list[str]):
     self._proc = subprocess.Popen(
         [sys.executable, LAUNCH, *args],
         preexec_fn=self._die_with_parent if self._libc is not None else None)
-    logging.info("sweep: variant '%s': %s (pid %d): python launch.py %s", variant.name, mode,
+    logging.info("sweep: %s: %s (pid %d): python launch.py %s", what, mode,
                  self._proc.pid, shlex.join(args))
     try:
       code = self._proc.wait()
     except KeyboardInterrupt:  # Ctrl-C reached the child too: let it finish its exit
       self._proc.wait()
-      raise UserError(f"the sweep was interrupted during variant '{variant.name}'; run the "
+      raise UserError(f"the sweep was interrupted during {what}; run the "
                       f"same command again to resume it.") from None
     finally:
       self._proc = None
     if code != 0 and not self.stopping:  # after SIGTERM an evaluation may end unfinished
-      raise UserError(f"variant '{variant.name}' stopped in --mode={mode} with exit code "
+      raise UserError(f"{what} stopped in --mode={mode} with exit code "
                       f"{code} (its message is above); fix the cause and run the sweep again: "
                       f"what has finished is kept.")
+
+
+def _build_corpora(sweep, workdir: str, children: _Children):
+  """Builds the sweep's corpora (each once: a finished one has its manifest) and, with
+  tokenizer_from, the one tokenizer every variant reads."""
+  from babylm_jax.data import corpus
+  s = sweep.sweep
+  for c in s.corpora:
+    target = spec.corpus_dir(workdir, c["name"])
+    if os.path.isfile(os.path.join(target, corpus.MANIFEST)):
+      continue
+    if children.stopping:
+      return
+    children.launch(f"corpus '{c['name']}'", "corpus",
+                    ["--mode=corpus", "--config", c["recipe"], "--workdir", target,
+                     *spec.settings(c["overrides"])])
+  if s.tokenizer_from and not os.path.isfile(spec.tokenizer_file(workdir)):
+    if children.stopping:
+      return
+    shared = [(k, v) for k, v in s.overrides if k != "tokenizer.path"]
+    shared.append(("data.path", spec.corpus_dir(workdir, s.tokenizer_from)))
+    children.launch("the sweep's tokenizer", "prepare",
+                    ["--mode=prepare", "--config", s.base, "--workdir",
+                     os.path.dirname(spec.tokenizer_file(workdir)), *spec.settings(shared)])
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -131,6 +158,7 @@ def run_sweep(sweep, workdir: str, extra_flags: list[str] | None = None) -> list
                       "--config configs/sweeps/seed_questions.py.")
   if not os.path.isfile(LAUNCH):
     raise UserError(f"'{LAUNCH}' is missing; run sweeps from a checkout of the repository.")
+  sweep = spec.in_workdir(sweep, workdir)
   variants = spec.resolve(sweep)
   only = sweep.sweep.only
   names = [v.name for v in variants]
@@ -141,6 +169,7 @@ def run_sweep(sweep, workdir: str, extra_flags: list[str] | None = None) -> list
   parameters = {v.name: summary.num_params(v.config) for v in variants}
   children = _Children(list(extra_flags or []))
   todo = [v for v in variants if not only or v.name == only]
+  _build_corpora(sweep, workdir, children)
   for i, v in enumerate(todo, start=1):
     if children.stopping:
       break

@@ -8,6 +8,13 @@ section, `sweep`:
   variants   ({name, config, overrides}, ...): the first is the reference of the summary; a
              variant starts from `config` when set (another config file), else from `base`
   only       '' trains every variant in turn; a name trains that one alone
+  corpora    ({name, recipe, overrides}, ...): corpus recipes (configs/corpora/*.py) that the
+             sweep builds with --mode=corpus into WORKDIR/corpora/<name> before any variant
+             trains; a variant reads one with data.path='{sweep}/corpora/<name>'
+  tokenizer_from  a corpus name: one tokenizer is trained on it (WORKDIR/tokenizer) and every
+             variant uses it, so that validation losses compare across corpora ('' : each
+             run trains its own)
+`{sweep}` in a string value stands for the sweep's workdir (absolute).
 `resolve` turns it into `Variant`s whose configs are built and checked in this process, so a
 misspelt key or a bad value in the last variant stops the sweep before the first one trains.
 """
@@ -27,11 +34,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def sweep_config(*, base: str, variants, overrides: dict | None = None,
-                 budget: float = 1.0) -> ml_collections.ConfigDict:
+                 budget: float = 1.0, corpora: dict | None = None,
+                 tokenizer_from: str = "") -> ml_collections.ConfigDict:
   """A sweep's ConfigDict.
 
   variants: a list of (name, {dotted key: value}), (name, 'configs/other.py') or
   (name, 'configs/other.py', {dotted key: value}).
+  corpora: {name: 'configs/corpora/recipe.py'} or {name: ('configs/corpora/recipe.py',
+  {dotted key: value})}.
   """
   c = ml_collections.ConfigDict()
   c.sweep = ml_collections.ConfigDict()
@@ -48,8 +58,47 @@ def sweep_config(*, base: str, variants, overrides: dict | None = None,
                         f"(name, 'config.py') or (name, 'config.py', {{key: value}}).")
     entries.append(dict(name=name, config=path, overrides=tuple(own.items())))
   c.sweep.variants = tuple(entries)
+  built = []
+  for name, recipe in (corpora or {}).items():
+    path, own = (recipe, {}) if isinstance(recipe, str) else recipe
+    built.append(dict(name=name, recipe=path, overrides=tuple(own.items())))
+  c.sweep.corpora = tuple(built)
+  c.sweep.tokenizer_from = tokenizer_from
   c.sweep.only = ""
   return c
+
+
+def in_workdir(sweep, workdir: str):
+  """The sweep with `{sweep}` in its string values replaced by the workdir's absolute path,
+  and, with tokenizer_from, every variant reading the sweep's one tokenizer."""
+  root = os.path.abspath(workdir)
+  s = sweep.sweep
+
+  def fill(overrides):
+    return tuple((k, v.replace("{sweep}", root) if isinstance(v, str) else v)
+                 for k, v in overrides)
+
+  out = ml_collections.ConfigDict(sweep.to_dict())
+  with out.unlocked():
+    shared = fill(s.overrides)
+    if s.tokenizer_from:
+      names = [c["name"] for c in s.corpora]
+      if s.tokenizer_from not in names:
+        raise ConfigError(f"sweep.tokenizer_from '{s.tokenizer_from}' is not one of the "
+                          f"sweep's corpora ({', '.join(names) or 'none'}).")
+      shared += (("tokenizer.path", tokenizer_file(workdir)),)
+    out.sweep.overrides = shared
+    out.sweep.variants = tuple(dict(v, overrides=fill(v["overrides"])) for v in s.variants)
+    out.sweep.corpora = tuple(dict(c, overrides=fill(c["overrides"])) for c in s.corpora)
+  return out
+
+
+def corpus_dir(workdir: str, name: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "corpora", name)
+
+
+def tokenizer_file(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "tokenizer", "tokenizer.json")
 
 
 @dataclasses.dataclass(frozen=True)

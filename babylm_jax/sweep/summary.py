@@ -18,6 +18,7 @@ except for the measured times. Per variant:
   accuracy     '<suite>/<backend>' -> macro accuracy from --mode=eval of the final checkpoint
   vs_first     the same keys and the validation losses: this variant minus the first variant
   curve        '<suite>/<backend>' -> [[words seen, macro accuracy]] of the learning curves
+  corpus_words words per domain of a data.path built by a corpus recipe (its corpus.json)
 """
 
 from __future__ import annotations
@@ -109,7 +110,16 @@ def variant_row(variant, workdir: str, base: str, parameters: int) -> dict:
       **{k: val[-1].get(k) if val else None for k in VAL_PARTS},
       accuracy={k: r["macro_accuracy"] for k, r in (reports or {}).items()},
       curve={k: [list(p) for p in v] for k, v in zero_shot_series(recs).items()},
-      val_curve=[[r["words_seen"], r["val_loss"]] for r in val])
+      val_curve=[[r["words_seen"], r["val_loss"]] for r in val],
+      corpus_words=_corpus_words(variant.config.data.path))
+
+
+def _corpus_words(path: str) -> dict[str, int] | None:
+  """Words per domain of a corpus folder built by a recipe (its manifest), else None."""
+  manifest = read_json(os.path.join(path, "corpus.json")) if os.path.isdir(path) else None
+  if not manifest:
+    return None
+  return {s["name"]: s["selected"]["words"] for s in manifest["sources"]}
 
 
 def _differences(rows: list[dict]):
