@@ -42,7 +42,7 @@ def usage(flags_help: str) -> str:
       "Run it from the repository root, e.g.\n"
       "  python launch.py --config configs/smoke.py --workdir runs/smoke\n\n"
       f"modes (--mode):\n{modes}\n"
-      "eval, finetune and export read the run's own config.json from --workdir when no "
+      "eval, finetune, export and submit read the run's own config.json from --workdir when no "
       "--config is given.\nAny config field can be overridden with --config.a.b=value; the "
       "fields and their defaults are in babylm_jax/config.py.\n\n"
       f"flags:\n{flags_help}")

@@ -67,6 +67,7 @@ def _config(tmp, data_root):
   c.finetune.max_train_examples = 16
   c.finetune.max_valid_examples = 24
   c.finetune.max_length = 64
+  c.finetune.batch_size = 8
   return c
 
 
@@ -112,7 +113,7 @@ def test_folder_has_export_milestones_and_manifest(submitted):
   assert manifest["backends"] == ["causal", "mntp"]
   for sub in ("", "words_8000", "words_16000"):
     folder = out / "run" / sub
-    assert json.loads((folder / "config.json").read_text())["model_type"] == "gpt_bert"
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "babylm_gpt_bert"
     assert (folder / "model.safetensors").stat().st_size > 1000
     assert (folder / "tokenizer.json").is_file()
   info = json.loads((out / "run" / "words_8000" / "config.json").read_text())["babylm_jax"]
