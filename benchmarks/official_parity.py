@@ -97,7 +97,7 @@ def collate(args) -> dict:
            "--model_path_or_name", manifest["model_name"], "--backend", backend,
            "--results_dir", "results", "--fast", "--track", manifest["track"].replace("_", "-"),
            "--fast_eval_dir", str(pathlib.Path(manifest["data_root"]) / "fast_eval")]
-    print("$ (cd", folder, "&&", " ".join(cmd[1:]) + ")")
+    print("$ (cd", folder, "&& python", " ".join(cmd[1:]) + ")")
     res = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True,
                          stdin=subprocess.DEVNULL)
     print(res.stdout + res.stderr)
