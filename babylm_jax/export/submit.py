@@ -90,8 +90,8 @@ def predictions(task: str, suite: suites_lib.Suite, option_scores) -> dict:
 
 
 def report_text(task: str, suite: suites_lib.Suite, option_scores) -> str:
-  """best_temperature_report.txt: per UID the runner's accuracy (a tie counts for the first
-  option) or the WUGs' Spearman rho, in percent, and their average (temperature 1)."""
+  """best_temperature_report.txt: per UID the runner's accuracy in percent (a tie counts for
+  the first option), or the WUGs' Spearman rho as a fraction, and the average (temperature 1)."""
   if task in suites_lib.CORRELATION_SUITES:
     from babylm_jax.eval.report import correlation
     rho = correlation(suite.items, option_scores)["spearman"]
