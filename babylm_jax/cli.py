@@ -19,18 +19,19 @@ from babylm_jax import config_files
 from babylm_jax import interrupts
 from babylm_jax.errors import EXIT_USER_ERROR, UserError
 
-MODES = ("prepare", "train", "eval", "finetune", "export", "sweep", "corpus")
+MODES = ("prepare", "corpus", "train", "eval", "finetune", "export", "submit", "sweep")
 MODE_HELP = {
     "prepare": "build (or reuse) the tokenizer and token store; print words and tokens",
     "train": "train a run in --workdir, or resume it (the default)",
     "eval": "score the run's checkpoint on the zero-shot suites",
     "finetune": "fine-tune the run's checkpoint on a (Super)GLUE task",
     "export": "write the run's checkpoint as a Hugging Face folder",
+    "submit": "write a BabyLM submission folder: export, milestones, official predictions",
     "sweep": "train and evaluate every variant of a sweep config; print the table",
     "corpus": "build the corpus folder of a recipe (data.corpus) into --workdir",
 }
 # Modes that read a trained run: without --config they use the run's own config.json.
-READS_RUN = ("eval", "finetune", "export")
+READS_RUN = ("eval", "finetune", "export", "submit")
 RUN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_config.py")
 
 
@@ -42,7 +43,7 @@ def usage(flags_help: str) -> str:
       "Run it from the repository root, e.g.\n"
       "  python launch.py --config configs/smoke.py --workdir runs/smoke\n\n"
       f"modes (--mode):\n{modes}\n"
-      "eval, finetune and export read the run's own config.json from --workdir when no "
+      "eval, finetune, export and submit read the run's own config.json from --workdir when no "
       "--config is given.\nAny config field can be overridden with --config.a.b=value; the "
       "fields and their defaults are in babylm_jax/config.py.\n\n"
       f"flags:\n{flags_help}")
@@ -153,6 +154,9 @@ def dispatch(mode: str, config, workdir: str | None):
   if mode == "export":
     from babylm_jax.export.hf import run_export
     return run_export(config, workdir)
+  if mode == "submit":
+    from babylm_jax.export.submit import run_submit
+    return run_submit(config, workdir)
   raise UserError(f"--mode={mode} is unknown; use one of {', '.join(MODES)}.")
 
 

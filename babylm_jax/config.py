@@ -378,6 +378,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.export.use_ema = True
   c.export.overwrite = False
 
+  # --mode=submit (export/submit.py): the export, with every milestone, and the official
+  # results layout in one folder; '' means workdir/submission. The submitted checkpoint and
+  # its weights are export.step / export.words / export.use_ema's; the model's name is
+  # finetune.model_name's; the data is eval.data_root's (full_eval/, fast_eval/).
+  c.submit = ml_collections.ConfigDict()
+  c.submit.dir = ""
+  c.submit.overwrite = False
+
   c.init = ml_collections.ConfigDict()
   c.init.from_hf = ""  # an exported folder to start from
   return c

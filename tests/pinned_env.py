@@ -7,9 +7,12 @@ transformers 4.51.3 and tokenizers 0.21.1, whose AutoTokenizer and model loading
 
 The environment holds only what loading an export needs: the pipeline's pins of transformers,
 tokenizers, huggingface-hub, safetensors and numpy, and torch 2.13.0 (the pipeline pins 2.7.0, a
-CUDA download; 2.13.0 is this machine's CPU wheel). It is built once per set of pins and Python
-version under ~/.cache/babylm_jax/venvs/<key> (BABYLM_VENV_CACHE moves it), behind a lock, and
-marked complete only after pip succeeded. When pip cannot install the pins the test fails with
+CUDA download; 2.13.0 is this machine's CPU wheel). A second, smaller one (COLLATE_PINS) holds
+what the pipeline's collate_preds.py imports (numpy, scipy, pandas, statsmodels), to check a
+submission folder with it; a third (RUNNER_PINS) adds to the first what its zero-shot runner
+imports (scipy, datasets, aiohttp), for benchmarks/official_parity.py. Each is built once per set of pins and Python version under
+~/.cache/babylm_jax/venvs/<key> (BABYLM_VENV_CACHE moves it), behind a lock, and marked complete
+only after pip succeeded. When pip cannot install the pins the test fails with
 pip's own words: the check must run, never be skipped.
 """
 
@@ -26,24 +29,29 @@ import pytest
 
 PINS = ("transformers==4.51.3", "tokenizers==0.21.1", "huggingface-hub==0.31.0",
         "safetensors==0.5.3", "numpy==2.2.5", "torch==2.13.0")
+# collate_preds.py's imports at the pipeline's pins (requirements.txt).
+COLLATE_PINS = ("numpy==2.2.5", "scipy==1.15.2", "pandas==2.2.3", "statsmodels==0.14.4")
+# The pipeline's zero-shot runner (sentence_zero_shot.run) also imports datasets, aiohttp and
+# scipy at module level: benchmarks/official_parity.py runs it under these.
+RUNNER_PINS = PINS + ("scipy==1.15.2", "datasets==3.6.0", "aiohttp==3.11.18")
 CACHE = pathlib.Path(os.environ.get("BABYLM_VENV_CACHE",
                                     pathlib.Path.home() / ".cache" / "babylm_jax" / "venvs"))
 PROBE = pathlib.Path(__file__).resolve().parent / "hf_probe.py"
 BUILD_TIMEOUT_S = 900
 
 
-def _key() -> str:
-  spec = "\n".join([sys.version.split()[0], *PINS])
+def _key(pins=PINS) -> str:
+  spec = "\n".join([sys.version.split()[0], *pins])
   return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
-def pinned_python() -> pathlib.Path:
-  """The python of the pinned environment, built here first if needed (about 40 s)."""
-  folder = CACHE / _key()
+def pinned_python(pins=PINS) -> pathlib.Path:
+  """The python of the environment with `pins`, built here first if needed (about 40 s)."""
+  folder = CACHE / _key(pins)
   python = folder / "bin" / "python"
   done = folder / "complete"
   CACHE.mkdir(parents=True, exist_ok=True)
-  with open(CACHE / f"{_key()}.lock", "w") as lock:
+  with open(CACHE / f"{_key(pins)}.lock", "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     if done.is_file() and python.is_file():
       return python
@@ -51,18 +59,18 @@ def pinned_python() -> pathlib.Path:
     t0 = time.perf_counter()
     steps = [[sys.executable, "-m", "venv", str(folder)],
              [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-              *PINS]]
+              *pins]]
     for cmd in steps:
       try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
       except subprocess.TimeoutExpired:
-        pytest.fail(f"building the pinned environment ({' '.join(PINS)}) took over "
+        pytest.fail(f"building the pinned environment ({' '.join(pins)}) took over "
                     f"{BUILD_TIMEOUT_S} s at: {' '.join(cmd[:4])}")
       if res.returncode != 0:
         tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-15:])
         pytest.fail(f"cannot build the environment with the BabyLM pipeline's pins "
-                    f"({' '.join(PINS)}); pip said:\n{tail}")
-    done.write_text(f"built in {time.perf_counter() - t0:.1f} s\n" + "\n".join(PINS) + "\n")
+                    f"({' '.join(pins)}); pip said:\n{tail}")
+    done.write_text(f"built in {time.perf_counter() - t0:.1f} s\n" + "\n".join(pins) + "\n")
     return python
 
 

@@ -6,12 +6,16 @@ the same jsonl files as `suites.py` but forms its own sentences and paradigm nam
   blimp, supplement  each sentence whole; UID from the record, or the file name
   ewok               Context1 + " " + Target, the target (with its space) scored; UID = Domain
   entity_tracking    input_prefix + option, the option scored; UID = <file>_<numops>_ops
-  wug                the tab-separated sentences, each whole (no suite of ours)
+  wug_adj, wug_past  the tab-separated sentences, each whole; UID = the task; each prediction
+                     also carries `prob`, the softmax share of the first sentence
+  comps              prefix + " " + property phrase, the phrase scored; the prediction is the
+                     whole sentence; UID = base, wugs, wugs_dist_before, wugs_dist_in_between
 
 It picks the option with the highest score, the first one on a tie (torch.max), so a tie
 counts as correct where we count it 0.5. With --save_predictions it writes, per UID in file
 order, the chosen completion (`predictions.json`), and per-UID accuracies in percent
-(`best_temperature_report.txt`). `compare` sets those against our option scores.
+(`best_temperature_report.txt`; the WUGs' is Spearman's rho). `compare` sets those against
+our option scores; `compare_wug` the WUGs' probabilities and correlation.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ import numpy as np
 
 # Our suite -> the pipeline's --task.
 TASKS = {"blimp": "blimp", "blimp_fast": "blimp", "supplement": "blimp", "ewok": "ewok",
-         "entity_tracking": "entity_tracking"}
+         "entity_tracking": "entity_tracking", "wug_adj": "wug_adj", "wug_past": "wug_past",
+         "comps": "comps"}
+WUGS = ("wug_adj", "wug_past")
+# COMPS file stem -> the pipeline's UID.
+COMPS_UIDS = {"comps_base": "base", "comps_wugs": "wugs",
+              "comps_wugs_dist-before": "wugs_dist_before"}
 
 
 def records(folder) -> Iterator[tuple[str, dict]]:
@@ -43,8 +52,11 @@ def sentences(suite: str, record: dict) -> list[tuple[str, str]]:
                                                              record["Target2"])]
   if suite == "entity_tracking":
     return [(record["input_prefix"] + o, o) for o in record["options"]]
-  if suite == "wug":  # wug_adj_nominalization: tab-separated sentences, each scored whole
+  if suite in WUGS:  # tab-separated sentences, each scored whole
     return [(s, s) for s in record["sentences"].split("\t")]
+  if suite == "comps":  # the phrase is scored; the prediction names the whole sentence
+    return [(f"{record[k]} {record['property_phrase']}",) * 2
+            for k in ("prefix_acceptable", "prefix_unacceptable")]
   return [(s, s) for s in (record["sentence_good"], record["sentence_bad"])]
 
 
@@ -54,6 +66,10 @@ def uid(suite: str, stem: str, record: dict) -> str:
     return record["Domain"]
   if suite == "entity_tracking":
     return f"{stem}_{record['numops']}_ops"
+  if suite in WUGS:
+    return suite
+  if suite == "comps":
+    return COMPS_UIDS.get(stem, "wugs_dist_in_between")  # the pipeline's else branch
   return record["UID"] if "field" in record else stem
 
 
@@ -113,3 +129,25 @@ def compare(ours: list[dict], predictions: dict, report: dict[str, float]) -> di
   return dict(paradigms=paradigms, items=len(ours), differing_decisions=differing,
               ties=sum(p["ties"] for p in paradigms.values()),
               max_diff_points=max(gaps), max_diff_points_ties_half=max(gaps_half))
+
+
+def compare_wug(suite: str, folder, ours: list[dict], predictions: dict) -> dict:
+  """The pipeline's WUG predictions beside ours: its `prob` of the first sentence against our
+  softmax share, its chosen sentence against ours, and Spearman's rho of each with `ratio`."""
+  from scipy.stats import spearmanr
+  preds = predictions.get(suite, {}).get("predictions", [])
+  if len(preds) != len(ours):
+    raise ValueError(f"the pipeline reports {len(preds)} items of '{suite}' where we scored "
+                     f"{len(ours)}; run it on the same data folder.")
+  ratios = [float(r["ratio"]) for _, r in records(folder)]
+  mine, diff = [], 0
+  for item, pred in zip(ours, preds):
+    s = np.asarray(item["scores"], np.float64)
+    e = np.exp(s - s.max())
+    mine.append(float(e[0] / e.sum()))
+    diff += item["completions"][int(np.argmax(s))] != pred["pred"]
+  theirs = [float(p["prob"]) for p in preds]
+  rho = lambda p: float(spearmanr(p, ratios).statistic) if len(set(p)) > 1 else None
+  return dict(items=len(ours), differing_decisions=diff,
+              max_prob_diff=float(np.max(np.abs(np.subtract(mine, theirs)))),
+              official_rho=rho(theirs), ours_rho=rho(mine))
