@@ -19,7 +19,7 @@ from babylm_jax import config_files
 from babylm_jax import interrupts
 from babylm_jax.errors import EXIT_USER_ERROR, UserError
 
-MODES = ("prepare", "train", "eval", "finetune", "export", "sweep")
+MODES = ("prepare", "train", "eval", "finetune", "export", "sweep", "generate")
 MODE_HELP = {
     "prepare": "build (or reuse) the tokenizer and token store; print words and tokens",
     "train": "train a run in --workdir, or resume it (the default)",
@@ -27,9 +27,10 @@ MODE_HELP = {
     "finetune": "fine-tune the run's checkpoint on a (Super)GLUE task",
     "export": "write the run's checkpoint as a Hugging Face folder",
     "sweep": "train and evaluate every variant of a sweep config; print the table",
+    "generate": "sample text from the run's checkpoint into a corpus folder (+ manifest)",
 }
 # Modes that read a trained run: without --config they use the run's own config.json.
-READS_RUN = ("eval", "finetune", "export")
+READS_RUN = ("eval", "finetune", "export", "generate")
 RUN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_config.py")
 
 
@@ -149,6 +150,9 @@ def dispatch(mode: str, config, workdir: str | None):
   if mode == "export":
     from babylm_jax.export.hf import run_export
     return run_export(config, workdir)
+  if mode == "generate":
+    from babylm_jax.generate import run_generate
+    return run_generate(config, workdir)
   raise UserError(f"--mode={mode} is unknown; use one of {', '.join(MODES)}.")
 
 
