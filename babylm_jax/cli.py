@@ -19,7 +19,8 @@ from babylm_jax import config_files
 from babylm_jax import interrupts
 from babylm_jax.errors import EXIT_USER_ERROR, UserError
 
-MODES = ("prepare", "corpus", "train", "eval", "finetune", "export", "submit", "sweep")
+MODES = ("prepare", "corpus", "train", "eval", "finetune", "export", "submit", "generate",
+         "sweep")
 MODE_HELP = {
     "prepare": "build (or reuse) the tokenizer and token store; print words and tokens",
     "train": "train a run in --workdir, or resume it (the default)",
@@ -29,9 +30,10 @@ MODE_HELP = {
     "submit": "write a BabyLM submission folder: export, milestones, official predictions",
     "sweep": "train and evaluate every variant of a sweep config; print the table",
     "corpus": "build the corpus folder of a recipe (data.corpus) into --workdir",
+    "generate": "sample text from the run's checkpoint into a corpus folder (+ manifest)",
 }
 # Modes that read a trained run: without --config they use the run's own config.json.
-READS_RUN = ("eval", "finetune", "export", "submit")
+READS_RUN = ("eval", "finetune", "export", "submit", "generate")
 RUN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_config.py")
 
 
@@ -157,6 +159,9 @@ def dispatch(mode: str, config, workdir: str | None):
   if mode == "submit":
     from babylm_jax.export.submit import run_submit
     return run_submit(config, workdir)
+  if mode == "generate":
+    from babylm_jax.generate import run_generate
+    return run_generate(config, workdir)
   raise UserError(f"--mode={mode} is unknown; use one of {', '.join(MODES)}.")
 
 

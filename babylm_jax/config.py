@@ -67,6 +67,10 @@ def base_config() -> ml_collections.ConfigDict:
   # Where token stores are cached; '' means $BABYLM_JAX_CACHE or ~/.cache/babylm_jax.
   c.data.cache_dir = ""
   c.data.allow_over_budget = False
+  # Words of generated folders in data.path (their generation.json, --mode=generate) count
+  # toward the track's word budget (BabyLM's rule); False leaves them out of the count (a run
+  # outside the rules unless the generated text is budgeted elsewhere).
+  c.data.count_generated = True
   # Train on a corpus that does not look like text (over 1% of its bytes not UTF-8, or over
   # 5 tokens per word); refused by default.
   c.data.allow_binary = False
@@ -385,6 +389,23 @@ def base_config() -> ml_collections.ConfigDict:
   c.submit = ml_collections.ConfigDict()
   c.submit.dir = ""
   c.submit.overwrite = False
+  # --mode=generate (babylm_jax/generate.py): text sampled from a trained causal or hybrid run,
+  # written as a domain folder (synthetic.train + generation.json) another run can train on.
+  c.generate = ml_collections.ConfigDict()
+  c.generate.out = ""  # the folder to write; '' means workdir/generated
+  c.generate.prompts = ""  # a text file, one prompt a line; '' = openings of corpus documents
+  c.generate.corpus_prompts = 64  # with no prompts file: this many documents of the token store
+  c.generate.prompt_tokens = 16  # ... each opened by its first this many tokens
+  c.generate.max_new_tokens = 128
+  c.generate.temperature = 1.0  # 0: greedy
+  c.generate.top_k = 0  # 0: no top-k cut
+  c.generate.top_p = 1.0  # 1: no nucleus cut
+  c.generate.seed = 0
+  c.generate.batch_size = 16  # prompts decoded together
+  c.generate.step = config_dict.placeholder(int)  # checkpoint: as eval.step / eval.words
+  c.generate.words = config_dict.placeholder(int)
+  c.generate.use_ema = True
+  c.generate.overwrite = False
 
   c.init = ml_collections.ConfigDict()
   c.init.from_hf = ""  # an exported folder to start from

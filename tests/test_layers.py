@@ -78,3 +78,13 @@ def test_the_model_knows_nothing_of_training_evaluation_or_export():
       bad = sorted(d for d in deps
                    if d.startswith(("babylm_jax.train", "babylm_jax.eval", "babylm_jax.export")))
       assert not bad, (name, bad)
+
+
+def test_the_params_loader_and_the_mesh_sit_below_training_evaluation_and_export():
+  """Eval, fine-tuning, export and generation load a run's model through checkpoint_params;
+  it (and the mesh it lays parameters out on) must not reach up into any of them."""
+  graph = _graph()
+  for name in ("babylm_jax.checkpoint_params", "babylm_jax.mesh", "babylm_jax.generate"):
+    bad = sorted(d for d in graph[name] if d.startswith(
+        ("babylm_jax.train", "babylm_jax.eval", "babylm_jax.export", "babylm_jax.sweep")))
+    assert not bad, (name, bad)

@@ -19,7 +19,7 @@ import tokenizers
 
 from babylm_jax import config as config_lib
 from babylm_jax import interrupts
-from babylm_jax.data import clean, sources
+from babylm_jax.data import clean, generated, sources
 from babylm_jax.data import corpus as corpus_lib
 from babylm_jax.data import tokenizer as tok_lib
 from babylm_jax.data.store import (TokenStore, cache_error, cache_root, digest, open_store,
@@ -112,14 +112,20 @@ def warn_replaced(stats: dict):
           file=sys.stderr, flush=True)
 
 
-def check_budget(config, raw_words: int, spec: str):
-  """Refuses a corpus over the track's word budget unless the config allows it."""
+def check_budget(config, raw_words: int, spec: str, corpus=None) -> list[tuple[str, int]]:
+  """Refuses a corpus over the track's word budget unless the config allows it; returns the
+  lines counted (generated folders in `corpus` add theirs, see data/generated.py)."""
   budget, _ = config_lib.track_limits(config)
-  if raw_words > budget and not (config.data.allow_over_budget or config.outside_rules):
+  lines = (generated.budget_lines(config, corpus, raw_words) if corpus
+           else [("corpus", raw_words)])
+  counted = generated.counted_words(config, lines)
+  if counted > budget and not (config.data.allow_over_budget or config.outside_rules):
+    what = "" if len(lines) == 1 else " (" + ", ".join(f"{w} {n:,}" for w, n in lines) + ")"
     raise DataError(
-        f"data.path '{spec}' holds {raw_words:,} words, over the {config.track} budget of "
-        f"{budget:,}; use a smaller corpus, another --config.track, or set "
+        f"data.path '{spec}' counts {counted:,} words{what}, over the {config.track} budget "
+        f"of {budget:,}; use a smaller corpus, another --config.track, or set "
         f"--config.data.allow_over_budget=True for a run outside the rules.")
+  return lines
 
 
 def _dev_indices(n: int, fraction: float, spec: str) -> np.ndarray:
@@ -191,12 +197,13 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
   cache_hit = train is not None and dev is not None
 
   if cache_hit:
-    check_budget(config, sum(train.meta["raw_words_per_domain"].values()), data.path)
+    budget_lines = check_budget(config, sum(train.meta["raw_words_per_domain"].values()),
+                                data.path, corpus)
     check_text(config, data.path, int(train.meta["replaced_bytes"]), train.meta.get("raw_bytes"),
                train.num_tokens, train.num_words)
   else:
     docs = _read(corpus, settings, "data.path")
-    check_budget(config, sum(docs.raw_words.values()), data.path)
+    budget_lines = check_budget(config, sum(docs.raw_words.values()), data.path, corpus)
     check_text(config, data.path, docs.replaced_bytes, docs.raw_bytes)
     if dev_corpus is not None:
       train_docs, dev_docs = docs, _read(dev_corpus, settings, "data.dev_path")
@@ -239,7 +246,7 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
       train_docs=train.num_docs, dev_docs=dev.num_docs,
       tokens_per_word=tokens / max(words, 1), seconds=seconds,
       words_per_s=words / max(seconds, 1e-9), replaced_bytes=int(train.meta["replaced_bytes"]),
-      cache_hit=cache_hit, tokenizer_trained=tok_trained,
+      cache_hit=cache_hit, tokenizer_trained=tok_trained, budget_words=dict(budget_lines),
       vocab_size=tok.get_vocab_size(with_added_tokens=True),
       corpus_manifest_sha256=corpus_lib.manifest_sha256(data.path))
   return PreparedData(tok, tok_path, train, dev, stats)

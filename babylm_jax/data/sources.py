@@ -81,7 +81,8 @@ def _file_digest(path: str) -> str:
   return h.hexdigest()
 
 
-def _files_key(files: list[TextFile]) -> str:
+def files_key(files: list[TextFile]) -> str:
+  """A hash of the files' domains and contents (a corpus's key, and a generating run's)."""
   h = hashlib.blake2b(digest_size=16)
   for f in files:
     h.update(f"{f.domain}\0{_file_digest(f.path)}\0".encode())
@@ -195,7 +196,7 @@ def resolve(spec: str, config, field: str = "data.path") -> Corpus:
     files = _hub_files(spec, config, field)
   else:
     files = _local_files(os.path.expanduser(spec), field)
-  return Corpus(spec, files, _files_key(files))
+  return Corpus(spec, files, files_key(files))
 
 
 def read_blocks(path: str, block_bytes: int = BLOCK_BYTES, hasher=None) -> Iterator[str]:

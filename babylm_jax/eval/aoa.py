@@ -344,7 +344,7 @@ def run_aoa(config, workdir: str, tokenizer, milestones: list[int]) -> list[dict
   default workdir/results; finetune.model_name, default the workdir's name).
   """
   from babylm_jax.eval.report import write_json
-  from babylm_jax.train.checkpoint import load_model
+  from babylm_jax.checkpoint_params import load_model
   backends = scoring.parse_backends(config.eval.backend)
   check_backends(backends)
   data = load(config.eval.data.aoa)

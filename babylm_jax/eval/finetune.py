@@ -409,7 +409,7 @@ def summary_table(rows: list[dict]) -> str:
 def run_finetune(config, workdir: str) -> list[dict]:
   """Loads the checkpoint (as eval does), runs every task asked for, writes the reports."""
   from babylm_jax.eval.run import load_tokenizer
-  from babylm_jax.train.checkpoint import load_model
+  from babylm_jax.checkpoint_params import load_model
   fc = config.finetune
   tasks, skipped = parse_tasks(fc.task, fc.data_dir)
   for task in tasks:  # bad names, settings or files fail before the checkpoint is read

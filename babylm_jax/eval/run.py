@@ -276,7 +276,7 @@ def run_eval(config, workdir: str) -> list[dict]:
 
   eval.words=all evaluates every milestone, each into eval/words_<N>/, and draws the curves.
   """
-  from babylm_jax.train.checkpoint import load_model
+  from babylm_jax.checkpoint_params import load_model
   from babylm_jax.workdir import check_writable
   resolve_tasks(config.eval.suites)
   check_backends_fit(config, scoring.parse_backends(config.eval.backend))

@@ -154,7 +154,8 @@ def _params_of(model):
 
 def run_export(config, workdir) -> str:
   """--mode=export: writes export.dir from a run's checkpoint; returns the folder."""
-  from babylm_jax.train.checkpoint import Checkpointer, load_model
+  from babylm_jax.checkpoint_params import load_model
+  from babylm_jax.train.checkpoint import Checkpointer
   e = config.export
   if not e.dir:
     raise ConfigError("export.dir is empty; pass --config.export.dir=OUT, the folder to "

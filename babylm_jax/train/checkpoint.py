@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import logging
 import os
 import resource
@@ -24,17 +23,13 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from babylm_jax.config import LATER_MODEL_FIELDS, base_config, order_domains
+from babylm_jax import checkpoint_params
+# The checks on a checkpoint's meta are shared with the params-only loader; re-exported here.
+from babylm_jax.checkpoint_params import (SHAPE_FIELDS, absolute, check_meta,  # noqa: F401
+                                          tokenizer_file_sha256, tokenizer_sha256)
+from babylm_jax.config import order_domains
 from babylm_jax.errors import UserError
 from babylm_jax.workdir import is_disk_full
-
-# Model fields that change parameter shapes or meaning; a checkpoint must agree on all of them.
-SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                "position_bucket_size", "max_position", "layer_weighting", "attention",
-                "position", "normformer", "ffn", "decoder_layers", "final_norm")
-# A checkpoint without an architecture switch (config.LATER_MODEL_FIELDS) has its default;
-# one without max_position, which shaped no parameter before learned absolute positions, is
-# not checked on it.
 
 # BabyLM milestones: every 1M words to 10M, every 10M to 100M, every 100M to 1B.
 MILESTONES = tuple(sorted({m * 1_000_000 for m in range(1, 11)}
@@ -45,23 +40,6 @@ MILESTONES = tuple(sorted({m * 1_000_000 for m in range(1, 11)}
 def milestones_crossed(words_before: int, words_after: int) -> list[int]:
   """Milestones reached by a step that took words seen from words_before to words_after."""
   return [m for m in MILESTONES if words_before < m <= words_after]
-
-
-def absolute(workdir) -> epath.Path:
-  """The workdir as orbax needs it: local paths made absolute, bucket paths as they are."""
-  if "://" in str(workdir):
-    return epath.Path(workdir)
-  return epath.Path(os.path.abspath(workdir))
-
-
-def tokenizer_sha256(tokenizer) -> str:
-  """A hash of a `tokenizers.Tokenizer`'s serialised form (the same on every process)."""
-  return hashlib.sha256(tokenizer.to_str().encode()).hexdigest()
-
-
-def tokenizer_file_sha256(path) -> str:
-  from tokenizers import Tokenizer
-  return tokenizer_sha256(Tokenizer.from_str(epath.Path(path).read_text()))
 
 
 def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sha: str,
@@ -90,33 +68,6 @@ def check_resume_order(meta: dict, config, where: str):
     raise UserError(f"the checkpoint in {where} was trained with data.order {saved!r} but the "
                     f"config says {data_order(config)!r}; use the run's own data.order* settings "
                     f"or a fresh --workdir.")
-
-
-def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str,
-               data_key: str | None = None):
-  """Refuses a checkpoint whose model shape, objective, tokenizer or training data differs."""
-  model, defaults = meta.get("model", {}), base_config().model
-  for k in SHAPE_FIELDS:
-    if k == "max_position" and k not in model:
-      continue
-    saved = model.get(k, defaults[k] if k in LATER_MODEL_FIELDS else None)
-    if saved != config.model[k]:
-      raise UserError(f"the checkpoint in {where} has model.{k}={saved!r} but the config says "
-                      f"{config.model[k]!r}; use the run's own config or a fresh --workdir.")
-  # Checkpoints from before objective.kind existed were trained with the hybrid objective.
-  saved = meta.get("objective", "hybrid")
-  if saved != config.objective.kind:
-    raise UserError(f"the checkpoint in {where} was trained with objective.kind={saved!r} but "
-                    f"the config says {config.objective.kind!r}; use the run's own config or a "
-                    f"fresh --workdir.")
-  if tokenizer_sha and meta.get("tokenizer_sha256") not in (None, tokenizer_sha):
-    raise UserError(f"the checkpoint in {where} was trained with a different tokenizer than "
-                    f"this config gives; use the run's own data and tokenizer settings or a "
-                    f"fresh --workdir.")
-  if data_key and meta.get("data_key") not in (None, data_key):
-    raise UserError(f"the checkpoint in {where} was trained on other data (data.path, "
-                    f"data.dev_path/dev_fraction or data.clean differ); use the run's own data "
-                    f"settings or a fresh --workdir.")
 
 
 class Checkpointer:
@@ -296,43 +247,6 @@ def _short(e: Exception) -> str:
 
 def load_model(config, workdir, *, step: int | None = None, words: int | None = None,
                use_ema: bool = True):
-  """Loads a run's model for evaluation or export: (GPTBert, info).
-
-  The newest rolling checkpoint by default, a given step, or the milestone named by `words`.
-  info holds step, words_seen, tokens_seen and the checkpoint path.
-  """
-  from babylm_jax import config as config_lib
-  from babylm_jax.train import sharding, step as step_lib
-
-  workdir = epath.Path(workdir)
-  if not (workdir / "checkpoints").exists() and not (workdir / "milestones").exists():
-    raise UserError(f"workdir '{workdir}' holds no checkpoints; train first with "
-                    f"--mode=train or pass the run's --workdir.")
-  ckpt = Checkpointer(workdir, config, read_only=True)
-  try:
-    if words is not None:
-      if words not in ckpt.milestone_words():
-        raise UserError(f"no milestone at {words} words in '{workdir}'; those saved are "
-                        f"{ckpt.milestone_words() or 'none'}.")
-      key, milestone = words, True
-    else:
-      steps = ckpt.steps()
-      if not steps:
-        raise UserError(f"workdir '{workdir}' holds no rolling checkpoints; train first or "
-                        f"pick a milestone with words=N.")
-      if step is not None and step not in steps:
-        raise UserError(f"no checkpoint at step {step} in '{workdir}'; those kept are {steps}.")
-      key, milestone = (step if step is not None else steps[-1]), False
-    where = str(workdir / ("milestones/words_%d" % key if milestone else f"checkpoints/{key}"))
-    meta = ckpt.read_meta(key, milestone=milestone)
-    tok = workdir / "tokenizer.json"
-    check_meta(meta, config, tokenizer_file_sha256(tok) if tok.exists() else None, where)
-    derived = config_lib.derive(config)
-    mesh = sharding.make_mesh(config)
-    graphdef, abstract = step_lib.abstract_train_state(config, derived, mesh)
-    state, meta = ckpt.restore(key, abstract, milestone=milestone)
-  finally:
-    ckpt.close()
-  params = state.ema_params if use_ema else state.params
-  info = dict(meta, path=where, use_ema=use_ema)
-  return step_lib.params_to_model(graphdef, params), info
+  """(GPTBert, info): kept for callers of the old name; the parameters are read by the
+  params-only loader, babylm_jax/checkpoint_params.py."""
+  return checkpoint_params.load_model(config, workdir, step=step, words=words, use_ema=use_ema)

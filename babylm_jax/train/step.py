@@ -22,6 +22,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from babylm_jax.checkpoint_params import abstract_model  # noqa: F401 - re-exported
 from babylm_jax.errors import ConfigError
 from babylm_jax.model.axes import activation_sharding
 from babylm_jax.model.gpt_bert import GPTBert
@@ -42,18 +43,6 @@ class TrainState:
   # What the objective keeps beside the parameters, outside the optimizer (the bootstrap
   # teacher: a dict of the encoder's parameter groups); {} for the others.
   teacher: dict = flax.struct.field(default_factory=dict)
-
-
-def _is_variable(x):
-  return isinstance(x, nnx.Variable)
-
-
-def abstract_model(config):
-  """(graphdef, logical axes tree, ShapeDtypeStruct tree) of the parameters; allocates nothing."""
-  model = nnx.eval_shape(lambda: GPTBert(config.model, rngs=nnx.Rngs(0)))
-  graphdef, state = nnx.split(model)
-  axes = nnx.to_pure_dict(jax.tree.map(lambda v: v.axes, state, is_leaf=_is_variable))
-  return graphdef, axes, nnx.to_pure_dict(state)
 
 
 def _init_fn(config, tx):
