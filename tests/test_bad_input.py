@@ -111,7 +111,7 @@ def test_unknown_mode_is_named_before_anything_else(tmp_path, args):
   mode = args[args.index("--mode") + 1] if "--mode" in args else next(
       a.split("=")[1] for a in args if a.startswith("--mode="))
   line = one_error(r, f"--mode={mode} is unknown")
-  assert "prepare, corpus, train, eval, finetune, export, submit, sweep" in line
+  assert "prepare, corpus, train, eval, finetune, export, submit, generate, sweep" in line
   assert not (tmp_path / "W").exists()
 
 
