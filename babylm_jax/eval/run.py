@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+from babylm_jax import checkpoint_params
 from babylm_jax import versions
 from babylm_jax.errors import ConfigError, DataError, UserError
 from babylm_jax.eval import layout, reading, report, scoring, suites as suites_lib
@@ -247,17 +248,6 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
   return rows
 
 
-def _milestones(config, workdir: str) -> list[int]:
-  from babylm_jax.train.checkpoint import Checkpointer
-  if not os.path.isdir(os.path.join(workdir, "milestones")):
-    return []
-  ckpt = Checkpointer(workdir, config, read_only=True)
-  try:
-    return ckpt.milestone_words()
-  finally:
-    ckpt.close()
-
-
 def check_backends_fit(config, backends: list[str]):
   """Refuses a backend that reads what the objective never trained (e.g. causal scoring of a
   masked-only model)."""
@@ -290,7 +280,7 @@ def run_eval(config, workdir: str) -> list[dict]:
   aoa_rows = []
   if "aoa" in parse_suites(config.eval.suites):  # all milestones, whatever eval.words says
     from babylm_jax.eval import aoa
-    aoa_rows = aoa.run_aoa(config, workdir, tokenizer, _milestones(config, workdir))
+    aoa_rows = aoa.run_aoa(config, workdir, tokenizer, checkpoint_params.saved_keys(workdir, milestone=True))
     versions.record(workdir, "eval")
     if not tasks[0]:
       print(summary_lib.table(summary_lib.write(
@@ -303,7 +293,7 @@ def run_eval(config, workdir: str) -> list[dict]:
     versions.record(workdir, "eval")  # once the checkpoint is known to load
     return aoa_rows + evaluate(model, tokenizer, config, workdir, info, tasks=tasks,
                                also=aoa_rows)
-  milestones = _milestones(config, workdir)
+  milestones = checkpoint_params.saved_keys(workdir, milestone=True)
   if not milestones:
     raise UserError(f"workdir '{workdir}' holds no milestone checkpoints; train with "
                     f"checkpoint.milestones=True past 1M words, or drop eval.words=all.")

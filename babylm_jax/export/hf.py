@@ -154,8 +154,7 @@ def _params_of(model):
 
 def run_export(config, workdir) -> str:
   """--mode=export: writes export.dir from a run's checkpoint; returns the folder."""
-  from babylm_jax.checkpoint_params import load_model
-  from babylm_jax.train.checkpoint import Checkpointer
+  from babylm_jax.checkpoint_params import load_model, saved_keys
   e = config.export
   if not e.dir:
     raise ConfigError("export.dir is empty; pass --config.export.dir=OUT, the folder to "
@@ -174,13 +173,7 @@ def run_export(config, workdir) -> str:
   if not tokenizer_path.is_file():
     raise DataError(f"workdir '{workdir}' holds no tokenizer.json; export the run's own "
                     f"--workdir (training writes it there).")
-  milestones = []
-  if e.milestones:
-    ckpt = Checkpointer(str(workdir), config, read_only=True)
-    try:
-      milestones = ckpt.milestone_words()
-    finally:
-      ckpt.close()
+  milestones = saved_keys(str(workdir), milestone=True) if e.milestones else []
 
   tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
   try:

@@ -47,6 +47,7 @@ import time
 
 import numpy as np
 
+from babylm_jax import checkpoint_params
 from babylm_jax.errors import ConfigError, DataError, UserError
 from babylm_jax.eval import aoa, glue, layout, reading
 from babylm_jax.eval import suites as suites_lib
@@ -191,17 +192,6 @@ def _out_dir(config, workdir: str) -> pathlib.Path:
   return out
 
 
-def _milestones(config, workdir: str) -> list[int]:
-  from babylm_jax.train.checkpoint import Checkpointer
-  if not os.path.isdir(os.path.join(workdir, "milestones")):
-    return []
-  ckpt = Checkpointer(workdir, config, read_only=True)
-  try:
-    return ckpt.milestone_words()
-  finally:
-    ckpt.close()
-
-
 def _finetuned(config, workdir: str, name: str, step: int) -> tuple[dict, dict]:
   """({task: folder of its predictions} fine-tuned from `step`, {task: why it is missing})."""
   results = config.finetune.results_dir or os.path.join(workdir, "results")
@@ -233,7 +223,7 @@ def run_submit(config, workdir: str) -> str:
   from babylm_jax.eval import run as eval_run
   from babylm_jax.eval import scoring
   from babylm_jax.export import hf
-  from babylm_jax.train.checkpoint import load_model
+  from babylm_jax.checkpoint_params import load_model
   t0 = time.perf_counter()
   e = config.export
   backends = scoring.parse_backends(config.eval.backend)
@@ -250,7 +240,7 @@ def run_submit(config, workdir: str) -> str:
   out = _out_dir(config, workdir)
   model, info = load_model(config, workdir, step=e.step, words=e.words, use_ema=e.use_ema)
   tokenizer = eval_run.load_tokenizer(workdir)
-  milestones = _milestones(config, workdir)
+  milestones = checkpoint_params.saved_keys(workdir, milestone=True)
   full, full_absent = load_set(data_root, layout.FULL)
   fast, fast_absent = load_set(data_root, layout.FAST) if milestones else ({}, {})
   words_file = pathlib.Path(str(config.eval.data.aoa)).expanduser()
