@@ -20,7 +20,7 @@ from babylm_jax.train.objectives import hybrid
 from conftest import data_path, load_config
 from test_step import make_batch, tiny_config
 
-STEPS = 6
+STEPS = 4
 
 
 # ----------------------------------------------------------------------------- the loss
@@ -107,6 +107,7 @@ def _config(kind="hybrid", steps=STEPS):
   c.data.path = str(data_path("babylm_text", "train_100k"))
   c.objective.kind = kind
   c.train.steps = steps
+  c.train.seq_lens, c.train.seq_len_fractions = (64,), (1.0,)  # one shape: one compilation
   c.train.eval_every = 1000
   c.train.eval_batches = 1
   c.train.log_every = 2
@@ -129,38 +130,37 @@ def _student(teachers, kind="hybrid", steps=STEPS):
   return c
 
 
-def test_distilled_run_records_its_teachers_and_counts_their_words_once(teacher, tmp_path,
-                                                                        capsys):
+def test_distilled_run_records_its_teachers_and_resumes_only_with_them(teacher, tmp_path,
+                                                                      capsys):
+  """Stopped halfway, a run resumes with its teacher, never with another one."""
   from babylm_jax.checkpoint_params import saved_keys
   from babylm_jax.train import checkpoint
   from babylm_jax.train.loop import train
-  out = train(_student([teacher]), str(tmp_path / "student"))
+  wd = tmp_path / "student"
+  c = _student([teacher])
+  c.train.stop_after = STEPS // 2
+  train(c, str(wd))
+  other = tmp_path / "other_teacher"
+  shutil.copytree(teacher, other)
+  with pytest.raises(UserError, match="distilled from other teachers") as e:
+    train(_student([other]), str(wd))
+  assert "\n" not in str(e.value)
+  capsys.readouterr()
+  out = train(_student([teacher]), str(wd))
+  assert out["step"] == STEPS and not out["interrupted"]
   assert np.isfinite(out["train"]["loss"]) and out["train"]["distill_kl"] > 0
   printed = capsys.readouterr().out
   assert f"teacher      {teacher}: same training text as this run" in printed
-  ckpt = checkpoint.Checkpointer(tmp_path / "student", _student([teacher]), read_only=True)
+  ckpt = checkpoint.Checkpointer(wd, c, read_only=True)
   try:
-    meta = ckpt.read_meta(saved_keys(tmp_path / "student", milestone=False)[-1])
+    meta = ckpt.read_meta(saved_keys(wd, milestone=False)[-1])
   finally:
     ckpt.close()
   (rec,) = meta["distill_teachers"]
   assert rec["workdir"] == str(teacher) and len(rec["sha256"]) == 64
   import orbax.checkpoint as ocp
-  tree = ocp.StandardCheckpointer().restore(tmp_path / "student" / "checkpoints" / str(STEPS)
-                                            / "state")
+  tree = ocp.StandardCheckpointer().restore(wd / "checkpoints" / str(STEPS) / "state")
   assert "teacher" not in tree  # the frozen teachers are never saved again
-
-
-def test_resume_with_another_teacher_is_refused(teacher, tmp_path):
-  from babylm_jax.train.loop import train
-  wd = tmp_path / "student"
-  c = _student([teacher], steps=4)
-  c.train.stop_after = 2
-  train(c, str(wd))
-  other = tmp_path / "other_teacher"
-  shutil.copytree(teacher, other)
-  with pytest.raises(UserError, match="distilled from other teachers"):
-    train(_student([other], steps=4), str(wd))
 
 
 def _refusal(config, tmp_path, match):
@@ -175,9 +175,14 @@ def test_missing_teacher_is_refused(teacher, tmp_path):
 
 
 def test_teacher_with_another_tokenizer_is_refused(teacher, tmp_path):
-  c = _student([teacher])
-  c.tokenizer.min_frequency = 5  # another vocabulary of the same size
-  _refusal(c, tmp_path, "different tokenizer")
+  other = tmp_path / "other_tokenizer"
+  shutil.copytree(teacher, other)
+  tok = json.loads((other / "tokenizer.json").read_text())
+  vocab = tok["model"]["vocab"]
+  a, b = [k for k in vocab if vocab[k] > 100][:2]
+  vocab[a], vocab[b] = vocab[b], vocab[a]  # two tokens' ids swapped: another tokenizer
+  (other / "tokenizer.json").write_text(json.dumps(tok))
+  _refusal(_student([other]), tmp_path, "different tokenizer")
 
 
 def test_teacher_whose_positions_do_not_line_up_is_refused(teacher, tmp_path):
