@@ -182,6 +182,10 @@ def load_teachers(config, prepared, tokenizer_sha: str, mesh) -> list[Teacher]:
       raise UserError(f"teacher '{wd}' was trained with objective.kind '{t_kind}', whose "
                       f"predictions do not sit at a {kind} student's targets; a {kind} "
                       f"student takes {' or '.join(COMPATIBLE[kind])} teachers.")
+    if t_config.model.vocab_size != config.model.vocab_size:
+      raise UserError(f"teacher '{wd}' has model.vocab_size={t_config.model.vocab_size} but "
+                      f"this run {config.model.vocab_size}; their distributions must be over the "
+                      f"same tokens.")
     graphdef, params, info = checkpoint_params.load_params(t_config, path, mesh=mesh)
     what, added = _budget(config, path, info,
                           json.loads((path / "config.json").read_text()), prepared)
@@ -205,11 +209,14 @@ def records(teachers: list[Teacher]) -> list[dict]:
 
 
 def check_resume(meta: dict, teachers: list[Teacher], where: str):
+  """Refuses to resume with other teachers, or teachers whose parameters changed since."""
   saved, now = meta.get("distill_teachers") or [], records(teachers)
   if saved != now:
-    raise UserError(f"the checkpoint in {where} was distilled from other teachers (or teachers "
-                    f"whose parameters have changed since: {saved} vs {now}); use the same "
-                    f"teacher runs or a fresh --workdir.")
+    def show(recs):
+      return ", ".join(f"{r['workdir']} ({r['sha256'][:12]})" for r in recs) or "none"
+    raise UserError(f"the checkpoint in {where} was distilled from other teachers ({show(saved)}) "
+                    f"than this config gives ({show(now)}, parameter sha256 in brackets); use the "
+                    f"same teacher runs, unchanged, or a fresh --workdir.")
 
 
 def summary_lines(teachers: list[Teacher]) -> list[str]:
