@@ -666,6 +666,9 @@ def _check_objective(c):
            f"objective.distill.ensemble '{d.ensemble}' is unknown; use probs or logits.")
   _require(d.temperature > 0, "objective.distill.temperature must be positive.")
   _require(0.0 <= d.alpha <= 1.0, "objective.distill.alpha must lie in [0, 1].")
+  _require(not d.teachers.strip() or o.kind in ("causal", "hybrid", "masked"),
+           f"objective.distill.teachers needs a causal, hybrid or masked student; objective.kind "
+           f"'{o.kind}' is not supported.")
 
 
 def _check_train(c):

@@ -208,3 +208,19 @@ def test_teacher_on_other_data_over_the_budget_is_refused(teacher, tmp_path):
   (t,) = distill.load_teachers(c, prepared, tokenizer_sha256(prepared.tokenizer),
                                sharding.make_mesh(c))
   assert t.added_words == 10_000_000 and "other data" in t.budget
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("ensemble", "mean", "ensemble 'mean' is unknown"),
+    ("temperature", 0.0, "temperature must be positive"),
+    ("alpha", 1.5, "alpha must lie in"),
+    ("kind", "bootstrap", "needs a causal, hybrid or masked student")])
+def test_bad_distill_settings_are_refused(field, value, match):
+  c = _student(["somewhere"])
+  if field == "kind":
+    c.objective.kind, c.model.decoder_layers = value, 1
+  else:
+    c.objective.distill[field] = value
+  with pytest.raises(config_lib.ConfigError, match=match) as e:
+    config_lib.validate(c)
+  assert "\n" not in str(e.value)

@@ -35,7 +35,6 @@ from babylm_jax import checkpoint_params
 from babylm_jax import config as config_lib
 from babylm_jax.errors import ConfigError, UserError
 from babylm_jax.train import loss as loss_lib
-from babylm_jax.train.objectives import hybrid
 from babylm_jax.train.objectives.targets import take_states, token_sums
 
 # Student objective -> the teacher objectives whose predictions sit at the same positions.
