@@ -205,6 +205,16 @@ def base_config() -> ml_collections.ConfigDict:
   # The teacher (an EMA of the encoder) decay, linear in the step from start to end.
   c.objective.bootstrap.teacher_decay_start = 0.996
   c.objective.bootstrap.teacher_decay_end = 1.0
+  # Distillation from finished runs (Baby Llama, Timiryasov & Tastet 2023; train/distill.py):
+  # loss = alpha x the objective's cross-entropy + (1 - alpha) x T^2 x KL(teacher_T || student_T)
+  # at the objective's targets, + the z-loss. '' trains without teachers.
+  c.objective.distill = ml_collections.ConfigDict()
+  c.objective.distill.teachers = ""  # comma list of workdirs of finished runs (same tokenizer)
+  c.objective.distill.temperature = 2.0
+  c.objective.distill.alpha = 0.5
+  # How the teachers' distributions are combined: 'probs' (mean of the probabilities, Baby
+  # Llama) or 'logits' (the softmax of the mean logits).
+  c.objective.distill.ensemble = "probs"
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 10.0
@@ -651,6 +661,14 @@ def _check_objective(c):
   _require(not o.anti_repeat or o.masking == "ranked",
            "objective.anti_repeat needs objective.masking='ranked' (it reorders ranked spans).")
   _positive(c, "objective.z_loss", zero=True)
+  d = o.distill
+  _require(d.ensemble in ("probs", "logits"),
+           f"objective.distill.ensemble '{d.ensemble}' is unknown; use probs or logits.")
+  _require(d.temperature > 0, "objective.distill.temperature must be positive.")
+  _require(0.0 <= d.alpha <= 1.0, "objective.distill.alpha must lie in [0, 1].")
+  _require(not d.teachers.strip() or o.kind in ("causal", "hybrid", "masked"),
+           f"objective.distill.teachers needs a causal, hybrid or masked student; objective.kind "
+           f"'{o.kind}' is not supported.")
 
 
 def _check_train(c):

@@ -43,11 +43,14 @@ def milestones_crossed(words_before: int, words_after: int) -> list[int]:
 
 
 def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sha: str,
-              data_key: str | None = None) -> dict:
-  return dict(step=int(step), words_seen=int(words_seen), tokens_seen=int(tokens_seen),
+              data_key: str | None = None, teachers: list[dict] | None = None) -> dict:
+  meta = dict(step=int(step), words_seen=int(words_seen), tokens_seen=int(tokens_seen),
               model={k: config.model[k] for k in SHAPE_FIELDS},
               objective=config.objective.kind, tokenizer_sha256=tokenizer_sha,
               data_key=data_key, data_order=data_order(config))
+  if teachers:  # distillation: the teachers' workdirs and parameter hashes (train/distill.py)
+    meta["distill_teachers"] = teachers
+  return meta
 
 
 def data_order(config) -> str:

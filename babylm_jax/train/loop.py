@@ -104,7 +104,7 @@ def _restart(workdir):
 def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   from babylm_jax.data.batches import BatchSource
   from babylm_jax.data.prepare import prepare_data, warn_replaced
-  from babylm_jax.train import curves as curves_lib, flops, sharding, step as step_lib
+  from babylm_jax.train import curves as curves_lib, distill, flops, sharding, step as step_lib
 
   interrupts.reset()
   started = time.time()
@@ -124,6 +124,8 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   tokenizer_sha = ckpt_lib.tokenizer_sha256(prepared.tokenizer)
 
   mesh = sharding.make_mesh(config)
+  # Distillation's teachers: loaded and checked (tokenizer, positions, budget) before the state.
+  teachers = distill.load_teachers(config, prepared, tokenizer_sha, mesh)
   graphdef, state, shardings = step_lib.create_train_state(config, derived, mesh)
   if config.checkpoint.restart:
     _restart(workdir)
@@ -135,6 +137,7 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   if restored is not None:
     state, meta = restored
     start = int(meta["step"])
+    distill.check_resume(meta, teachers, str(workdir / "checkpoints" / str(start)))
   t, total = config.train, derived.total_steps
   end = min(total, t.stop_after) if t.stop_after else total
   if start >= end:
@@ -144,7 +147,7 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
     logging.info("resumed from step %d (%s words seen)", start, f"{meta['words_seen']:,}")
   _write_run_files(workdir, config, derived, prepared)
   run_versions = versions_lib.record(workdir, "train")
-  train_step = step_lib.make_train_step(config, derived, graphdef, mesh, shardings)
+  train_step = step_lib.make_train_step(config, derived, graphdef, mesh, shardings, teachers)
   eval_step = step_lib.make_eval_step(config, graphdef, mesh, shardings)
 
   writer = MetricsWriter(workdir, derived.total_steps, resume_step=start)
@@ -174,7 +177,7 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
       raise UserError(f"the loss became non-finite ({loss}) at step {step}; no checkpoint was "
                       f"saved for it. Lower train.lr or check the data.")
     return ckpt_lib.make_meta(config, step, source.words_before(step), step_tokens(step),
-                              tokenizer_sha, prepared.data_key)
+                              tokenizer_sha, prepared.data_key, distill.records(teachers))
 
   step_tokens = derived.tokens_before
 
@@ -240,7 +243,8 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   elif jax.process_index() == 0:
     plot_losses(workdir, writer.records)
     _say(_summary(workdir, ckpt, source, done, total, writer.records, time.time() - started,
-                  run_versions, prepared.stats.get("corpus_manifest_sha256")))
+                  run_versions, prepared.stats.get("corpus_manifest_sha256"),
+                  distill.summary_lines(teachers)))
   return dict(train=last_train, val=last_val, step=done, preempted=stop == "SIGTERM",
               interrupted=stop)
 
@@ -267,7 +271,7 @@ def _complete_line(step: int, total: int, workdir) -> str:
 
 
 def _summary(workdir, ckpt, source, step, total, records, seconds, run_versions,
-             corpus_manifest: str | None = None) -> str:
+             corpus_manifest: str | None = None, teacher_lines=()) -> str:
   """What the run did and where its outputs are, and the command to run next."""
   def loss(key):
     values = [r[key] for r in records if r.get(key) is not None]
@@ -289,6 +293,7 @@ def _summary(workdir, ckpt, source, step, total, records, seconds, run_versions,
       f"({workdir / versions_lib.FILE_NAME})",
       *([f"  corpus       manifest sha256 {corpus_manifest} (data.path's corpus.json)"]
         if corpus_manifest else []),
+      *teacher_lines,
       f"next: python launch.py --mode=eval --workdir {workdir}" if step >= total else
       "next: run the same command without --config.train.stop_after to continue",
   ])

@@ -126,11 +126,16 @@ def _batch_shardings(mesh):
   return {k: batch_sharding(mesh) for k in BATCH_KEYS}
 
 
-def make_train_step(config, derived, graphdef, mesh, state_shardings):
+def make_train_step(config, derived, graphdef, mesh, state_shardings, teachers=()):
   """jitted (state, batch) -> (state, metrics); the state is donated. It compiles once per
-  batch shape of `derived.phases`."""
+  batch shape of `derived.phases`. `teachers` (train/distill.py): frozen networks whose
+  forward passes run inside the step; their parameters are an argument, never donated."""
   tx, schedule = make_optimizer(config, derived)
   objective, t = objectives.get(config), config.train
+  if teachers:
+    from babylm_jax.train import distill
+    objective = distill.make_objective(objective, teachers)
+  frozen = tuple(tc.params for tc in teachers)
   M, divisor = t.micro_batches, batch_divisor(mesh)
   for p in derived.phases:
     if p.batch_rows % divisor:
@@ -147,12 +152,14 @@ def make_train_step(config, derived, graphdef, mesh, state_shardings):
 
   grad_fn = jax.grad(loss_fn, has_aux=True)
 
-  def train_step(state, batch):
+  def train_step(state, batch, frozen):
+    # A distilling objective reads the frozen teachers; the others their state's teacher.
+    guide = frozen if frozen else state.teacher
     with activation_sharding(mesh, config.mesh.rules):
       key = jax.random.fold_in(base_key, state.step)
       totals = objective.counts(batch)
       if M == 1:
-        grads, sums = grad_fn(state.params, batch, key, totals, state.teacher)
+        grads, sums = grad_fn(state.params, batch, key, totals, guide)
       else:
         # Micro-batch m takes rows m, m + M, ...: every device holds a share of each.
         spec = NamedSharding(mesh, PartitionSpec(None, BATCH_AXES))
@@ -163,7 +170,7 @@ def make_train_step(config, derived, graphdef, mesh, state_shardings):
         def body(carry, xs):
           g_acc, s_acc = carry
           mb, m = xs
-          g, s = grad_fn(state.params, mb, jax.random.fold_in(key, m), totals, state.teacher)
+          g, s = grad_fn(state.params, mb, jax.random.fold_in(key, m), totals, guide)
           return (jax.tree.map(jnp.add, g_acc, g), jax.tree.map(jnp.add, s_acc, s)), None
 
         zeros_g = jax.tree.map(jnp.zeros_like, state.params)
@@ -183,11 +190,13 @@ def make_train_step(config, derived, graphdef, mesh, state_shardings):
                              opt_state=opt_state, teacher=teacher)
       return new_state, metrics
 
-  jitted = jax.jit(train_step, in_shardings=(state_shardings, _batch_shardings(mesh)),
+  frozen_shardings = jax.tree.map(lambda x: x.sharding, frozen)
+  jitted = jax.jit(train_step,
+                   in_shardings=(state_shardings, _batch_shardings(mesh), frozen_shardings),
                    out_shardings=(state_shardings, replicated(mesh)), donate_argnums=0)
 
   def step(state, batch):
-    return jitted(state, _pick(batch))
+    return jitted(state, _pick(batch), frozen)
   step.jitted = jitted
   return step
 

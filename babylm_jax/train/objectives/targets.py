@@ -67,9 +67,10 @@ def head_fn(model, config, deterministic, rngs):
                                               rngs=nnx.Rngs(dropout=key), rows_x=rows_x)
 
 
-def token_sums(model, states_BTD, batch, config, *, deterministic, rngs, divisor):
+def token_sums(model, states_BTD, batch, config, *, deterministic, rngs, divisor, extra=None):
   """Loss sums (see loss.target_sums) of the head's predictions from `states_BTD` at the
-  batch's targets."""
+  batch's targets. `extra(idx_C, weight_C, causal_C, logits_CV)` may add sums over the same
+  targets (distillation's KL, train/distill.py)."""
   B, T, D = states_BTD.shape
   h_ND = states_BTD.reshape(B * T, D)
   targets_N = batch["targets"].reshape(-1)
@@ -78,7 +79,10 @@ def token_sums(model, states_BTD, batch, config, *, deterministic, rngs, divisor
   head = head_fn(model, config, deterministic, rngs)
 
   def per_target(idx_C, weight_C):
-    return loss_lib.target_sums(head(take_states(h_ND, idx_C), idx_C), take(targets_N, idx_C),
-                                weight_C, take(causal_N, idx_C))
+    logits_CV, causal_C = head(take_states(h_ND, idx_C), idx_C), take(causal_N, idx_C)
+    out = loss_lib.target_sums(logits_CV, take(targets_N, idx_C), weight_C, causal_C)
+    if extra is not None:
+      out.update(extra(idx_C, weight_C, causal_C, logits_CV))
+    return out
 
   return over_targets(per_target, mask_N, capacity(config, B, T, divisor))
