@@ -4,8 +4,9 @@
 
 The recipe takes each train_600k domain (its .train and _dev.train files, 700k words) and
 train_10M/switchboard.train, with a quota of 80% of each source's words, whole documents.
-With babylm_jax/data/curate.py present, every switch of its default config is turned on
-(exact and near-duplicate removal, quality and language filters), otherwise curation is 0 s.
+Curation: exact and near-duplicate removal and the quality filters at Gopher's thresholds
+(`--language` adds py3langid's language filter, an ancillary model); each step's words/s is in
+`curate_steps`.
 Words/s per stage are of the words read (read, curate), kept by curation (select) or written
 (write), per wall second and per CPU second of this process (the machine may be shared).
 `plain_read` is `str.split` over the same files read whole in the same run: `read_ratio` says
@@ -38,17 +39,23 @@ DOMAINS = ("bnc_spoken", "childes", "gutenberg", "open_subtitles", "simple_wiki"
 TARGET_WORDS = 100_000_000
 
 
-def _switch_on(section):
-  """Every boolean switch of a curate config, at any depth, turned on."""
-  for key in list(section.keys()):
-    value = section[key]
-    if isinstance(value, ml_collections.ConfigDict):
-      _switch_on(value)
-    elif isinstance(value, bool):
-      section[key] = True
+def _curation(c, language: bool):
+  """Deduplication (exact, near) and the quality filters at Gopher's thresholds; with
+  `language`, py3langid too (an ancillary model: outside the strict rules)."""
+  cur = c.data.corpus.curate
+  cur.exact.enabled = True
+  cur.near.enabled = True
+  cur.quality.min_words = 5
+  cur.quality.max_symbol_ratio = 0.1
+  cur.quality.max_repeated_lines = 0.3
+  cur.quality.max_repeated_ngrams = 0.15
+  cur.quality.max_replacement_fraction = 0.01
+  if language:
+    cur.language.enabled = True
+    cur.outside_rules = True
 
 
-def recipe(text: str) -> ml_collections.ConfigDict:
+def recipe(text: str, language: bool = False) -> ml_collections.ConfigDict:
   c = base_config()
   files = {d: [os.path.join(text, "train_600k", n) for n in (f"{d}.train", f"{d}_dev.train")]
            for d in DOMAINS}
@@ -59,9 +66,7 @@ def recipe(text: str) -> ml_collections.ConfigDict:
     c.data.corpus.sources[name] = ml_collections.ConfigDict(dict(
         path=folder, files=f"{name}*.train" if name != "switchboard" else "switchboard.train",
         words=int(0.8 * words)))
-  if corpus.curate is not None:
-    c.data.corpus.curate = corpus.curate.default_config()
-    _switch_on(c.data.corpus.curate)
+  _curation(c, language)
   return c
 
 
@@ -69,8 +74,10 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--text", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "..", "..", "shared", "data", "babylm_text"))
+  ap.add_argument("--language", action="store_true",
+                  help="also the language filter (py3langid, an ancillary model)")
   args = ap.parse_args()
-  c = recipe(args.text)
+  c = recipe(args.text, args.language)
   paths = sorted({os.path.join(s.path, n) for s in corpus.sources_of(c)
                   for n in os.listdir(s.path) if fnmatch.fnmatch(n, s.files)})
   t = time.perf_counter()
@@ -79,8 +86,6 @@ def main():
   with tempfile.TemporaryDirectory() as tmp:
     m = corpus.build_corpus(c, os.path.join(tmp, "corpus"))
   sec, cpu = m["seconds"], m["cpu_seconds"]
-  if corpus.curate is None:
-    del sec["curate"], cpu["curate"]
   read_words = m["totals"]["words_read"]
   written = m["totals"]["words"]
   handled = dict(read=read_words, curate=read_words, select=m["totals"]["words_after_curation"],
@@ -91,7 +96,11 @@ def main():
   out = dict(
       sources=len(m["sources"]), files=len(paths), words_read=read_words,
       words_after_curation=m["totals"]["words_after_curation"], words_written=written,
-      curated=corpus.curate is not None, seconds={k: round(v, 3) for k, v in sec.items()},
+      curate_steps={st["step"]: dict(seconds=st["seconds"], words_in=st["words_in"],
+                                     words_per_s=st["words_per_s"],
+                                     words_dropped=st["words_dropped"])
+                    for st in m["curation"]["steps"]},
+      seconds={k: round(v, 3) for k, v in sec.items()},
       cpu_seconds={k: round(v, 3) for k, v in cpu.items()}, words_per_s=per_s,
       words_per_cpu_s=per_cpu_s, plain_read_words_per_s=round(plain_words / plain_s),
       read_ratio=round(per_s["read"] / (plain_words / plain_s), 3),

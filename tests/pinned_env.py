@@ -40,13 +40,15 @@ PROBE = pathlib.Path(__file__).resolve().parent / "hf_probe.py"
 BUILD_TIMEOUT_S = 900
 
 
-def _key(pins=PINS) -> str:
+def _key(pins) -> str:
   spec = "\n".join([sys.version.split()[0], *pins])
   return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
-def pinned_python(pins=PINS) -> pathlib.Path:
-  """The python of the environment with `pins`, built here first if needed (about 40 s)."""
+def pinned_python(pins=None) -> pathlib.Path:
+  """The python of the environment with `pins` (PINS by default, read when called), built
+  here first if needed (about 40 s)."""
+  pins = PINS if pins is None else pins
   folder = CACHE / _key(pins)
   python = folder / "bin" / "python"
   done = folder / "complete"

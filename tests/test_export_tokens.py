@@ -84,7 +84,7 @@ def case(exported):
     rows = _pipeline_texts(suite, data_path(*parts))
     assert len(rows) == len(tgt)
     groups[suite] = dict(texts=[t for t, _ in rows], completion_chars=[c for _, c in rows])
-  wug = _pipeline_texts("wug", data_path("babylm_eval", "wug_adj_nominalization"))
+  wug = _pipeline_texts("wug_adj", data_path("babylm_eval", "wug_adj_nominalization"))
   want["wug"] = scoring.tokenize(raw, [""] * len(wug), [t for t, _ in wug], UNBOUNDED)
   groups["wug"] = dict(texts=[t for t, _ in wug], completion_chars=[c for _, c in wug])
 
