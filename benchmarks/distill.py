@@ -30,6 +30,7 @@ import jax  # noqa: E402
 from babylm_jax.config import derive  # noqa: E402
 from babylm_jax.train import distill, step as step_lib  # noqa: E402
 from train_step import fixed_shape_step, load_config  # noqa: E402
+from variants import _timed  # noqa: E402
 
 
 def _teachers(c, mesh, n: int) -> list[distill.Teacher]:
@@ -41,13 +42,6 @@ def _teachers(c, mesh, n: int) -> list[distill.Teacher]:
     graphdef, state, _ = step_lib.create_train_state(tc, derive(tc), mesh)
     out.append(distill.Teacher(f"seed{tc.seed}", tc, graphdef, state.params, "", "", 0))
   return out
-
-
-def _timed(step, state, batch):
-  t0, c0 = time.perf_counter(), time.process_time()
-  state, m = step(state, batch)
-  jax.block_until_ready((state, m))
-  return state, time.perf_counter() - t0, time.process_time() - c0
 
 
 def main():
