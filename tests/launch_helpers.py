@@ -1,5 +1,6 @@
-"""Helpers for tests that run launch.py as a real subprocess: environment, metrics and
-checkpoints read back, file snapshots, a process without root's file powers, a terminal."""
+"""Helpers for tests that run launch.py as a real subprocess: environment, the smoke run's
+arguments, a run killed with SIGKILL mid-way, metrics and checkpoints read back, file snapshots,
+a process without root's file powers, a terminal."""
 
 import ctypes
 import hashlib
@@ -11,10 +12,11 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, data_path
 
 
 def env() -> dict:
@@ -153,3 +155,41 @@ def render(raw: str) -> list[str]:
       line[col] = token
       col += 1
   return ["".join(line).rstrip() for line in screen]
+
+
+def smoke_args(workdir, cache, *extra, steps=30, devices=None) -> list[str]:
+  """launch.py on configs/smoke.py over the 100k-word text: 30 steps, a checkpoint every 10."""
+  args = [sys.executable, "launch.py", "--config", "configs/smoke.py", "--workdir", str(workdir),
+          f"--config.data.path={data_path('babylm_text', 'train_100k')}",
+          f"--config.data.cache_dir={cache}", f"--config.train.steps={steps}",
+          "--config.train.log_every=5", "--config.train.eval_every=1000",
+          "--config.train.eval_batches=2", "--config.checkpoint.every=10"]
+  if devices:
+    args.append(f"--cpu_devices={devices}")
+  return args + list(extra)
+
+
+def smoke_run(workdir, cache, *extra, steps=30, devices=None, timeout=600):
+  return subprocess.run(smoke_args(workdir, cache, *extra, steps=steps, devices=devices),
+                        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env())
+
+
+def ok(result):
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+def kill_after(workdir, args, checkpoint, past, run_env=None, timeout=300):
+  """Starts a run and SIGKILLs it once `checkpoint` exists and a step past `past` is logged."""
+  proc = subprocess.Popen(args, cwd=ROOT, env=run_env or env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + timeout
+  log = pathlib.Path(workdir) / "metrics.jsonl"
+  while time.time() < deadline:
+    if (pathlib.Path(workdir) / "checkpoints" / str(checkpoint)).exists() and log.exists() and max(
+        [0] + [json.loads(l)["step"] for l in log.read_text().splitlines() if l.strip()]) >= past:
+      break
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL

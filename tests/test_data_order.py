@@ -3,7 +3,7 @@
 For shuffled, domains and difficulty: every row of an epoch once, the same batch for the same
 step, process slices that make up the global batch, exact words; and the curriculum itself:
 domains in the given sequence each epoch, difficulty buckets easiest first, with the score
-recomputed here from its definition. (Exact resume after SIGKILL: tests/test_train_run.py.)
+recomputed here from its definition. (Exact resume after SIGKILL: tests/test_train_resume_kinds.py.)
 """
 
 import numpy as np
