@@ -1,5 +1,6 @@
-"""Helpers for tests that run launch.py as a real subprocess: environment, metrics and
-checkpoints read back, file snapshots, a process without root's file powers, a terminal."""
+"""Helpers for tests that run launch.py as a real subprocess: environment, a run killed with
+SIGKILL after a checkpoint, metrics and checkpoints read back, file snapshots, a process
+without root's file powers, a terminal."""
 
 import ctypes
 import hashlib
@@ -42,6 +43,27 @@ def start(*args, stdout=subprocess.DEVNULL):
   return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *map(str, args)], cwd=ROOT,
                           env=env(), stdout=stdout, stderr=subprocess.PIPE, text=True,
                           preexec_fn=_as_from_a_terminal)
+
+
+def kill_after(workdir, args: list[str], checkpoint: int, past: int, timeout: float = 300):
+  """Starts `args` (a whole command line, run from the repository root) and SIGKILLs it once
+  `workdir` holds the checkpoint of step `checkpoint` and metrics.jsonl logs a step past `past`:
+  killed mid-step, after a save, with no chance to clean up."""
+  import time
+  workdir = pathlib.Path(workdir)
+  proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    log = workdir / "metrics.jsonl"
+    if (workdir / "checkpoints" / str(checkpoint)).exists() and log.exists() and max(
+        [0] + [json.loads(l)["step"] for l in log.read_text().splitlines() if l.strip()]) >= past:
+      break
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, data_path
-from launch_helpers import env as _env, final_params, losses
+from launch_helpers import env as _env, final_params, kill_after as _kill_after, losses
 
 pytestmark = pytest.mark.slow
 
@@ -43,23 +43,6 @@ def run(workdir, cache, *extra, steps=30, devices=None, timeout=600):
 
 def _ok(r):
   assert r.returncode == 0, r.stderr[-3000:]
-
-
-def _kill_after(wd, args, checkpoint, past):
-  """Starts a run and SIGKILLs it once `checkpoint` exists and a step past `past` is logged."""
-  proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
-  while time.time() < deadline:
-    log = wd / "metrics.jsonl"
-    if (wd / "checkpoints" / str(checkpoint)).exists() and log.exists() and max(
-        [0] + [json.loads(l)["step"] for l in log.read_text().splitlines() if l.strip()]) >= past:
-      break
-    assert proc.poll() is None, proc.stderr.read()[-2000:]
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL
 
 
 @pytest.fixture(scope="module")
