@@ -1,11 +1,13 @@
 """Distillation (`objective.distill`, train/distill.py): the loss against numpy, a run that
-distils from a smoke teacher trained here on the shared text, and the refusals.
+distils from a smoke teacher trained here on the shared text, its exact resume after SIGKILL
+(launch.py as a real subprocess), and the refusals.
 
 One teacher run (hybrid, a few steps) is trained per module and shared by every test.
 """
 
 import json
 import shutil
+import sys
 
 import jax
 import numpy as np
@@ -18,6 +20,7 @@ from babylm_jax.model.gpt_bert import GPTBert
 from babylm_jax.train import distill
 from babylm_jax.train.objectives import hybrid
 from conftest import data_path, load_config
+from launch_helpers import final_params, kill_after, launch
 from test_step import make_batch, tiny_config
 
 STEPS = 4
@@ -161,6 +164,50 @@ def test_distilled_run_records_its_teachers_and_resumes_only_with_them(teacher, 
   import orbax.checkpoint as ocp
   tree = ocp.StandardCheckpointer().restore(wd / "checkpoints" / str(STEPS) / "state")
   assert "teacher" not in tree  # the frozen teachers are never saved again
+
+
+def _launch_args(workdir, teacher, steps):
+  """launch.py's command line for _student([teacher], steps=steps) with a save every 4 steps."""
+  c = _student([teacher], steps=steps)
+  return ["--mode=train", "--config", "configs/smoke.py", "--workdir", str(workdir),
+          f"--config.data.path={c.data.path}", f"--config.objective.kind={c.objective.kind}",
+          f"--config.train.steps={steps}", "--config.train.seq_lens=(64,)",
+          "--config.train.seq_len_fractions=(1.0,)", "--config.train.eval_every=1000",
+          "--config.train.eval_batches=1", "--config.train.log_every=2",
+          "--config.checkpoint.every=4", "--config.checkpoint.milestones=False",
+          f"--config.objective.distill.teachers={teacher}"]
+
+
+def _logged(workdir) -> dict[int, dict]:
+  """Each logged training step's metrics, less the measured times."""
+  out = {}
+  for line in (workdir / "metrics.jsonl").read_text().splitlines():
+    rec = json.loads(line)
+    if "loss" in rec:
+      out[rec["step"]] = {k: v for k, v in rec.items()
+                          if not k.endswith(("per_s", "time_s")) and k != "mfu"}
+  return out
+
+
+def test_distilled_run_resumes_exactly_after_sigkill(teacher, tmp_path):
+  """launch.py distilling from the module's teacher, SIGKILLed after its step-4 save and run
+  again, logs the same metrics (its KL included) and ends with the same parameters, bit for
+  bit, as a run that never stopped: the teacher is read again, never restored."""
+  steps = 12
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  r = launch(*_launch_args(straight, teacher, steps))
+  assert r.returncode == 0, r.stderr[-3000:]
+  kill_after(killed, [sys.executable, "launch.py", *_launch_args(killed, teacher, steps)],
+             checkpoint=4, past=6)
+  assert not (killed / "checkpoints" / str(steps)).exists()
+  r = launch(*_launch_args(killed, teacher, steps))
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "resumed from step" in r.stderr
+  logged = _logged(straight)
+  assert sorted(logged) == list(range(2, steps + 1, 2)) and logged[steps]["distill_kl"] > 0
+  assert _logged(killed) == logged
+  for a, b in zip(final_params(killed, steps), final_params(straight, steps), strict=True):
+    np.testing.assert_array_equal(a, b)
 
 
 def _refusal(config, tmp_path, match):

@@ -350,3 +350,109 @@ def test_a_sweep_builds_its_corpora_and_one_tokenizer_that_every_variant_reads(t
   r = sweep(str(path), runs)
   assert (runs / "corpora" / "mix" / "corpus.json").stat().st_mtime_ns == stamp
   assert "--mode=corpus" not in r.stderr and "--mode=prepare" not in r.stderr
+
+
+def _finished(workdir, steps=850):
+  """The two things the sweep reads to call a run finished (summary.trained): the planned
+  steps in its config.json and the checkpoint of the last one."""
+  (workdir / "checkpoints" / str(steps)).mkdir(parents=True)
+  (workdir / "config.json").write_text(json.dumps({"derived": {"total_steps": steps}}))
+
+
+def test_augmentation_sweep_expands_to_its_variants_and_refuses_an_unfinished_teacher(tmp_path):
+  """configs/sweeps/augmentation.py:DATA_SWEEP: its plain variants are the data sweep's `mix`
+  runs exactly (so they can be copied in), each other variant changes only the teacher or the
+  data, its prepare steps build the cut corpus and generate from `mix`; while a teacher is
+  unfinished it refuses to load, in one line."""
+  from babylm_jax.errors import UserError
+  from babylm_jax.sweep.run import _flat
+  data_sweep = tmp_path / "data_questions"
+  _finished(data_sweep / "mix")
+  (data_sweep / "mix_seed1" / "checkpoints" / "849").mkdir(parents=True)  # not the last step
+  (data_sweep / "mix_seed1" / "config.json").write_text(
+      json.dumps({"derived": {"total_steps": 850}}))
+  config = f"{ROOT / 'configs' / 'sweeps' / 'augmentation.py'}:{data_sweep}"
+  with pytest.raises(UserError, match=f"teacher '{data_sweep / 'mix_seed1'}' is not a "
+                                      f"finished run") as e:
+    _load(config)
+  assert "\n" not in str(e.value)
+  r = subprocess.run(_args(config, tmp_path / "runs"), cwd=ROOT, capture_output=True,
+                     text=True, env=_env())
+  assert r.returncode == 2 and "Traceback" not in r.stderr
+  assert [l for l in r.stderr.splitlines() if l.startswith("error:")] == [
+      f"error: {e.value}"]
+  assert not (tmp_path / "runs").exists()
+
+  (data_sweep / "mix_seed1" / "checkpoints" / "849").rmdir()
+  _finished(data_sweep / "mix_seed1")
+  runs = tmp_path / "runs"
+  sweep = spec.in_workdir(_load(config), str(runs))
+  variants = {v.name: v for v in spec.resolve(sweep)}
+  assert list(variants) == ["proxy", "proxy_seed1", "distill_one", "distill_two", "generated"]
+  data = spec.in_workdir(_load(str(ROOT / "configs" / "sweeps" / "data_questions.py")),
+                         str(data_sweep))
+  data = {v.name: _flat(v.config.to_dict()) for v in spec.resolve(data)}
+  proxy = _flat(variants["proxy"].config.to_dict())
+  assert proxy == data["mix"]  # the teacher itself: a copy of its folder is reused
+  assert _flat(variants["proxy_seed1"].config.to_dict()) == data["mix_seed1"]
+  assert proxy["data.path"] == str(data_sweep / "corpora" / "mix")
+  assert proxy["tokenizer.path"] == str(data_sweep / "tokenizer" / "tokenizer.json")
+
+  def changed(name):
+    flat = _flat(variants[name].config.to_dict())
+    return {k: flat[k] for k in flat if flat[k] != proxy[k]}
+  baby_llama = {"objective.distill.alpha": 0.5, "objective.distill.temperature": 2.0}
+  assert proxy["objective.distill.ensemble"] == "probs"
+  assert changed("distill_one") == {"objective.distill.teachers": str(data_sweep / "mix"),
+                                    **{k: v for k, v in baby_llama.items() if proxy[k] != v}}
+  assert variants["distill_one"].config.objective.distill.alpha == 0.5
+  assert variants["distill_two"].config.objective.distill.temperature == 2.0
+  assert changed("distill_two")["objective.distill.teachers"] == (
+      f"{data_sweep / 'mix'},{data_sweep / 'mix_seed1'}")
+  assert changed("generated") == {"data.path": f"{runs}/augmented/*/*.train"}
+  assert variants["proxy"].config.objective.kind == "causal"  # the CPU proxy recipe
+
+  real, generate = sweep.sweep.prepare
+  assert real["creates"] == f"{runs}/augmented/real/corpus.json"
+  args = list(real["args"])
+  corpus = spec.parse_flags(args[2], [a for a in args if a.startswith("--config.")], "real")
+  assert corpus.data.corpus.total_words == 1_100_000 - 110_000  # + ~110k generated
+  assert args[args.index("--workdir") + 1] == f"{runs}/augmented/real"
+  assert generate["creates"] == f"{runs}/augmented/generated"
+  assert generate["args"][:3] == ("--mode=generate", "--workdir", str(data_sweep / "mix"))
+  assert f"--config.generate.out={runs}/augmented/generated" in generate["args"]
+
+
+def test_prepare_steps_run_once_in_order_before_the_variants(tmp_path):
+  """A sweep's prepare step is an ordinary launch.py command run as a child once; a step whose
+  path is there is skipped; a step that does not create its path stops the sweep."""
+  import signal as signal_lib
+  from babylm_jax.errors import UserError
+  from babylm_jax.sweep import run
+  corpus = ["--mode=corpus", "--config", "configs/corpora/babylm_default.py",
+            "--config.data.corpus.total_words=20000", "--config.data.corpus.cut_last=True",
+            "--workdir"]
+  made = tmp_path / "runs" / "extra"
+  c = spec.sweep_config(base="configs/smoke.py", variants=[("a", {})], prepare=[
+      ("extra", "{sweep}/extra/corpus.json", corpus + ["{sweep}/extra"])])
+  c = spec.in_workdir(c, str(tmp_path / "runs"))
+  assert c.sweep.prepare[0]["args"][-1] == str(made)
+  handler = signal_lib.getsignal(signal_lib.SIGTERM)
+  try:
+    run._prepare(c, run._Children([]))
+    manifest = json.loads((made / "corpus.json").read_text())
+    assert manifest["totals"]["words"] == 20_000
+    stamp = (made / "corpus.json").stat().st_mtime_ns
+    run._prepare(c, run._Children([]))  # there: not run again
+    assert (made / "corpus.json").stat().st_mtime_ns == stamp
+    wrong = spec.in_workdir(spec.sweep_config(
+        base="configs/smoke.py", variants=[("a", {})],
+        prepare=[("wrong", "{sweep}/elsewhere", corpus + ["{sweep}/other"])]),
+        str(tmp_path / "runs"))
+    with pytest.raises(UserError, match="prepare step 'wrong' finished without creating"):
+      run._prepare(wrong, run._Children([]))
+  finally:
+    signal_lib.signal(signal_lib.SIGTERM, handler)
+  with pytest.raises(ConfigError, match="prepare step .* is malformed"):
+    spec.sweep_config(base="configs/smoke.py", variants=[("a", {})],
+                      prepare=[("x", "{sweep}/x", ["--workdir", "W"])])

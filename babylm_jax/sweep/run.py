@@ -14,6 +14,10 @@ process never touches an accelerator (on a TPU VM the child owns the chips). A c
 the sweep (PR_SET_PDEATHSIG, Linux), so a killed sweep leaves no run training behind it;
 SIGTERM is passed on to the child, which saves a checkpoint, and the sweep stops after it.
 
+Before any variant trains, the sweep's corpora are built (--mode=corpus), its one tokenizer
+trained, and its prepare steps run (any launch.py command, e.g. --mode=generate), each as a
+child and each once: what exists already is not made again.
+
 `--config.sweep.only=NAME` trains and evaluates that variant alone, so that each variant can
 be its own job on a cluster with the same command. After every variant, and at the end,
 WORKDIR/summary.{json,md,png} are rewritten from what all the variants' workdirs hold.
@@ -115,6 +119,20 @@ def _build_corpora(sweep, workdir: str, children: _Children):
                      os.path.dirname(spec.tokenizer_file(workdir)), *spec.settings(shared)])
 
 
+def _prepare(sweep, children: _Children):
+  """Runs the sweep's prepare steps in order, each unless the path it creates exists."""
+  for p in sweep.sweep.get("prepare", ()):
+    if os.path.exists(p["creates"]):
+      continue
+    if children.stopping:
+      return
+    mode = next(a for a in p["args"] if a.startswith("--mode=")).split("=", 1)[1]
+    children.launch(f"prepare step '{p['name']}'", mode, list(p["args"]))
+    if not children.stopping and not os.path.exists(p["creates"]):
+      raise UserError(f"prepare step '{p['name']}' finished without creating "
+                      f"'{p['creates']}'; fix the step's command or its creates path.")
+
+
 def _flat(tree: dict, prefix: str = "") -> dict:
   out = {}
   for k, v in tree.items():
@@ -170,6 +188,7 @@ def run_sweep(sweep, workdir: str, extra_flags: list[str] | None = None) -> list
   children = _Children(list(extra_flags or []))
   todo = [v for v in variants if not only or v.name == only]
   _build_corpora(sweep, workdir, children)
+  _prepare(sweep, children)
   for i, v in enumerate(todo, start=1):
     if children.stopping:
       break

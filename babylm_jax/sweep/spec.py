@@ -14,6 +14,10 @@ section, `sweep`:
   tokenizer_from  a corpus name: one tokenizer is trained on it (WORKDIR/tokenizer) and every
              variant uses it, so that validation losses compare across corpora ('' : each
              run trains its own)
+  prepare    ({name, creates, args}, ...): other launch.py commands (e.g. --mode=generate)
+             run in order after the corpora and tokenizer and before any variant trains,
+             each once: it is skipped when its `creates` path exists, so a command must make
+             that path last (generate and corpus rename their output into place at the end)
 `{sweep}` in a string value stands for the sweep's workdir (absolute).
 `resolve` turns it into `Variant`s whose configs are built and checked in this process, so a
 misspelt key or a bad value in the last variant stops the sweep before the first one trains.
@@ -35,13 +39,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def sweep_config(*, base: str, variants, overrides: dict | None = None,
                  budget: float = 1.0, corpora: dict | None = None,
-                 tokenizer_from: str = "") -> ml_collections.ConfigDict:
+                 tokenizer_from: str = "", prepare=()) -> ml_collections.ConfigDict:
   """A sweep's ConfigDict.
 
   variants: a list of (name, {dotted key: value}), (name, 'configs/other.py') or
   (name, 'configs/other.py', {dotted key: value}).
   corpora: {name: 'configs/corpora/recipe.py'} or {name: ('configs/corpora/recipe.py',
   {dotted key: value})}.
+  prepare: a list of (name, creates, [launch.py argument, ...]).
   """
   c = ml_collections.ConfigDict()
   c.sweep = ml_collections.ConfigDict()
@@ -64,6 +69,15 @@ def sweep_config(*, base: str, variants, overrides: dict | None = None,
     built.append(dict(name=name, recipe=path, overrides=tuple(own.items())))
   c.sweep.corpora = tuple(built)
   c.sweep.tokenizer_from = tokenizer_from
+  steps = []
+  for step in prepare:
+    if not (len(step) == 3 and isinstance(step[0], str) and isinstance(step[1], str)
+            and isinstance(step[2], (list, tuple)) and any(
+                str(a).startswith("--mode=") for a in step[2])):
+      raise ConfigError(f"sweep prepare step {step!r} is malformed; write (name, 'path it "
+                        f"creates', ['--mode=...', ...launch.py arguments]).")
+    steps.append(dict(name=step[0], creates=step[1], args=tuple(map(str, step[2]))))
+  c.sweep.prepare = tuple(steps)
   c.sweep.only = ""
   return c
 
@@ -90,6 +104,10 @@ def in_workdir(sweep, workdir: str):
     out.sweep.overrides = shared
     out.sweep.variants = tuple(dict(v, overrides=fill(v["overrides"])) for v in s.variants)
     out.sweep.corpora = tuple(dict(c, overrides=fill(c["overrides"])) for c in s.corpora)
+    out.sweep.prepare = tuple(
+        dict(p, creates=p["creates"].replace("{sweep}", root),
+             args=tuple(a.replace("{sweep}", root) for a in p["args"]))
+        for p in s.get("prepare", ()))
   return out
 
 
