@@ -18,6 +18,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from babylm_jax.data import curate
+from babylm_jax.data import languages as languages_lib
 from babylm_jax.errors import ConfigError
 
 NUM_SPECIAL_TOKENS = 16
@@ -28,10 +29,18 @@ MASKING_STRATEGIES = ("bernoulli", "ranked")  # see data/masking.py
 DATA_ORDERS = ("shuffled", "domains", "difficulty")  # see data/order.py
 
 # BabyLM 2025: corpus word budget and the cap on words seen in training (ten epochs).
+# BabyLM 2026's multilingual track counts both in English-equivalent words, byte-premium
+# adjusted (data/languages.py), over the languages of data.languages.
 TRACKS = {
     "strict_small": dict(word_budget=10_000_000, exposure_cap=100_000_000),
     "strict": dict(word_budget=100_000_000, exposure_cap=1_000_000_000),
+    "multilingual": dict(word_budget=100_000_000, exposure_cap=1_000_000_000),
 }
+
+
+def word_unit(config) -> str:
+  """What every count of words in a run is: the track's unit, for messages and reports."""
+  return "English-equivalent words" if config.track == "multilingual" else "words"
 
 
 # The checkout this package sits in. Default paths in configs are written relative to it, so
@@ -48,12 +57,23 @@ def base_config() -> ml_collections.ConfigDict:
   """Every field with its default. Recipes in configs/ override what they need."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  # BabyLM track: 'strict_small' (10M words) or 'strict' (100M words).
+  # BabyLM track: 'strict_small' (10M words), 'strict' (100M words) or 'multilingual'
+  # (BabyLM 2026: 100M English-equivalent words over data.languages; every word count of such
+  # a run, budget, words seen, milestones and the ten-epoch cap, is in that unit).
   c.track = "strict_small"
   # Set for runs that knowingly break the track's word budget / exposure cap.
   c.outside_rules = False
 
   c.data = ml_collections.ConfigDict()
+  # Track 'multilingual' only (data/languages.py): one source per language,
+  # 'eng=PATH,nld=PATH,zho=PATH' (each a folder, file, glob or 'hf:ORG/NAME' as data.path,
+  # which such a run does not read), and the share of the budget each gets: 'equal' (the
+  # official *-equal baselines) or 'eng=0.5,nld=0.25,zho=0.25'.
+  c.data.languages = ""
+  c.data.language_shares = "equal"
+  # English-equivalent words of the mixture (0: the track's budget); the shares are taken of
+  # the largest total, at most this, that every language's source can supply.
+  c.data.language_words = 0
   # A folder or glob of *.train/*.dev/*.test/*.txt files, 'hf:ORG/NAME' (Hugging Face Hub
   # dataset repository) or 'tfds:name/config:split'.
   c.data.path = repo_path("../shared/data/babylm_text/train_600k")
@@ -129,6 +149,12 @@ def base_config() -> ml_collections.ConfigDict:
   # A tokenizer.json to load; '' trains one on the corpus (vocab size from model.vocab_size).
   c.tokenizer.path = ""
   c.tokenizer.min_frequency = 2
+  # Pre-tokenize each CJK character (ideographs, kana) on its own, so that Chinese, written
+  # without spaces, is not one byte-level "word" per clause (README "Multilingual track").
+  c.tokenizer.split_cjk = False
+  # Track 'multilingual': the tokenizer is trained on a sample with these shares of bytes per
+  # language ('equal' or 'eng=0.4,nld=0.3,zho=0.3'), as large as the training text allows.
+  c.tokenizer.language_shares = "equal"
 
   c.model = ml_collections.ConfigDict()
   c.model.vocab_size = 8192
@@ -600,6 +626,10 @@ def _check_data(c):
     _positive(c, path)
   _positive(c, "tokenizer.min_frequency", zero=True)
   _check_data_order(c.data)
+  langs = languages_lib.languages(c)
+  if langs:
+    languages_lib.tokenizer_shares(c, [lang.code for lang in langs])
+  _positive(c, "data.language_words", zero=True)
 
 
 def order_domains(data) -> list[str]:

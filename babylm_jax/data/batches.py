@@ -23,7 +23,8 @@ stream), so every segment of a row begins with `<s>`; segment ids count segments
 A new epoch's order moves every document to a new offset, so rows are cut differently each
 epoch.
 
-Words seen are exact: the words of the rows actually read, counted per row.
+Words seen are exact: the words of the rows actually read, counted per row (in the track's
+unit: whitespace words, or English-equivalent words on the multilingual track, languages.py).
 
 Everything about step s is a pure function of (seed, s, config, store): the per-row random
 numbers come from a counter-based generator (Philox) keyed by (seed, step) and advanced to the
@@ -210,7 +211,8 @@ class BatchSource:
     return self.lookup(np.arange(a, b, dtype=np.int64))
 
   def _word_prefix(self, index: np.ndarray) -> np.ndarray:
-    """For store indices i (0..num_tokens), the number of word starts in tokens [0, i)."""
+    """For store indices i (0..num_tokens), the words starting in tokens [0, i) (a token may
+    start several English-equivalent words in a multilingual store, so flags are summed)."""
     index = np.asarray(index, np.int64)
     order = np.argsort(index, kind="stable")
     sorted_i = index[order]
@@ -222,14 +224,14 @@ class BatchSource:
       sums = np.add.reduceat(ws, inner, dtype=np.int64)
       between = np.zeros(len(inner), np.int64)
       between[1:] = sums[:-1]
-      between[0] = int(np.count_nonzero(ws[:inner[0]]))
+      between[0] = int(ws[:inner[0]].sum(dtype=np.int64))
       # reduceat of equal neighbours yields the element itself, not 0: fix those.
       same = np.zeros(len(inner), bool)
       same[1:] = inner[1:] == inner[:-1]
       between[same] = 0
       counts[:len(inner)] = np.cumsum(between)
     if len(inner) < len(sorted_i):
-      counts[len(inner):] = int(np.count_nonzero(ws))
+      counts[len(inner):] = int(ws.sum(dtype=np.int64))
     out = np.empty(len(index), np.int64)
     out[order] = counts
     return out
@@ -257,7 +259,7 @@ class BatchSource:
     d = int(np.searchsorted(starts, q, "right")) - 1
     inside = max(0, q - int(starts[d]) - 1)  # tokens of document d already read
     first = int(self._doc_offsets[order[d]]) if d < len(order) else 0
-    part = int(np.count_nonzero(self.store.word_starts[first:first + inside]))
+    part = int(self.store.word_starts[first:first + inside].sum(dtype=np.int64))
     return e * self.epoch_words + int(words[d]) + part
 
   # ------------------------------------------------------------------ rows

@@ -20,6 +20,7 @@ import tokenizers
 from babylm_jax import config as config_lib
 from babylm_jax import interrupts
 from babylm_jax.data import clean, generated, sources
+from babylm_jax.data import languages as languages_lib
 from babylm_jax.data import corpus as corpus_lib
 from babylm_jax.data import tokenizer as tok_lib
 from babylm_jax.data.store import (TokenStore, cache_error, cache_root, digest, open_store,
@@ -40,6 +41,8 @@ class PreparedData:
   train: TokenStore
   dev: TokenStore
   stats: dict
+  # Track 'multilingual': each language's held-out documents, for a validation loss each.
+  dev_languages: dict[str, TokenStore] = dataclasses.field(default_factory=dict)
 
   @property
   def data_key(self) -> str:
@@ -128,6 +131,55 @@ def check_budget(config, raw_words: int, spec: str, corpus=None) -> list[tuple[s
   return lines
 
 
+def _check_language_budget(config, words_per_language: dict[str, int], budget: int):
+  """The multilingual budget: English-equivalent words of the languages' selected text."""
+  counted = sum(words_per_language.values())
+  if counted > budget and not (config.data.allow_over_budget or config.outside_rules):
+    raise DataError(
+        f"data.languages count {counted:,} English-equivalent words ("
+        + ", ".join(f"{c} {n:,}" for c, n in words_per_language.items())
+        + f"), over the multilingual budget of {budget:,}; lower --config.data.language_words "
+        f"or set --config.data.allow_over_budget=True for a run outside the rules.")
+  return list(words_per_language.items())
+
+
+def _read_languages(config, langs, settings) -> tuple[_Docs, dict[str, float]]:
+  """Each language's documents (domain = its code), cut to its share of the mixture: a fixed
+  random pick of whole documents (languages.pick). Returns them and the English-equivalent
+  words taken of each language (of the documents' UTF-8 text)."""
+  per = {}
+  for lang in langs:
+    corpus = sources.resolve(lang.path, config, f"data.languages ({lang.code})")
+    docs = _read(corpus, settings, f"data.languages ({lang.code})")
+    units = np.asarray([languages_lib.english_words(len(t.encode("utf-8")), lang.code)
+                        for t in docs.texts])
+    per[lang.code] = (docs, units)
+  budget, _ = config_lib.track_limits(config)
+  cap = config.data.language_words or budget
+  quota = languages_lib.quotas({c: float(u.sum()) for c, (_, u) in per.items()},
+                               {lang.code: lang.share for lang in langs}, cap)
+  texts, ids, taken, replaced, raw_bytes = [], [], {}, 0, 0
+  for i, lang in enumerate(langs):
+    docs, units = per[lang.code]
+    keep = languages_lib.pick(units, quota[lang.code], seed=int(config.data.corpus.seed) + i)
+    texts.extend(docs.texts[j] for j in keep)
+    ids.extend([i] * len(keep))
+    taken[lang.code] = float(units[keep].sum())
+    replaced += docs.replaced_bytes
+    raw_bytes += docs.raw_bytes
+  words = {c: round(w) for c, w in taken.items()}
+  return _Docs(texts, ids, [lang.code for lang in langs], words, replaced, raw_bytes), taken
+
+
+def _language_dev(docs: _Docs, fraction: float, spec: str) -> np.ndarray:
+  """Held-out documents of every language alike: evenly spaced within each."""
+  ids = np.asarray(docs.domain_ids)
+  held = [np.flatnonzero(ids == d)[_dev_indices(int((ids == d).sum()), fraction,
+                                                 f"{spec} ({code})")]
+          for d, code in enumerate(docs.domains)]
+  return np.concatenate(held)
+
+
 def _dev_indices(n: int, fraction: float, spec: str) -> np.ndarray:
   """Evenly spaced documents, so every domain of a file-ordered corpus gives some."""
   if n < 2:
@@ -138,13 +190,21 @@ def _dev_indices(n: int, fraction: float, spec: str) -> np.ndarray:
 
 
 def _build(path: str, docs: _Docs, tok, batch_docs: int, extra: dict,
-           check=lambda tokens, words: None) -> TokenStore:
-  """Encodes `docs` and writes the store; `check(tokens, words)` may refuse it first."""
+           check=lambda tokens, words: None, english_equivalent: bool = False) -> TokenStore:
+  """Encodes `docs` and writes the store; `check(tokens, words)` may refuse it first. Its
+  word counts are whitespace words, or with `english_equivalent` the multilingual track's
+  unit (languages.unit_ticks; the documents' domains are their languages)."""
   tokens, lengths = tok_lib.encode_documents(tok, docs.texts, batch_docs)
   interrupts.check()
   offsets = np.zeros(len(lengths) + 1, np.int64)
   np.cumsum(lengths, out=offsets[1:])
-  starts = tok_lib.word_starts(tokens, offsets, tok_lib.word_tables(tok))
+  if english_equivalent:
+    doc_bytes = np.asarray([len(t.encode("utf-8")) for t in docs.texts], np.float64)
+    starts = languages_lib.unit_ticks(tokens, offsets, doc_bytes,
+                                      np.asarray(docs.domain_ids, np.int64), docs.domains, tok)
+    extra = dict(extra, word_unit="english_equivalent")
+  else:
+    starts = tok_lib.word_starts(tokens, offsets, tok_lib.word_tables(tok))
   check(len(tokens), int(starts.sum()))
   interrupts.check()
   return write_store(path, tokens, lengths, starts, np.asarray(docs.domain_ids, np.int32),
@@ -168,6 +228,9 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
   tok_lib.check_vocab_size(vocab_size)
   settings = clean.CleanSettings.from_config(config)
   data = config.data
+  langs = languages_lib.languages(config)
+  if langs:
+    return _prepare_languages(config, workdir, langs, settings, t0)
   corpus = sources.resolve(data.path, config, "data.path")
   dev_corpus = sources.resolve(data.dev_path, config, "data.dev_path") if data.dev_path else None
   split = dev_corpus.key if dev_corpus else float(data.dev_fraction)
@@ -180,7 +243,8 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
     tok = tok_lib.load_tokenizer(tok_path, vocab_size)
   else:
     tok_key = digest("tokenizer", corpus_key, vocab_size, config.tokenizer.min_frequency,
-                     tokenizers.__version__)
+                     tokenizers.__version__, *(["split_cjk"] if config.tokenizer.split_cjk
+                                               else []))
     tok_path = os.path.join(root, "tokenizers", tok_key, "tokenizer.json")
     if os.path.isfile(tok_path):
       tok = tok_lib.load_tokenizer(tok_path, vocab_size)
@@ -213,7 +277,7 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
       train_docs, dev_docs = docs.subset(keep), docs.subset(held)
     if tok is None:
       tok = tok_lib.train_tokenizer(train_docs.texts, vocab_size,
-                                    config.tokenizer.min_frequency)
+                                    config.tokenizer.min_frequency, config.tokenizer.split_cjk)
       interrupts.check()  # the tokenizer's trainer may have swallowed a Ctrl-C
       try:
         tok_lib.save_tokenizer_atomic(tok, tok_path)
@@ -252,8 +316,105 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
   return PreparedData(tok, tok_path, train, dev, stats)
 
 
+def _prepare_languages(config, workdir, langs, settings, t0) -> PreparedData:
+  """prepare_data for track 'multilingual': the languages' mixture (languages.py), a
+  tokenizer trained on a sample balanced by tokenizer.language_shares, stores counted in
+  English-equivalent words, and a dev store per language besides the joint one."""
+  data, vocab_size = config.data, int(config.model.vocab_size)
+  corpora = [sources.resolve(lang.path, config, f"data.languages ({lang.code})")
+             for lang in langs]
+  budget, _ = config_lib.track_limits(config)
+  corpus_key = digest("languages", [(lang.code, c.key, lang.share) for lang, c in
+                                    zip(langs, corpora)],
+                      data.language_words or budget, int(data.corpus.seed),
+                      dataclasses.asdict(settings), float(data.dev_fraction))
+  root = cache_root(config)
+  codes = [lang.code for lang in langs]
+  tok_shares = languages_lib.tokenizer_shares(config, codes)
+
+  tok, tok_trained = None, False
+  if config.tokenizer.path:
+    tok_path = config.tokenizer.path
+    tok = tok_lib.load_tokenizer(tok_path, vocab_size)
+  else:
+    tok_key = digest("tokenizer", corpus_key, vocab_size, config.tokenizer.min_frequency,
+                     tokenizers.__version__, bool(config.tokenizer.split_cjk), tok_shares)
+    tok_path = os.path.join(root, "tokenizers", tok_key, "tokenizer.json")
+    if os.path.isfile(tok_path):
+      tok = tok_lib.load_tokenizer(tok_path, vocab_size)
+
+  def store_paths(tok):
+    tok_hash = digest("tok", tok.to_str(), "english_equivalent")
+    roles = ["train", "dev"] + [f"dev_{c}" for c in codes]
+    return {role: os.path.join(root, "stores", digest(corpus_key, tok_hash, role))
+            for role in roles}
+
+  stores = {}
+  if tok is not None:
+    stores = {role: open_store(p) for role, p in store_paths(tok).items()}
+  cache_hit = bool(stores) and all(s is not None for s in stores.values())
+  if cache_hit:
+    words = dict(stores["train"].meta["raw_words_per_domain"])
+  else:
+    docs, _ = _read_languages(config, langs, settings)
+    words = docs.raw_words
+    check_text(config, "data.languages", docs.replaced_bytes, docs.raw_bytes)
+  budget_lines = _check_language_budget(config, words, budget)
+  if not cache_hit:
+    held = _language_dev(docs, data.dev_fraction, "data.languages")
+    keep = np.setdiff1d(np.arange(len(docs.texts)), held)
+    train_docs, dev_docs = docs.subset(keep), docs.subset(held)
+    if tok is None:
+      by_language = {c: [t for t, d in zip(train_docs.texts, train_docs.domain_ids) if d == i]
+                     for i, c in enumerate(codes)}
+      sample = languages_lib.balanced_sample(by_language, tok_shares)
+      tok = tok_lib.train_tokenizer(sample, vocab_size, config.tokenizer.min_frequency,
+                                    config.tokenizer.split_cjk)
+      interrupts.check()
+      try:
+        tok_lib.save_tokenizer_atomic(tok, tok_path)
+      except OSError as e:
+        raise cache_error(os.path.dirname(tok_path), e) from None
+      tok_trained = True
+    paths = store_paths(tok)
+    common = dict(source=data.languages, clean=dataclasses.asdict(settings),
+                  replaced_bytes=docs.replaced_bytes)
+    batch_docs = int(data.encode_batch_docs)
+    build = functools.partial(_build, tok=tok, batch_docs=batch_docs, english_equivalent=True)
+    stores["train"] = open_store(paths["train"]) or build(
+        paths["train"], train_docs, extra=dict(common, raw_words_per_domain=words,
+                                               raw_bytes=docs.raw_bytes))
+    stores["dev"] = open_store(paths["dev"]) or build(
+        paths["dev"], dev_docs, extra=dict(common, raw_words_per_domain={}))
+    dev_ids = np.asarray(dev_docs.domain_ids)
+    for i, c in enumerate(codes):
+      sub = dev_docs.subset(np.flatnonzero(dev_ids == i))
+      stores[f"dev_{c}"] = open_store(paths[f"dev_{c}"]) or build(
+          paths[f"dev_{c}"], sub, extra=dict(common, raw_words_per_domain={}))
+
+  if workdir:
+    tok_path = _write_workdir_tokenizer(tok, workdir)
+  train, dev = stores["train"], stores["dev"]
+  seconds = time.time() - t0
+  n_words = train.num_words + dev.num_words
+  tokens = train.num_tokens + dev.num_tokens
+  stats = dict(
+      words_per_domain=train.words_per_domain(), dev_words_per_domain=dev.words_per_domain(),
+      raw_words_per_domain=dict(words), train_words=train.num_words, dev_words=dev.num_words,
+      words=n_words, train_tokens=train.num_tokens, dev_tokens=dev.num_tokens, tokens=tokens,
+      train_docs=train.num_docs, dev_docs=dev.num_docs,
+      tokens_per_word=tokens / max(n_words, 1), seconds=seconds,
+      words_per_s=n_words / max(seconds, 1e-9), replaced_bytes=int(train.meta["replaced_bytes"]),
+      cache_hit=cache_hit, tokenizer_trained=tok_trained, budget_words=dict(budget_lines),
+      vocab_size=tok.get_vocab_size(with_added_tokens=True), corpus_manifest_sha256=None,
+      word_unit="English-equivalent words")
+  return PreparedData(tok, tok_path, train, dev, stats,
+                      {c: stores[f"dev_{c}"] for c in codes})
+
+
 def format_summary(stats: dict) -> str:
-  lines = [f"{'domain':<24}{'words':>14}"]
+  unit = stats.get("word_unit", "words")
+  lines = [f"{'domain':<24}{'words':>14}" + ("" if unit == "words" else f"  ({unit})")]
   for d, n in sorted(stats["words_per_domain"].items()):
     lines.append(f"{d:<24}{n:>14,}")
   lines += [

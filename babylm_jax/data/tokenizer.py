@@ -37,13 +37,32 @@ def check_vocab_size(vocab_size: int):
                       f"raise --config.model.vocab_size.")
 
 
-def train_tokenizer(docs: Sequence[str], vocab_size: int,
-                    min_frequency: int = 2) -> tokenizers.Tokenizer:
-  """A byte-level BPE (NFKC, prefix space) trained on `docs`."""
+def set_pre_tokenizer(tok: tokenizers.Tokenizer, split_cjk: bool = False):
+  """NFKC and a byte-level pre-tokenizer with a prefix space; with `split_cjk`, each CJK
+  character (languages.CJK_CHARS) is a piece of its own first.
+
+  GPT-2's byte-level split keeps a run of letters together, and Chinese has no spaces: a
+  whole clause would be one "word", inside which BPE merges across word boundaries. Isolating
+  the characters (as BERT's tokenizers do for CJK) lets merges join a character's bytes but
+  not characters. The prefix space is then a normalizer (Prepend): ByteLevel's own would add
+  one to every isolated character."""
+  if not split_cjk:
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    return
+  from babylm_jax.data.languages import CJK_CHARS
+  tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Prepend(" ")])
+  tok.pre_tokenizer = pre_tokenizers.Sequence([
+      pre_tokenizers.Split(tokenizers.Regex(CJK_CHARS), "isolated"),
+      pre_tokenizers.ByteLevel(add_prefix_space=False)])
+
+
+def train_tokenizer(docs: Sequence[str], vocab_size: int, min_frequency: int = 2,
+                    split_cjk: bool = False) -> tokenizers.Tokenizer:
+  """A byte-level BPE (NFKC, prefix space; see `set_pre_tokenizer`) trained on `docs`."""
   check_vocab_size(vocab_size)
   tok = tokenizers.Tokenizer(models.BPE())
-  tok.normalizer = normalizers.NFKC()
-  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+  set_pre_tokenizer(tok, split_cjk)
   tok.decoder = decoders.ByteLevel()
   trainer = trainers.BpeTrainer(
       vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,

@@ -93,5 +93,5 @@ class LearningCurves:
                zero_shot_s=time.perf_counter() - start)
     self._writer.write(rec, kind="zero_shot")
     if jax.process_index() == 0:
-      plot_zero_shot(self._workdir, self._writer.records, self.chance)
+      plot_zero_shot(self._workdir, self._writer.records, self.chance, self._writer.unit)
     return rec

@@ -30,11 +30,13 @@ from babylm_jax.train.metrics import MetricsWriter, plot_losses
 
 
 def check_rules(config, derived, words_planned: int):
-  """BabyLM 2025: words seen may not exceed the track's cap (ten epochs of its budget)."""
+  """BabyLM 2025: words seen may not exceed the track's cap (ten epochs of its budget), in
+  the track's unit (English-equivalent words on the multilingual track)."""
+  unit = config_lib.word_unit(config)
   if words_planned > derived.exposure_cap and not config.outside_rules:
     raise UserError(
-        f"this run would show the model {words_planned:,} words but the {config.track} track "
-        f"caps training exposure at {derived.exposure_cap:,} words; lower train.steps or "
+        f"this run would show the model {words_planned:,} {unit} but the {config.track} track "
+        f"caps training exposure at {derived.exposure_cap:,} {unit}; lower train.steps or "
         f"train.epochs, or set --config.outside_rules=True for a run outside the BabyLM rules.")
 
 
@@ -121,6 +123,12 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   dev = BatchSource(prepared.dev, config, derived, process_index=pid, process_count=nproc,
                     causal_fraction=0.5, mask_rate=config.objective.mask_rate_end, seed_offset=1,
                     order="shuffled")
+  # The multilingual track: one more validation loss per language, on its held-out documents.
+  dev_languages = {code: BatchSource(store, config, derived, process_index=pid,
+                                     process_count=nproc, causal_fraction=0.5,
+                                     mask_rate=config.objective.mask_rate_end, seed_offset=1,
+                                     order="shuffled")
+                   for code, store in prepared.dev_languages.items()}
   tokenizer_sha = ckpt_lib.tokenizer_sha256(prepared.tokenizer)
 
   mesh = sharding.make_mesh(config)
@@ -150,23 +158,32 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
   train_step = step_lib.make_train_step(config, derived, graphdef, mesh, shardings, teachers)
   eval_step = step_lib.make_eval_step(config, graphdef, mesh, shardings)
 
-  writer = MetricsWriter(workdir, derived.total_steps, resume_step=start)
+  writer = MetricsWriter(workdir, derived.total_steps, resume_step=start,
+                         unit=config_lib.word_unit(config))
   curves = curves_lib.LearningCurves.create(config, graphdef, prepared.tokenizer, writer,
                                             workdir)
   peak = flops.peak_flops(config.model.compute_dtype)[0] * jax.device_count()
 
-  def validate(step: int) -> dict:
+  def dev_losses(batches) -> dict:
     sums: dict[str, float] = {}
     for i in range(t.eval_batches):
-      m = jax.device_get(eval_step(state.params, sharding.global_batch(dev.batch(i), mesh),
+      m = jax.device_get(eval_step(state.params, sharding.global_batch(batches.batch(i), mesh),
                                    state.teacher))
       for k in ("masked_loss", "causal_loss", "loss", "masked_targets", "causal_targets"):
         sums[k] = sums.get(k, 0.0) + float(m[k]) / t.eval_batches
     for kind in ("masked", "causal"):  # an objective without rows of this kind: no value
       if sums[f"{kind}_targets"] == 0:
         sums[f"{kind}_loss"] = None
+    return sums
+
+  def validate(step: int) -> dict:
+    sums = dev_losses(dev)
     rec = dict(step=step, words_seen=source.words_before(step), val_loss=sums["loss"],
                val_masked_loss=sums["masked_loss"], val_causal_loss=sums["causal_loss"])
+    for code, batches in dev_languages.items():  # val_loss_<language>, ...
+      lang = dev_losses(batches)
+      rec.update({f"val_loss_{code}": lang["loss"], f"val_masked_loss_{code}":
+                  lang["masked_loss"], f"val_causal_loss_{code}": lang["causal_loss"]})
     writer.write(rec, kind="val")
     return rec
 
@@ -241,10 +258,10 @@ def _train(config, workdir: epath.Path, closing: contextlib.ExitStack) -> dict:
          f"{done} of {total} in {workdir / 'checkpoints' / str(done)}; run the same command "
          f"again to resume.", sys.stderr)
   elif jax.process_index() == 0:
-    plot_losses(workdir, writer.records)
+    plot_losses(workdir, writer.records, writer.unit)
     _say(_summary(workdir, ckpt, source, done, total, writer.records, time.time() - started,
                   run_versions, prepared.stats.get("corpus_manifest_sha256"),
-                  distill.summary_lines(teachers)))
+                  distill.summary_lines(teachers), config_lib.word_unit(config)))
   return dict(train=last_train, val=last_val, step=done, preempted=stop == "SIGTERM",
               interrupted=stop)
 
@@ -271,7 +288,7 @@ def _complete_line(step: int, total: int, workdir) -> str:
 
 
 def _summary(workdir, ckpt, source, step, total, records, seconds, run_versions,
-             corpus_manifest: str | None = None, teacher_lines=()) -> str:
+             corpus_manifest: str | None = None, teacher_lines=(), unit: str = "words") -> str:
   """What the run did and where its outputs are, and the command to run next."""
   def loss(key):
     values = [r[key] for r in records if r.get(key) is not None]
@@ -280,12 +297,14 @@ def _summary(workdir, ckpt, source, step, total, records, seconds, run_versions,
   steps = ckpt.steps()
   words = ckpt.milestone_words()
   return "\n".join([
-      f"{state}: step {step} of {total}, {source.words_before(step):,} words seen, "
+      f"{state}: step {step} of {total}, {source.words_before(step):,} {unit} seen, "
       f"{seconds:,.0f} s",
-      f"  final training loss {loss('loss')}, validation loss {loss('val_loss')}",
+      f"  final training loss {loss('loss')}, validation loss {loss('val_loss')}"
+      + "".join(f", {k[len('val_loss_'):]} {loss(k)}" for k in sorted(
+          {k for r in records for k in r if k.startswith("val_loss_")})),
       f"  checkpoints  {workdir / 'checkpoints'} (steps {', '.join(map(str, steps)) or 'none'})",
       f"  milestones   {workdir / 'milestones'} "
-      f"({', '.join(f'{w:,} words' for w in words) or 'none'})",
+      f"({', '.join(f'{w:,} {unit}' for w in words) or 'none'})",
       f"  metrics      {workdir / 'metrics.jsonl'}",
       f"  TensorBoard  tensorboard --logdir {workdir / 'tb'}",
       f"  loss plot    {workdir / 'plots' / 'loss.png'}",

@@ -38,8 +38,9 @@ def _summary_writer(folder: str):
 
 class MetricsWriter:
 
-  def __init__(self, workdir, total_steps: int, resume_step: int = 0):
+  def __init__(self, workdir, total_steps: int, resume_step: int = 0, unit: str = "words"):
     self.active = jax.process_index() == 0
+    self.unit = unit  # what words_seen counts (config.word_unit), for the plots' axes
     self.path = epath.Path(workdir) / "metrics.jsonl"
     self.total_steps = total_steps
     self.records: list[dict] = []
@@ -115,8 +116,10 @@ class MetricsWriter:
       self._print(f"step {r['step']} words {r['words_seen']:,} zero-shot accuracy: {accuracy} "
                   f"({r['zero_shot_s']:.1f} s)")
     else:
+      langs = "".join(f", {k[len('val_loss_'):]} {_fmt(v)}" for k, v in r.items()
+                      if k.startswith("val_loss_"))
       self._print(f"step {r['step']} validation loss {r['val_loss']:.4f} (masked "
-                  f"{_fmt(r['val_masked_loss'])}, causal {_fmt(r['val_causal_loss'])})")
+                  f"{_fmt(r['val_masked_loss'])}, causal {_fmt(r['val_causal_loss'])}{langs})")
 
   def _print(self, line: str):
     """A log line above the progress bar (tqdm clears and redraws it), never inside it."""
@@ -158,8 +161,9 @@ def _hms(seconds: float) -> str:
   return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def plot_losses(workdir, records: list[dict]):
-  """workdir/plots/loss.png: training and validation loss against words seen."""
+def plot_losses(workdir, records: list[dict], unit: str = "words"):
+  """workdir/plots/loss.png: training and validation loss against words seen (`unit`), and
+  each language's validation loss on a multilingual run."""
   # A bare Figure, not pyplot: no global backend switch (notebooks keep drawing inline).
   from matplotlib.figure import Figure
 
@@ -171,8 +175,13 @@ def plot_losses(workdir, records: list[dict]):
     ax.plot(*zip(*train), label="training loss", lw=1.2)
   if val:
     ax.plot(*zip(*val), "o-", label="validation loss", lw=1.5)
+  languages = sorted({k for r in records for k in r if k.startswith("val_loss_")})
+  for key in languages:
+    points = [(r["words_seen"], r[key]) for r in records if r.get(key) is not None]
+    ax.plot(*zip(*points), "s--", label=f"validation loss, {key[len('val_loss_'):]}", lw=1,
+            ms=3)
   ax.set_ylabel("loss (nats per target)")
-  _save(fig, ax, workdir, "loss.png")
+  _save(fig, ax, workdir, "loss.png", unit)
 
 
 def zero_shot_series(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
@@ -184,7 +193,7 @@ def zero_shot_series(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
   return series
 
 
-def plot_zero_shot(workdir, records: list[dict], chance: dict[str, float]):
+def plot_zero_shot(workdir, records: list[dict], chance: dict[str, float], unit: str = "words"):
   """workdir/plots/zero_shot.png: each suite's macro accuracy against words seen, with the
   chance level of each suite as a dotted line."""
   from matplotlib.figure import Figure
@@ -196,12 +205,12 @@ def plot_zero_shot(workdir, records: list[dict], chance: dict[str, float]):
     if name in chance:
       ax.axhline(100 * chance[name], color=line.get_color(), ls=":", lw=1)
   ax.set_ylabel("macro accuracy (%); dotted: chance")
-  _save(fig, ax, workdir, "zero_shot.png")
+  _save(fig, ax, workdir, "zero_shot.png", unit)
 
 
-def _save(fig, ax, workdir, name: str):
+def _save(fig, ax, workdir, name: str, unit: str = "words"):
   """Finishes a one-panel plot against words seen and writes it to workdir/plots/name."""
-  ax.set_xlabel("words seen")
+  ax.set_xlabel(f"{unit} seen")
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
