@@ -303,8 +303,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   # A comma list of tasks (blimp, blimp_fast, supplement, ewok, entity_tracking, wug_adj,
-  # wug_past, comps, reading) or one preset: 'babylm' (the official full zero-shot set) or
-  # 'babylm_fast' (the fast set). A preset reads the official layout under eval.data_root and
+  # wug_past, comps, reading, zhoblimp, blimp_nl, multiblimp_eng, multiblimp_nld, xcomps_nl,
+  # xcomps_zh) or one preset: 'babylm' (the official full zero-shot set), 'babylm_fast' (the
+  # fast set) or 'babylm_multilingual' (the 2026 multilingual track's zeroshot_{eng,nld,zho},
+  # each task from eval.data.<task>). A preset reads the official layout under eval.data_root and
   # lists a task whose folder is absent as missing; a task named on its own reads
   # eval.data.<task>.
   c.eval.suites = "blimp"
@@ -333,6 +335,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.data.wug_past = repo_path("../shared/data/babylm_eval/wug_past_tense")
   c.eval.data.comps = repo_path("../shared/data/babylm_eval/comps")
   c.eval.data.reading = repo_path("../shared/data/babylm_eval/reading")  # holds reading_data.csv
+  # The 2026 multilingual track (preset 'babylm_multilingual', eval/multilingual.py; English
+  # BLiMP is eval.data.blimp, the original 67 x 1,000 pairs lm-eval reads). Only ZhoBLiMP is
+  # in ../shared/data; the others are on the Hub (jumelet/multiblimp, juletxara/blimp-nl,
+  # fpadovani/xcomps-dataset): put each as .jsonl files in its folder.
+  c.eval.data.zhoblimp = repo_path("../shared/data/multilingual/zhoblimp")
+  c.eval.data.blimp_nl = repo_path("../shared/data/multilingual/blimp_nl")
+  c.eval.data.multiblimp_eng = repo_path("../shared/data/multilingual/multiblimp/eng")
+  c.eval.data.multiblimp_nld = repo_path("../shared/data/multilingual/multiblimp/nld")
+  c.eval.data.xcomps_nl = repo_path("../shared/data/multilingual/xcomps/nl")
+  c.eval.data.xcomps_zh = repo_path("../shared/data/multilingual/xcomps/zh")
   # Age of acquisition (eval/aoa.py): the CDI words and contexts file (not in ../shared/data;
   # BabyLM's evaluation_data, https://osf.io/ryjfm/); every milestone of the run is read.
   c.eval.data.aoa = repo_path("../shared/data/babylm_eval/cdi_childes/cdi_childes.json")

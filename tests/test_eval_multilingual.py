@@ -1,0 +1,137 @@
+"""The multilingual track's zero-shot tasks: the readers of its minimal-pair formats on real
+sentences, and the per-language summary (lm-eval's zeroshot_<lang>) against a hand computation.
+
+Only ZhoBLiMP is in ../shared/data; MultiBLiMP (`sen`/`wrong_sen`) and XCOMPS
+(`acceptable_sent`/`unacceptable_sent`) files are written here from real BLiMP and ZhoBLiMP
+pairs in the field names the pipeline's task yamls read.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from babylm_jax.errors import DataError
+from babylm_jax.eval import multilingual, run, summary, suites
+from conftest import data_path
+from eval_helpers import small_tokenizer, tiny_gpt_bert
+
+ZHO = data_path("multilingual", "zhoblimp")
+
+
+def _records(path, n):
+  return [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines()[:n]]
+
+
+def _zhoblimp_slice(folder, files=("BA_deletion", "you_yige", "ya_insertion"), lines=6):
+  folder.mkdir()
+  for stem in files:
+    text = (ZHO / f"{stem}.jsonl").read_text(encoding="utf-8").splitlines()[:lines]
+    (folder / f"{stem}.jsonl").write_text("\n".join(text) + "\n", encoding="utf-8")
+  return folder
+
+
+def _multiblimp(folder, n=8):
+  """A MultiBLiMP-format file (its field names) of real BLiMP pairs."""
+  folder.mkdir(parents=True)
+  pairs = _records(data_path("blimp", "regular_plural_subject_verb_agreement_1.jsonl"), n)
+  rows = [dict(sen=p["sentence_good"], wrong_sen=p["sentence_bad"], phenomenon="SV-#",
+               lang="eng") for p in pairs]
+  (folder / "eng.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  return folder, pairs
+
+
+def test_zhoblimp_reader_keeps_uids_and_sentences(tmp_path):
+  folder = _zhoblimp_slice(tmp_path / "zho")
+  suite = suites.load_suite("zhoblimp", str(folder))
+  assert suite.paradigms == ["BA_deletion", "ya_insertion", "you_yige"]
+  assert len(suite.items) == 18
+  first = _records(ZHO / "BA_deletion.jsonl", 1)[0]
+  assert suite.items[0].options == (first["sentence_good"], first["sentence_bad"])
+  assert suite.items[0].context == ""
+
+
+def test_the_whole_zhoblimp_is_the_pipelines_set():
+  suite = suites.load_suite("zhoblimp", str(ZHO))
+  assert (len(suite.paradigms), len(suite.items)) == (118, 35_400)
+  assert multilingual.check("zhoblimp", suite)["official"]
+  cut = suites.subset(suite, 236)
+  assert len(cut.items) == 236 and not multilingual.check("zhoblimp", cut)["official"]
+
+
+def test_multiblimp_and_xcomps_readers(tmp_path):
+  folder, pairs = _multiblimp(tmp_path / "multiblimp" / "eng")
+  suite = suites.load_suite("multiblimp_eng", str(folder))
+  assert [it.options for it in suite.items] == [(p["sentence_good"], p["sentence_bad"])
+                                                for p in pairs]
+  assert suite.paradigms == ["SV-#"]
+  xc = tmp_path / "xcomps"
+  xc.mkdir()
+  zho = _records(ZHO / "you_yige.jsonl", 4)
+  (xc / "comps_zh.jsonl").write_text("".join(json.dumps(
+      dict(acceptable_sent=r["sentence_good"], unacceptable_sent=r["sentence_bad"]),
+      ensure_ascii=False) + "\n" for r in zho), encoding="utf-8")
+  items = suites.load_suite("xcomps_zh", str(xc)).items
+  assert [it.options[0] for it in items] == [r["sentence_good"] for r in zho]
+  # The 2025 field names are not MultiBLiMP's: the reader says which field is missing where.
+  bad = tmp_path / "bad"
+  bad.mkdir()
+  (bad / "nld.jsonl").write_text(json.dumps(dict(sen="Hij loopt.")) + "\n")
+  with pytest.raises(DataError, match=r"nld.jsonl' line 1 has no non-empty string field "
+                                      r"'wrong_sen'"):
+    suites.load_suite("multiblimp_nld", str(bad))
+
+
+def test_preset_scores_what_exists_lists_the_rest_and_aggregates_per_language(tmp_path):
+  """--config.eval.suites=babylm_multilingual on a tiny model: the three readable tasks with
+  data are scored, every other task of zeroshot_{eng,nld,zho} is listed with its reason, and
+  the language rows are lm-eval's weighted mean and the README's plain mean of the reports."""
+  model, c = tiny_gpt_bert()
+  blimp = tmp_path / "blimp"
+  blimp.mkdir()
+  for stem in ("anaphor_gender_agreement", "regular_plural_subject_verb_agreement_1"):
+    (blimp / f"{stem}.jsonl").write_text(
+        "\n".join(data_path("blimp", f"{stem}.jsonl").read_text().splitlines()[:7]) + "\n")
+  c.eval.suites = "babylm_multilingual"
+  c.eval.backend = "causal"
+  c.eval.data.blimp = str(blimp)
+  c.eval.data.zhoblimp = str(_zhoblimp_slice(tmp_path / "zho", lines=5))
+  c.eval.data.multiblimp_eng = str(_multiblimp(tmp_path / "mb" / "eng", n=9)[0])
+  for task in ("multiblimp_nld", "blimp_nl", "xcomps_nl", "xcomps_zh"):
+    c.eval.data[task] = str(tmp_path / "absent" / task)
+  rows = run.evaluate(model, small_tokenizer(), c, str(tmp_path), dict(step=0, words_seen=0))
+  assert sorted(r["suite"] for r in rows) == ["blimp", "multiblimp_eng", "zhoblimp"]
+  s = json.loads((tmp_path / "eval" / "summary.json").read_text())
+  assert sorted(m["task"] for m in s["missing"]) == sorted(
+      t for t in multilingual.TASKS if t not in ("blimp", "multiblimp_eng", "zhoblimp"))
+  hints = {m["task"]: m["hint"] for m in s["missing"]}
+  assert "no reader" in hints["hellaswag_zh_mubench"] and "juletxara/blimp-nl" in hints["blimp_nl"]
+  by = {r["suite"]: r for r in rows}
+
+  def paradigm_acc(r):
+    return {k: (v["accuracy"], v["pairs"]) for k, v in r["paradigms"].items()}
+
+  # By hand: a task's accuracy over its items (English BLiMP: over its paradigms), then each
+  # language weighted by items (lm-eval) and plainly averaged (the README table).
+  acc = {}
+  for name, r in by.items():
+    per = paradigm_acc(r)
+    acc[name] = 100 * (np.mean([a for a, _ in per.values()]) if name == "blimp"
+                       else sum(a * n for a, n in per.values()) / sum(n for _, n in per.values()))
+    assert r["headline"][name] == pytest.approx(acc[name])
+  n = {"blimp": 14, "multiblimp_eng": 9, "zhoblimp": 15}
+  assert {k: r["items"] for k, r in by.items()} == n
+  eng = s["languages"]["zeroshot_eng"]
+  assert eng["tasks"] == ["multiblimp_eng", "blimp"] and not eng["complete"]
+  assert eng["values"]["causal"]["weighted"] == pytest.approx(
+      (acc["multiblimp_eng"] * 9 + acc["blimp"] * 14) / 23)
+  assert eng["values"]["causal"]["avg"] == pytest.approx(
+      (acc["multiblimp_eng"] + acc["blimp"]) / 2)
+  zho = s["languages"]["zeroshot_zho"]["values"]["causal"]
+  assert zho["weighted"] == pytest.approx(acc["zhoblimp"]) == pytest.approx(zho["avg"])
+  assert s["languages"]["zeroshot_nld"]["values"]["causal"] == dict(weighted=None, avg=None)
+  # The 2025 leaderboard's macro average leaves the track's tasks out.
+  assert s["macro_columns"] == []
+  table = summary.table(s)
+  assert "zeroshot_eng (by items)" in table and "2 of 5 tasks" in table
+  assert "| zeroshot_zho |" in (tmp_path / "eval" / "summary.md").read_text()
