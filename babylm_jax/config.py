@@ -356,7 +356,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.reading_subwords = "official"
 
   c.finetune = ml_collections.ConfigDict()
-  # A task, a comma list, or 'all' (every task with train and valid files in data_dir).
+  # A task, a comma list, or 'all' (every (Super)GLUE task with train and valid files in
+  # data_dir); the multilingual track's sib200_en, sib200_nl, sib200_zh are named.
   c.finetune.task = "rte"
   # 'full' (the official BabyLM recipe) or 'warp' (WARP prompt tuning of the frozen model).
   c.finetune.method = "full"
@@ -388,6 +389,17 @@ def base_config() -> ml_collections.ConfigDict:
   # then linearly down to min_lr_ratio x lr (AllenNLP's cut_frac 0.06, ratio 32).
   c.finetune.warp.warmup_fraction = 0.06
   c.finetune.warp.min_lr_ratio = 1 / 32
+  # The 2026 multilingual track's tasks (sib200_en, sib200_nl, sib200_zh; finetune.data_dir
+  # must hold their <task>.{train,valid}.jsonl, e.g. ../shared/data/multilingual/sib200):
+  # babylm-org/babylm-eval multilingual/scripts/finetune_model.sh's values. finetune.lr,
+  # batch_size and epochs override the first three when set.
+  c.finetune.multilingual = ml_collections.ConfigDict()
+  c.finetune.multilingual.lr = 5e-5
+  c.finetune.multilingual.batch_size = 64
+  c.finetune.multilingual.epochs = 10
+  c.finetune.multilingual.patience = 3
+  c.finetune.multilingual.seed = 12
+  c.finetune.multilingual.max_length = 128
   c.finetune.eval_batch_size = 64
   c.finetune.max_train_examples = config_dict.placeholder(int)
   c.finetune.max_valid_examples = config_dict.placeholder(int)

@@ -135,3 +135,50 @@ def test_preset_scores_what_exists_lists_the_rest_and_aggregates_per_language(tm
   table = summary.table(s)
   assert "zeroshot_eng (by items)" in table and "2 of 5 tasks" in table
   assert "| zeroshot_zho |" in (tmp_path / "eval" / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------
+# Fine-tuning on the track's SIB-200 copies.
+
+SIB = data_path("multilingual", "sib200")
+
+
+def test_sib200_recipe_is_the_tracks_and_labels_are_sorted_names():
+  from babylm_jax.config import base_config
+  from babylm_jax.eval import finetune, glue
+  c = base_config()
+  for task in ("sib200_en", "sib200_nl", "sib200_zh"):
+    r = finetune.recipe(c, task)
+    # finetune_model.sh: lr 5e-5, batch 64, 10 epochs, patience 3, seed 12, 128 tokens;
+    # the Trainer's defaults: no warmup, no weight decay, linear decay to 0.
+    assert (r.lr, r.batch_size, r.epochs, r.patience, r.seed, r.max_length) == (
+        5e-5, 64, 10, 3, 12, 128)
+    assert (r.warmup_fraction, r.weight_decay, r.min_lr_ratio, r.schedule) == (
+        0.0, 0.0, 0.0, "linear")
+    split = glue.load_split(str(SIB), task, "train")
+    records = _records(SIB / f"{task}.train.jsonl", 803)
+    # The track's script numbers the labels in sorted order of the training file's names.
+    names = sorted({rec["label"] for rec in records})
+    assert list(split.labels) == [names.index(rec["label"]) for rec in records]
+    assert split.pairs[0] == records[0]["sentence"]  # one text, no pair
+  schedule = finetune.lr_schedule(finetune.recipe(c, "sib200_en"), 120)
+  assert [schedule(s) for s in (0, 60, 120)] == pytest.approx([5e-5, 2.5e-5, 0.0])
+  c.finetune.method = "warp"
+  with pytest.raises(Exception, match="fine-tuned in full only"):
+    finetune.recipe(c, "sib200_zh")
+
+
+def test_sib200_stops_early_and_keeps_the_last_epoch(tmp_path):
+  """With an lr too small to change a prediction, accuracy never gains: the run stops after
+  the first epoch and `patience` more, and reports that last epoch, as the track's Trainer
+  (no checkpoint saved, so none loaded at the end) does."""
+  from babylm_jax.eval import finetune
+  model, c = tiny_gpt_bert()
+  c.finetune.update(dict(data_dir=str(SIB), max_train_examples=64, max_valid_examples=32,
+                         lr=1e-12))
+  c.finetune.multilingual.max_length = 48
+  report, pred, _ = finetune.finetune(model, small_tokenizer(512), c, "sib200_zh")
+  assert report["epochs_run"] == 1 + 3 and report["best_epoch"] == 4
+  assert report["kept"] == "last" and len(pred) == 32
+  assert report["headline"] == pytest.approx(100 * report["history"][-1]["valid_accuracy"])
+  assert not report["official_data"]
