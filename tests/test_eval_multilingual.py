@@ -182,3 +182,37 @@ def test_sib200_stops_early_and_keeps_the_last_epoch(tmp_path):
   assert report["kept"] == "last" and len(pred) == 32
   assert report["headline"] == pytest.approx(100 * report["history"][-1]["valid_accuracy"])
   assert not report["official_data"]
+
+
+def test_lm_eval_conditions_on_our_bos_then_the_same_ids(tmp_path):
+  """What lm-eval 0.4.13 scores for an empty context (api/model.py loglikelihood, HFLM's
+  prefix_token_id): [tokenizer.bos_token_id] + tokenizer(sentence, add_special_tokens=False),
+  every token of the sentence scored. Through AutoTokenizer on our export's tokenizer files,
+  for Chinese, Dutch and English sentences, that is exactly our causal backend's sequence:
+  `<s>` + the sentence's ids, scored from position 1 (the full harness runs in
+  benchmarks/lm_eval_parity.py; building its environment takes minutes, too long for here)."""
+  from transformers import AutoTokenizer
+  from babylm_jax.config import BOS_ID
+  from babylm_jax.data.tokenizer import train_tokenizer
+  from babylm_jax.eval import scoring
+  from babylm_jax.export import hf
+  text = [l for lang in ("eng", "nld", "zho") for l in data_path(
+      "multilingual", "text", f"{lang}.train").read_text(encoding="utf-8").splitlines()[:3000]]
+  raw = train_tokenizer(text, 2048)
+  (tmp_path / "tokenizer.json").write_text(raw.to_str())
+  export = tmp_path / "export"
+  export.mkdir()
+  hf._write_tokenizer(tmp_path / "tokenizer.json", export, 512)
+  tok = AutoTokenizer.from_pretrained(str(export))
+  assert tok.bos_token_id == BOS_ID  # lm-eval's prefix_token_id: the BOS when there is one
+  zho = suites.subset(suites.load_suite("zhoblimp", str(ZHO)), 236).items
+  sentences = [o for it in zho for o in it.options]
+  sentences += [json.loads(l)["sentence"] for l in (SIB / "sib200_nl.valid.jsonl")
+                .read_text(encoding="utf-8").splitlines()[:100]]
+  sentences += [o for it in suites.load_suite("blimp", str(data_path("blimp")), [
+      "anaphor_gender_agreement.jsonl"]).items[:100] for o in it.options]
+  ours = scoring.tokenize(raw, [""] * len(sentences), sentences, 1 << 20)
+  for s, (ids, start) in zip(sentences, ours):
+    theirs = tok(s, add_special_tokens=False)["input_ids"]
+    assert theirs[0] != tok.bos_token_id  # else lm-eval would take the sentence's own first
+    assert (list(ids), start) == ([tok.bos_token_id] + theirs, 1), s
