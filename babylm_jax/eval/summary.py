@@ -173,7 +173,8 @@ def build(eval_dir: str, info: dict | None = None, missing=None, reports=None,
   by_method: dict[str, list[dict]] = {}
   for r in tuned:
     method = r.get("method") or "full"
-    by_method.setdefault(method, []).append(r)
+    if r["task"] not in glue.TRACK_TASKS:  # SIB-200 is listed below, not a GLUE task
+      by_method.setdefault(method, []).append(r)
     finetune.append(dict(task=r["task"], method=method, headline=r["headline"],
                          **{k: r.get(k) for k in glue.BINARY_METRICS},
                          official_data=bool(r.get("official_data")),
@@ -247,6 +248,12 @@ def _macro_note(summary: dict) -> str:
   return f"NOT comparable with the leaderboard's ({lb['set']} set): " + "; ".join(lb["why"])
 
 
+def _track_only(summary: dict) -> bool:
+  """Only the multilingual track's tasks: its language rows stand for the 2025 macro."""
+  return bool(summary.get("languages")) and not summary["macro_columns"] and not any(
+      r["column"].startswith("glue") for r in summary["rows"])
+
+
 def table(summary: dict) -> str:
   """The plain-text table printed at the end of an evaluation."""
   backends = summary["backends"]
@@ -259,9 +266,10 @@ def table(summary: dict) -> str:
   lines.append("-" * len(head))
   macro = summary["macro_average"]
   n = max((m["columns"] for m in macro.values()), default=0)
-  lines.append(f"{f'macro average ({n} columns)':<34} {'':<22} {'':<13}"
-               + "".join(f" {_cell(macro.get(b, {}).get('value')):>8}" for b in backends))
-  lines.append(f"macro average: {_macro_note(summary)}")
+  if not _track_only(summary):
+    lines.append(f"{f'macro average ({n} columns)':<34} {'':<22} {'':<13}"
+                 + "".join(f" {_cell(macro.get(b, {}).get('value')):>8}" for b in backends))
+    lines.append(f"macro average: {_macro_note(summary)}")
   for name, lang in summary.get("languages", {}).items():
     of = f"{len(lang['tasks'])} of {len(lang['tasks']) + len(lang['absent'])} tasks"
     for kind, what in (("weighted", "by items"), ("avg", "plain mean")):
@@ -299,10 +307,11 @@ def markdown(summary: dict) -> str:
     out.append(f"| {r['label']} | {r['metric']} | {data_label(r)} | "
                + " | ".join(_cell(r["values"].get(b)) for b in backends) + " |")
   macro = summary["macro_average"]
-  out.append("| **macro average** | | | " + " | ".join(
-      f"**{_cell(macro.get(b, {}).get('value'))}** ({macro.get(b, {}).get('columns', 0)})"
-      for b in backends) + " |")
-  out += ["", f"Macro average: {_macro_note(summary)}."]
+  if not _track_only(summary):
+    out.append("| **macro average** | | | " + " | ".join(
+        f"**{_cell(macro.get(b, {}).get('value'))}** ({macro.get(b, {}).get('columns', 0)})"
+        for b in backends) + " |")
+    out += ["", f"Macro average: {_macro_note(summary)}."]
   if summary.get("languages"):
     out += ["", "| language (lm-eval group) | tasks | " + " | ".join(
         f"{b} by items | {b} plain mean" for b in backends) + " |",
