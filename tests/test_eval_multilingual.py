@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from babylm_jax.errors import DataError
+from babylm_jax.errors import ConfigError, DataError
 from babylm_jax.eval import multilingual, run, summary, suites
 from conftest import data_path
 from eval_helpers import small_tokenizer, tiny_gpt_bert
@@ -164,7 +164,7 @@ def test_sib200_recipe_is_the_tracks_and_labels_are_sorted_names():
   schedule = finetune.lr_schedule(finetune.recipe(c, "sib200_en"), 120)
   assert [schedule(s) for s in (0, 60, 120)] == pytest.approx([5e-5, 2.5e-5, 0.0])
   c.finetune.method = "warp"
-  with pytest.raises(Exception, match="fine-tuned in full only"):
+  with pytest.raises(ConfigError, match="fine-tuned in full only"):
     finetune.recipe(c, "sib200_zh")
 
 

@@ -380,13 +380,14 @@ def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = Non
   epoch, trained, scores, pred = best
   # The leaderboard's data: the whole official validation split, trained on the whole
   # training split, by the official method (the hyperparameters are not checked).
+  sizes = {**layout.GLUE_SIZES, **glue.TRACK_VALID_SIZES}
   official_data = (r.method == "full" and fc.max_train_examples is None
-                   and len(valid_x.seqs) == {**layout.GLUE_SIZES, **glue.TRACK_VALID_SIZES}[task_name])
+                   and len(valid_x.seqs) == sizes[task_name])
   report = dict(
       task=task_name, method=r.method, headline=round(100 * scores[task.headline], 4),
       headline_metric=task.headline, **scores, official_data=official_data,
-      select_metric=task.select, best_epoch=epoch, kept=task.keep, epochs_run=len(history), attention="causal" if r.causal else
-      "bidirectional",
+      select_metric=task.select, best_epoch=epoch, kept=task.keep, epochs_run=len(history),
+      attention="causal" if r.causal else "bidirectional",
       trained_params=count_params(trained), recipe=dataclasses.asdict(r),
       model_dropout=float(encoder.cfg.dropout), train_examples=len(train_x.seqs),
       valid_examples=len(valid_x.seqs), truncated=train_x.truncated + valid_x.truncated,

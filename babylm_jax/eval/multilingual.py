@@ -47,8 +47,8 @@ MACRO = ("blimp",)
 # here: (paradigms, items). ZhoBLiMP is the copy in ../shared/data/multilingual/zhoblimp (the
 # hub's Junrui1202/zhoblimp has the same 118 paradigms); BLiMP is nyu-mll/blimp, the
 # original 67 x 1,000 pairs.
-SOURCES = {"multiblimp_eng": "jumelet/multiblimp (eng)", "multiblimp_nld": "jumelet/multiblimp (nld)",
-           "blimp": "nyu-mll/blimp", "blimp_nl": "juletxara/blimp-nl",
+SOURCES = {"multiblimp_eng": "jumelet/multiblimp (eng)",
+           "multiblimp_nld": "jumelet/multiblimp (nld)", "blimp": "nyu-mll/blimp", "blimp_nl": "juletxara/blimp-nl",
            "xcomps_nl": "fpadovani/xcomps-dataset (comps_nl)",
            "xcomps_zh": "fpadovani/xcomps-dataset (comps_zh)", "zhoblimp": "Junrui1202/zhoblimp"}
 SIZES = {"zhoblimp": (118, 35_400), "blimp": (67, 67_000)}
@@ -59,8 +59,8 @@ def missing_reason(task: str) -> str | None:
   """Why `task` cannot run whatever the data (None when we read its format)."""
   if task in READ:
     return None
-  return (f"{task} scores an ending after a context (lm-eval multiple_choice with a "
-          f"non-empty doc_to_text); this package has no reader for its format yet")
+  return ("no reader for its format yet (an ending scored after a context: lm-eval "
+          "multiple_choice with a non-empty doc_to_text)")
 
 
 def headline(task: str, result: dict) -> float:

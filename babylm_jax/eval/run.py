@@ -6,6 +6,11 @@ fast zero-shot sets):
   wug_adj, wug_past                                            correlation with people
   reading                                                      surprisal vs reading times
   aoa            every milestone: age of acquisition (aoa.py), its surprisal.json
+  zhoblimp, blimp_nl, multiblimp_eng, multiblimp_nld, xcomps_nl, xcomps_zh
+                 the 2026 multilingual track's minimal pairs; the preset `babylm_multilingual`
+                 runs its zeroshot_{eng,nld,zho} tasks from eval.data.<task>, lists the others
+                 (no data, no reader) as missing, and the summary adds the per-language rows
+                 (multilingual.py)
 A task named on its own reads `eval.data.<task>` and must have it. A preset reads the official
 layout under `eval.data_root` (full_eval/... or fast_eval/..., see layout.py); a task of it
 whose folder or file is absent is listed as missing, with the path, and the others go on (no
