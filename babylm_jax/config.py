@@ -329,8 +329,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   # A comma list of tasks (blimp, blimp_fast, supplement, ewok, entity_tracking, wug_adj,
-  # wug_past, comps, reading) or one preset: 'babylm' (the official full zero-shot set) or
-  # 'babylm_fast' (the fast set). A preset reads the official layout under eval.data_root and
+  # wug_past, comps, reading, zhoblimp, blimp_nl, multiblimp_eng, multiblimp_nld, xcomps_nl,
+  # xcomps_zh) or one preset: 'babylm' (the official full zero-shot set), 'babylm_fast' (the
+  # fast set) or 'babylm_multilingual' (the 2026 multilingual track's zeroshot_{eng,nld,zho},
+  # each task from eval.data.<task>). A preset reads the official layout under eval.data_root and
   # lists a task whose folder is absent as missing; a task named on its own reads
   # eval.data.<task>.
   c.eval.suites = "blimp"
@@ -359,6 +361,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.data.wug_past = repo_path("../shared/data/babylm_eval/wug_past_tense")
   c.eval.data.comps = repo_path("../shared/data/babylm_eval/comps")
   c.eval.data.reading = repo_path("../shared/data/babylm_eval/reading")  # holds reading_data.csv
+  # The 2026 multilingual track (preset 'babylm_multilingual', eval/multilingual.py; English
+  # BLiMP is eval.data.blimp, the original 67 x 1,000 pairs lm-eval reads). Only ZhoBLiMP is
+  # in ../shared/data; the others are on the Hub (jumelet/multiblimp, juletxara/blimp-nl,
+  # fpadovani/xcomps-dataset): put each as .jsonl files in its folder.
+  c.eval.data.zhoblimp = repo_path("../shared/data/multilingual/zhoblimp")
+  c.eval.data.blimp_nl = repo_path("../shared/data/multilingual/blimp_nl")
+  c.eval.data.multiblimp_eng = repo_path("../shared/data/multilingual/multiblimp/eng")
+  c.eval.data.multiblimp_nld = repo_path("../shared/data/multilingual/multiblimp/nld")
+  c.eval.data.xcomps_nl = repo_path("../shared/data/multilingual/xcomps/nl")
+  c.eval.data.xcomps_zh = repo_path("../shared/data/multilingual/xcomps/zh")
   # Age of acquisition (eval/aoa.py): the CDI words and contexts file (not in ../shared/data;
   # BabyLM's evaluation_data, https://osf.io/ryjfm/); every milestone of the run is read.
   c.eval.data.aoa = repo_path("../shared/data/babylm_eval/cdi_childes/cdi_childes.json")
@@ -370,7 +382,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.reading_subwords = "official"
 
   c.finetune = ml_collections.ConfigDict()
-  # A task, a comma list, or 'all' (every task with train and valid files in data_dir).
+  # A task, a comma list, or 'all' (every (Super)GLUE task with train and valid files in
+  # data_dir); the multilingual track's sib200_en, sib200_nl, sib200_zh are named.
   c.finetune.task = "rte"
   # 'full' (the official BabyLM recipe) or 'warp' (WARP prompt tuning of the frozen model).
   c.finetune.method = "full"
@@ -402,6 +415,17 @@ def base_config() -> ml_collections.ConfigDict:
   # then linearly down to min_lr_ratio x lr (AllenNLP's cut_frac 0.06, ratio 32).
   c.finetune.warp.warmup_fraction = 0.06
   c.finetune.warp.min_lr_ratio = 1 / 32
+  # The 2026 multilingual track's tasks (sib200_en, sib200_nl, sib200_zh; finetune.data_dir
+  # must hold their <task>.{train,valid}.jsonl, e.g. ../shared/data/multilingual/sib200):
+  # babylm-org/babylm-eval multilingual/scripts/finetune_model.sh's values. finetune.lr,
+  # batch_size and epochs override the first three when set.
+  c.finetune.multilingual = ml_collections.ConfigDict()
+  c.finetune.multilingual.lr = 5e-5
+  c.finetune.multilingual.batch_size = 64
+  c.finetune.multilingual.epochs = 10
+  c.finetune.multilingual.patience = 3
+  c.finetune.multilingual.seed = 12
+  c.finetune.multilingual.max_length = 128
   c.finetune.eval_batch_size = 64
   c.finetune.max_train_examples = config_dict.placeholder(int)
   c.finetune.max_valid_examples = config_dict.placeholder(int)

@@ -10,7 +10,8 @@ tokenizers, huggingface-hub, safetensors and numpy, and torch 2.13.0 (the pipeli
 CUDA download; 2.13.0 is this machine's CPU wheel). A second, smaller one (COLLATE_PINS) holds
 what the pipeline's collate_preds.py imports (numpy, scipy, pandas, statsmodels), to check a
 submission folder with it; a third (RUNNER_PINS) adds to the first what its zero-shot runner
-imports (scipy, datasets, aiohttp), for benchmarks/official_parity.py. Each is built once per set of pins and Python version under
+imports (scipy, datasets, aiohttp), for benchmarks/official_parity.py; a fourth (LM_EVAL_PINS)
+holds lm-evaluation-harness for benchmarks/lm_eval_parity.py. Each is built once per set of pins and Python version under
 ~/.cache/babylm_jax/venvs/<key> (BABYLM_VENV_CACHE moves it), behind a lock, and marked complete
 only after pip succeeded. When pip cannot install the pins the test fails with
 pip's own words: the check must run, never be skipped.
@@ -34,6 +35,11 @@ COLLATE_PINS = ("numpy==2.2.5", "scipy==1.15.2", "pandas==2.2.3", "statsmodels==
 # The pipeline's zero-shot runner (sentence_zero_shot.run) also imports datasets, aiohttp and
 # scipy at module level: benchmarks/official_parity.py runs it under these.
 RUNNER_PINS = PINS + ("scipy==1.15.2", "datasets==3.6.0", "aiohttp==3.11.18")
+# lm-evaluation-harness as the 2026 multilingual track runs it (babylm-org/babylm-eval pins
+# nothing; 0.4.13 with its `hf` extra, and this project's transformers, tokenizers and torch)
+# for benchmarks/lm_eval_parity.py.
+LM_EVAL_PINS = ("lm_eval[hf]==0.4.13", "transformers==5.25.0", "tokenizers==0.23.3",
+                "torch==2.13.0")
 CACHE = pathlib.Path(os.environ.get("BABYLM_VENV_CACHE",
                                     pathlib.Path.home() / ".cache" / "babylm_jax" / "venvs"))
 PROBE = pathlib.Path(__file__).resolve().parent / "hf_probe.py"

@@ -75,6 +75,9 @@ class Recipe:
   schedule: str  # 'cosine' (the pipeline's) or 'slanted_triangular' (WARP's)
   grad_norm: float  # clip the gradients' global norm to this; 0: no clipping
   objective: str  # what the model was trained with; WARP reads the mask accordingly
+  # Stop after this many epochs without a gain of more than 0.001 in the selection metric
+  # (transformers' EarlyStoppingCallback, the multilingual track's --patience); None: never.
+  patience: int | None = None
   prompts_per_gap: int | None = None  # WARP only, as the three below
   prompt_init: str | None = None
   verbalizer_init: str | None = None
@@ -82,14 +85,29 @@ class Recipe:
 
 def recipe(config, task: str) -> Recipe:
   """`config.finetune` for `task`: unset batch size, epochs and lr take the method's value
-  (full: the official per-task ones; warp: `finetune.warp`'s)."""
+  (full: the official per-task ones; warp: `finetune.warp`'s; the multilingual track's
+  tasks: `finetune.multilingual`'s)."""
   fc = config.finetune
-  if task not in glue.TASKS:
+  if glue.get(task) is None:
     raise ConfigError(f"finetune.task '{task}' is unknown; use all or some of "
-                      f"{', '.join(glue.TASKS)}.")
+                      f"{', '.join(glue.TASKS)} or the multilingual track's "
+                      f"{', '.join(glue.TRACK_TASKS)}.")
   if fc.method not in METHOD_NAMES:
     raise ConfigError(f"finetune.method '{fc.method}' is unknown; use full or warp.")
-  if fc.method == "full":
+  seed, max_length = fc.seed, fc.max_length
+  if task in glue.TRACK_TASKS:
+    if fc.method != "full":
+      raise ConfigError(f"finetune.task '{task}' is a single-text task of the multilingual "
+                        f"track, fine-tuned in full only; use finetune.method=full.")
+    # babylm-org/babylm-eval multilingual/scripts/finetune_model.sh and the transformers
+    # Trainer defaults it runs with: AdamW without weight decay, linear decay to 0 from
+    # the first step, no warmup, early stopping, 128 tokens.
+    mc = fc.multilingual
+    defaults = dict(batch_size=mc.batch_size, lr=mc.lr, epochs=mc.epochs)
+    rest = dict(warmup_fraction=0.0, weight_decay=0.0, min_lr_ratio=0.0, schedule="linear",
+                grad_norm=0.0, patience=mc.patience)
+    seed, max_length = mc.seed, mc.max_length
+  elif fc.method == "full":
     defaults = dict(batch_size=16 if task in ("boolq", "multirc") else 32, lr=3e-5,
                     epochs=30 if task == "wsc" else 10)
     rest = dict(warmup_fraction=fc.warmup_fraction, weight_decay=fc.weight_decay,
@@ -104,7 +122,7 @@ def recipe(config, task: str) -> Recipe:
   r = Recipe(
       method=fc.method,
       **{k: v if fc[k] is None else fc[k] for k, v in defaults.items()},
-      seed=fc.seed, max_length=fc.max_length, classifier_dropout=fc.classifier_dropout,
+      seed=seed, max_length=max_length, classifier_dropout=fc.classifier_dropout,
       eval_batch_size=fc.eval_batch_size, objective=config.objective.kind,
       causal=config.objective.kind == "causal", **rest)
   where = "finetune." if fc.method == "full" else "finetune.warp."
@@ -155,6 +173,8 @@ def lr_schedule(r: Recipe, total_steps: int):
 
   if r.schedule == "slanted_triangular":
     return slanted
+  if r.schedule == "linear":  # transformers' linear schedule without warmup
+    return lambda step: r.lr * max(0.0, 1 - step / max(1, total_steps))
 
   def schedule(step: int) -> float:
     if step < warmup:
@@ -295,7 +315,7 @@ def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = Non
   with the same encoder.
   """
   r = recipe(config, task_name)
-  task, fc = glue.TASKS[task_name], config.finetune
+  task, fc = glue.get(task_name), config.finetune
   train = glue.load_split(fc.data_dir, task_name, "train", fc.max_train_examples)
   valid = glue.load_split(fc.data_dir, task_name, "valid", fc.max_valid_examples)
   method = METHODS[r.method]
@@ -330,7 +350,7 @@ def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = Non
 
   rng = np.random.default_rng(r.seed)
   base_key = jax.random.key(r.seed)
-  best, history, step = None, [], 0
+  best, history, step, since_gain, best_score = None, [], 0, 0, None
   t0 = time.perf_counter()
   for epoch in range(1, r.epochs + 1):
     perm = rng.permutation(len(train_x.seqs))
@@ -348,18 +368,26 @@ def finetune(encoder, tokenizer, config, task_name: str, info: dict | None = Non
     history.append(dict(epoch=epoch, train_loss=float(np.mean(jax.device_get(losses))),
                         **{f"valid_{k}": v for k, v in scores.items()}))
     logging.info("finetune %s (%s) epoch %d: %s", task_name, r.method, epoch, history[-1])
-    if best is None or scores[task.select] > best[2][task.select]:
+    if task.keep == "last" or best is None or scores[task.select] > best[2][task.select]:
       best = (epoch, trained, scores, pred)
+    if r.patience is not None:  # EarlyStoppingCallback: a gain must exceed 0.001
+      gained = best_score is None or scores[task.select] - best_score > 0.001
+      since_gain = 0 if gained else since_gain + 1
+      best_score = max(best_score or 0.0, scores[task.select])
+      if since_gain >= r.patience:
+        logging.info("finetune %s: no gain for %d epochs, stopped", task_name, r.patience)
+        break
   epoch, trained, scores, pred = best
   # The leaderboard's data: the whole official validation split, trained on the whole
   # training split, by the official method (the hyperparameters are not checked).
+  sizes = {**layout.GLUE_SIZES, **glue.TRACK_VALID_SIZES}
   official_data = (r.method == "full" and fc.max_train_examples is None
-                   and len(valid_x.seqs) == layout.GLUE_SIZES[task_name])
+                   and len(valid_x.seqs) == sizes[task_name])
   report = dict(
       task=task_name, method=r.method, headline=round(100 * scores[task.headline], 4),
       headline_metric=task.headline, **scores, official_data=official_data,
-      select_metric=task.select, best_epoch=epoch, attention="causal" if r.causal else
-      "bidirectional",
+      select_metric=task.select, best_epoch=epoch, kept=task.keep, epochs_run=len(history),
+      attention="causal" if r.causal else "bidirectional",
       trained_params=count_params(trained), recipe=dataclasses.asdict(r),
       model_dropout=float(encoder.cfg.dropout), train_examples=len(train_x.seqs),
       valid_examples=len(valid_x.seqs), truncated=train_x.truncated + valid_x.truncated,
@@ -432,7 +460,7 @@ def run_finetune(config, workdir: str) -> list[dict]:
   for task in tasks:
     report, pred, _ = finetune(model, tokenizer, config, task, info, compiled)
     folder = glue.official_dir(results_dir, name, _revision(config), task)
-    glue.write_official(folder, task, {k: report[k] for k in glue.TASKS[task].metrics}, pred)
+    glue.write_official(folder, task, {k: report[k] for k in glue.get(task).metrics}, pred)
     report["predictions"] = os.path.join(folder, "predictions.json")
     write_json(os.path.join(workdir, "eval", f"{REPORT_PREFIX[fc.method]}-{task}.json"),
                report)

@@ -30,9 +30,11 @@ BINARY_METRICS = ("accuracy", "f1", "mcc")
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-  """How a record becomes the pair (a, b); `a_format` fills `a_keys` into the first text."""
+  """How a record becomes the pair (a, b), or one text when `b_key` is None; `a_format`
+  fills `a_keys` into the first text. `label_names`: the labels are these strings (their
+  index is the class), else integers."""
   a_keys: tuple[str, ...]
-  b_key: str
+  b_key: str | None
   label_words: tuple[str, ...]  # one per label, for WARP's verbalizers
   a_format: str = "{}"
   metrics: tuple[str, ...] = BINARY_METRICS
@@ -40,13 +42,19 @@ class Task:
   # What the leaderboard reports: accuracy for every task (the pipeline's
   # calculate_results_from_pred.py scores each task's predictions by accuracy and averages).
   headline: str = "accuracy"
+  label_names: tuple[str, ...] | None = None
+  # Which epoch's model is scored: 'best' by `select` (the 2025 pipeline), or 'last' (the
+  # 2026 multilingual track's script: its Trainer never saves a checkpoint, so
+  # load_best_model_at_end has nothing to load and the final model is scored).
+  keep: str = "best"
 
   @property
   def num_labels(self) -> int:
     return len(self.label_words)
 
-  def pair(self, record: dict) -> tuple[str, str]:
-    return self.a_format.format(*(record[k] for k in self.a_keys)), record[self.b_key]
+  def pair(self, record: dict) -> tuple[str, str] | str:
+    a = self.a_format.format(*(record[k] for k in self.a_keys))
+    return a if self.b_key is None else (a, record[self.b_key])
 
 
 _NO_YES = (" no", " yes")
@@ -63,6 +71,22 @@ TASKS = {
     "wsc": Task(("span2_text", "span1_text"), "text", _NO_YES,
                 a_format='Does "{}" refer to "{}" in this passage?'),
 }
+# The 2026 multilingual track's classification sets (babylm-org/babylm-eval multilingual/
+# finetune): <task>_<language>.{train,valid}.jsonl. Its script reads the one text field
+# besides `idx` and `label`, numbers the string labels in sorted order, and reports accuracy.
+SIB200_LABELS = ("entertainment", "geography", "health", "politics", "science/technology",
+                 "sports", "travel")
+TRACK_TASKS = {
+    f"sib200_{lang}": Task(("sentence",), None, tuple(f" {w}" for w in SIB200_LABELS),
+                           metrics=("accuracy",), label_names=SIB200_LABELS, keep="last")
+    for lang in ("en", "nl", "zh")}
+# Their validation examples (the track's copies in ../shared/data/multilingual/sib200).
+TRACK_VALID_SIZES = {task: 201 for task in TRACK_TASKS}
+
+
+def get(name: str) -> Task | None:
+  """A (Super)GLUE task or one of the multilingual track's, by name; None if neither."""
+  return TASKS.get(name) or TRACK_TASKS.get(name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,19 +105,23 @@ def load_split(data_dir: str, task: str, split: str, limit: int | None = None) -
 
   DataError names a missing file or the first bad line.
   """
-  t = TASKS[task]
+  t = get(task)
   path = split_path(data_dir, task, split)
   if not os.path.isfile(path):
     raise DataError(f"fine-tuning file '{path}' is missing; put the {task} {split} split "
                     f"there or point --config.finetune.data_dir at a folder that has it.")
   pairs, labels = [], []
   for where, record in read_jsonl(path, "fine-tuning"):
-    keys = (*t.a_keys, t.b_key)
+    keys = (*t.a_keys, t.b_key) if t.b_key else t.a_keys
     label = record.get("label")
+    if t.label_names is not None and label in t.label_names:
+      label = t.label_names.index(label)
+    labels_are = (f"one of {', '.join(t.label_names)}" if t.label_names
+                  else f"a label in 0..{t.num_labels - 1}")
     if (not all(isinstance(record.get(k), str) for k in keys)
         or type(label) is not int or not 0 <= label < t.num_labels):
-      raise DataError(f"{where} needs string fields {', '.join(keys)} and a label in "
-                      f"0..{t.num_labels - 1}; fix or remove that line.")
+      raise DataError(f"{where} needs string fields {', '.join(keys)} and {labels_are}; "
+                      f"fix or remove that line.")
     pairs.append(t.pair(record))
     labels.append(label)
     if limit is not None and len(pairs) >= limit:

@@ -6,6 +6,11 @@ fast zero-shot sets):
   wug_adj, wug_past                                            correlation with people
   reading                                                      surprisal vs reading times
   aoa            every milestone: age of acquisition (aoa.py), its surprisal.json
+  zhoblimp, blimp_nl, multiblimp_eng, multiblimp_nld, xcomps_nl, xcomps_zh
+                 the 2026 multilingual track's minimal pairs; the preset `babylm_multilingual`
+                 runs its zeroshot_{eng,nld,zho} tasks from eval.data.<task>, lists the others
+                 (no data, no reader) as missing, and the summary adds the per-language rows
+                 (multilingual.py)
 A task named on its own reads `eval.data.<task>` and must have it. A preset reads the official
 layout under `eval.data_root` (full_eval/... or fast_eval/..., see layout.py); a task of it
 whose folder or file is absent is listed as missing, with the path, and the others go on (no
@@ -33,11 +38,14 @@ import numpy as np
 from babylm_jax import checkpoint_params
 from babylm_jax import versions
 from babylm_jax.errors import ConfigError, DataError, UserError
-from babylm_jax.eval import layout, reading, report, scoring, suites as suites_lib
+from babylm_jax.eval import layout, multilingual, reading, report, scoring, suites as suites_lib
 from babylm_jax.eval import summary as summary_lib
 
 TASKS = suites_lib.SUITES + ("reading", "aoa")
 PRESETS = {name: tuple(layout.LAYOUT[s]) for name, s in layout.PRESETS.items()}
+# The multilingual track's tasks, those without a reader included (listed as missing).
+PRESETS[multilingual.PRESET] = multilingual.TASKS
+MULTILINGUAL = "multilingual"  # Source.sets of a task checked by multilingual.check
 
 
 def resolve_tasks(spec: str, field: str = "eval.suites", tasks=TASKS,
@@ -86,7 +94,10 @@ def sources(config) -> list[Source]:
     if name == "aoa":  # every milestone at once: run_eval hands it to aoa.py
       continue
     if preset is None:
-      out.append(Source(name, config.eval.data[name], None, layout.sets_of(name), None))
+      out.append(Source(name, config.eval.data[name], None,
+                        layout.sets_of(name) or (MULTILINGUAL,), None))
+    elif preset == multilingual.PRESET:
+      out.append(Source(name, config.eval.data.get(name) or "", None, (MULTILINGUAL,), preset))
     else:
       data_set = layout.PRESETS[preset]
       folder, files = layout.place(config.eval.data_root, data_set, name)
@@ -108,6 +119,15 @@ def load_tasks(config) -> tuple[list[tuple[object, Source]], list[dict]]:
   whose data is absent)."""
   loaded, missing = [], []
   for src in sources(config):
+    if src.preset == multilingual.PRESET and (why := multilingual.missing_reason(src.task)):
+      missing.append(dict(task=src.task, folder="", hint=why))
+      continue
+    if src.preset == multilingual.PRESET and (absent := _absent(src)):
+      missing.append(dict(
+          task=src.task, folder=absent,
+          hint=f"no '{absent}'; put {multilingual.SOURCES[src.task]} there as .jsonl files "
+               f"or point --config.eval.data.{src.task} at them"))
+      continue
     if src.preset is not None and (absent := _absent(src)):
       data_set = src.sets[0]
       missing.append(dict(
@@ -178,6 +198,8 @@ def score_task(scorer: scoring.Scorer, tokenizer, task, backend: str,
     rho = result["spearman"]
     return dict(result, headline={task.name: None if rho is None else 100.0 * rho})
   result = report.accuracy(task.items, scores)
+  if task.name in multilingual.READ:  # lm-eval's aggregation (English BLiMP: the macro)
+    return dict(result, headline={task.name: multilingual.headline(task.name, result)})
   return dict(result, headline={task.name: 100.0 * result["macro_accuracy"]})
 
 
@@ -223,7 +245,8 @@ def evaluate(model, tokenizer, config, workdir: str, info: dict, *, tasks=None,
   os.makedirs(out_dir, exist_ok=True)
   rows = []
   for task, src in loaded:
-    data_set = layout.check(task.name, src.sets, task)
+    data_set = (multilingual.check(task.name, task) if src.sets == (MULTILINGUAL,)
+                else layout.check(task.name, src.sets, task))
     for backend in backends:
       t0 = time.perf_counter()
       result = score_task(scorer, tokenizer, task, backend, subwords)

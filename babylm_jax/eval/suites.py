@@ -1,4 +1,5 @@
-"""The zero-shot suites on disk: BLiMP, the supplement, EWoK, entity tracking, WUGs, COMPS.
+"""The zero-shot suites on disk: BLiMP, the supplement, EWoK, entity tracking, WUGs, COMPS, and
+the multilingual track's ZhoBLiMP, BLiMP-NL, MultiBLiMP (`sen`/`wrong_sen`) and XCOMPS.
 
 Every suite becomes a list of `Item`s: a context (maybe empty, or one per option) and two or
 more candidate continuations, the first of which is the correct one (for the WUG tasks: the
@@ -21,7 +22,9 @@ import numpy as np
 from babylm_jax.errors import DataError
 
 SUITES = ("blimp", "blimp_fast", "supplement", "ewok", "entity_tracking", "wug_adj",
-          "wug_past", "comps")
+          "wug_past", "comps",
+          # The 2026 multilingual track's minimal pairs (eval/multilingual.py).
+          "zhoblimp", "blimp_nl", "multiblimp_eng", "multiblimp_nld", "xcomps_nl", "xcomps_zh")
 # Suites scored by the Spearman correlation of the model's preference with people's.
 CORRELATION_SUITES = ("wug_adj", "wug_past")
 # COMPS file stem -> the official pipeline's subset name.
@@ -73,6 +76,18 @@ def _pair(record, stem, where) -> Item:
                                   _text(record, "sentence_bad", where)))
 
 
+def _multiblimp(record, stem, where) -> Item:
+  # MultiBLiMP: the grammatical `sen` against `wrong_sen`; one file (task) per language.
+  return Item(str(record.get("phenomenon") or stem), "",
+              (_text(record, "sen", where), _text(record, "wrong_sen", where)))
+
+
+def _xcomps(record, stem, where) -> Item:
+  # XCOMPS as the track's yaml scores it: two whole sentences, no shared context.
+  return Item(stem, "", (_text(record, "acceptable_sent", where),
+                         _text(record, "unacceptable_sent", where)))
+
+
 def _ewok(record, stem, where) -> Item:
   # The target that fits Context1 (Target1) against the one that does not (Target2).
   return Item(str(record.get("Domain") or stem), _text(record, "Context1", where),
@@ -115,7 +130,10 @@ def _comps(record, stem, where) -> Item:
 
 
 _PARSERS = {"blimp": _pair, "blimp_fast": _pair, "supplement": _pair, "ewok": _ewok,
-            "entity_tracking": _entity, "wug_adj": _wug, "wug_past": _wug, "comps": _comps}
+            "entity_tracking": _entity, "wug_adj": _wug, "wug_past": _wug, "comps": _comps,
+            # ZhoBLiMP names its paradigm in 'UID' as BLiMP does; a BLiMP-NL file is one.
+            "zhoblimp": _pair, "blimp_nl": _pair, "multiblimp_eng": _multiblimp,
+            "multiblimp_nld": _multiblimp, "xcomps_nl": _xcomps, "xcomps_zh": _xcomps}
 
 
 def read_jsonl(path, what: str):

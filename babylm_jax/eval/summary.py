@@ -29,7 +29,7 @@ import os
 import numpy as np
 
 from babylm_jax import versions as versions_lib
-from babylm_jax.eval import glue, layout
+from babylm_jax.eval import glue, layout, multilingual
 from babylm_jax.eval.report import save_figure, write_json
 
 # column -> (label, metric), in the leaderboard's order.
@@ -98,7 +98,15 @@ def _zero_shot_official(r: dict) -> tuple[bool, str]:
   data_set = r.get("data_set")
   if not isinstance(data_set, dict):
     return False, "not checked against the official set (report of an older version)"
+  if _is_multilingual(r):
+    return bool(data_set.get("official")), multilingual.describe(data_set)
   return bool(data_set.get("official")), layout.describe(data_set)
+
+
+def _is_multilingual(r: dict) -> bool:
+  """Whether a report was checked against the multilingual track's data (multilingual.py)."""
+  data_set = r.get("data_set")
+  return isinstance(data_set, dict) and data_set.get("set") == "multilingual"
 
 
 def _glue_row(method: str, reports: list[dict]) -> dict:
@@ -158,14 +166,15 @@ def build(eval_dir: str, info: dict | None = None, missing=None, reports=None,
       values.setdefault(column, {})[r["backend"]] = value
       sources[column] = dict(task=r["suite"], data_dir=r.get("data_dir"),
                              files=r.get("files", []), official=official, note=note,
-                             data_set=r.get("data_set"))
+                             data_set=r.get("data_set"), items=r.get("items"))
     if r.get("step") != checkpoint["step"]:
       others.append(dict(report=f"{r['suite']}-{r['backend']}", **_checkpoint(r)))
   finetune = []
   by_method: dict[str, list[dict]] = {}
   for r in tuned:
     method = r.get("method") or "full"
-    by_method.setdefault(method, []).append(r)
+    if r["task"] not in glue.TRACK_TASKS:  # SIB-200 is listed below, not a GLUE task
+      by_method.setdefault(method, []).append(r)
     finetune.append(dict(task=r["task"], method=method, headline=r["headline"],
                          **{k: r.get(k) for k in glue.BINARY_METRICS},
                          official_data=bool(r.get("official_data")),
@@ -182,19 +191,26 @@ def build(eval_dir: str, info: dict | None = None, missing=None, reports=None,
   rows = []
   for column in list(COLUMNS) + sorted(c for c in values if c not in COLUMNS):
     if column in values:
-      label, metric = COLUMNS.get(column, (f"(Super)GLUE, {column[5:]}", "accuracy"))
+      label, metric = COLUMNS.get(column) or multilingual.COLUMNS.get(
+          column, (f"(Super)GLUE, {column[5:]}", "accuracy"))
       if column.startswith("glue"):
         label += f" ({sources[column]['tasks']} tasks)"
       rows.append(dict(column=column, label=label, metric=metric, values=values[column],
                        **sources[column]))
+  # A multilingual task (English BLiMP included) counts in its language's row, not here.
+  track = {c for c, src in sources.items() if _is_multilingual(src)}
   in_macro = [r["column"] for r in rows if r["column"] in COLUMNS
-              and r["column"] not in NOT_IN_MACRO
+              and r["column"] not in NOT_IN_MACRO and r["column"] not in track
               and not (r["column"] == "blimp_fast" and "blimp" in values)]
   macro = {}
   for b in backends or (["-"] if "glue" in values else []):
     present = [values[c].get(b) for c in in_macro if values[c].get(b) is not None]
     macro[b] = dict(value=float(np.mean(present)) if present else None, columns=len(present))
+  languages = (multilingual.languages(
+      {c: values[c] for c in track}, {c: sources[c]["items"] for c in track}, backends)
+      if track else {})
   return dict(checkpoint=checkpoint, backends=backends or list(macro), rows=rows,
+              languages=languages,
               macro_average=macro, macro_columns=in_macro,
               leaderboard=_leaderboard(rows, in_macro), missing=list(missing),
               finetune=finetune, other_checkpoints=others, reports=[r["_file"] for r in zero],
@@ -232,6 +248,12 @@ def _macro_note(summary: dict) -> str:
   return f"NOT comparable with the leaderboard's ({lb['set']} set): " + "; ".join(lb["why"])
 
 
+def _track_only(summary: dict) -> bool:
+  """Only the multilingual track's tasks: its language rows stand for the 2025 macro."""
+  return bool(summary.get("languages")) and not summary["macro_columns"] and not any(
+      r["column"].startswith("glue") for r in summary["rows"])
+
+
 def table(summary: dict) -> str:
   """The plain-text table printed at the end of an evaluation."""
   backends = summary["backends"]
@@ -244,9 +266,16 @@ def table(summary: dict) -> str:
   lines.append("-" * len(head))
   macro = summary["macro_average"]
   n = max((m["columns"] for m in macro.values()), default=0)
-  lines.append(f"{f'macro average ({n} columns)':<34} {'':<22} {'':<13}"
-               + "".join(f" {_cell(macro.get(b, {}).get('value')):>8}" for b in backends))
-  lines.append(f"macro average: {_macro_note(summary)}")
+  if not _track_only(summary):
+    lines.append(f"{f'macro average ({n} columns)':<34} {'':<22} {'':<13}"
+                 + "".join(f" {_cell(macro.get(b, {}).get('value')):>8}" for b in backends))
+    lines.append(f"macro average: {_macro_note(summary)}")
+  for name, lang in summary.get("languages", {}).items():
+    of = f"{len(lang['tasks'])} of {len(lang['tasks']) + len(lang['absent'])} tasks"
+    for kind, what in (("weighted", "by items"), ("avg", "plain mean")):
+      lines.append(f"{f'{name} ({what})':<34} {of:<22} {'':<13}"
+                   + "".join(f" {_cell(lang['values'].get(b, {}).get(kind)):>8}"
+                             for b in backends))
   for r in summary["rows"]:
     if not r.get("official"):
       lines.append(f"not official: {r['label']}: {r.get('note', '')}")
@@ -278,10 +307,23 @@ def markdown(summary: dict) -> str:
     out.append(f"| {r['label']} | {r['metric']} | {data_label(r)} | "
                + " | ".join(_cell(r["values"].get(b)) for b in backends) + " |")
   macro = summary["macro_average"]
-  out.append("| **macro average** | | | " + " | ".join(
-      f"**{_cell(macro.get(b, {}).get('value'))}** ({macro.get(b, {}).get('columns', 0)})"
-      for b in backends) + " |")
-  out += ["", f"Macro average: {_macro_note(summary)}."]
+  if not _track_only(summary):
+    out.append("| **macro average** | | | " + " | ".join(
+        f"**{_cell(macro.get(b, {}).get('value'))}** ({macro.get(b, {}).get('columns', 0)})"
+        for b in backends) + " |")
+    out += ["", f"Macro average: {_macro_note(summary)}."]
+  if summary.get("languages"):
+    out += ["", "| language (lm-eval group) | tasks | " + " | ".join(
+        f"{b} by items | {b} plain mean" for b in backends) + " |",
+            "| --- | --- | " + " | ".join("---: | ---:" for _ in backends) + " |"]
+    for name, lang in summary["languages"].items():
+      out.append(f"| {name} | {', '.join(lang['tasks']) or 'none'}"
+                 + (f" (missing: {', '.join(lang['absent'])})" if lang["absent"] else "")
+                 + " | " + " | ".join(f"{_cell(lang['values'].get(b, {}).get('weighted'))} | "
+                                      f"{_cell(lang['values'].get(b, {}).get('avg'))}"
+                                      for b in backends) + " |")
+    out += ["", "By items: lm-eval's zeroshot_<lang> (weight_by_size); plain mean: the "
+            "pipeline's README table (avg). Both over the tasks present."]
   notes = [f"- {r['label']}: {r.get('note', '')}" for r in summary["rows"]
            if not r.get("official")]
   if notes:
