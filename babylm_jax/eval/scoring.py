@@ -335,13 +335,15 @@ class Scorer:
       totals[key] += v
 
   def _prefix_layout(self, groups: list[list[Seq]]):
-    """(batches of groups, P, t): groups by the length buckets of their context and of
+    """(batches of groups, P, t): groups by the padded lengths of their context and of
     their longest continuation; tokens_per_batch // P contexts a batch."""
     by_shape: dict[tuple[int, int], list] = {}
     for g in groups:
       ids, start = g[0]
       t = max(len(ids) for ids, _ in g) - (start - 1)
-      key = (bucket_len(start - 1, self.max_len), bucket_len(t, self.max_len))
+      # Contexts in steps of 16 tokens: their padding is run, where a continuation's is
+      # short (and its attention reads the context's cache either way).
+      key = (min(-(-(start - 1) // 16) * 16, self.max_len), bucket_len(t, self.max_len))
       by_shape.setdefault(key, []).append(g)
     for (P, t), gs in sorted(by_shape.items()):
       G = max(1, self.tokens_per_batch // P)
