@@ -16,7 +16,9 @@ that the BabyLM reading task uses with k=3); mntp reads at position i-1, pll at 
 Sequences are bucketed by length so that few shapes compile; every masked variant is one row
 of a fixed-size batch; the vocabulary projection of the masked backends runs only at the one
 read position of each row; log-softmax is float32. Identical sequences are scored once, so
-two identical sentences always tie exactly.
+two identical sentences always tie exactly. Causal sequences that share a long context (the
+options of an entity-tracking item) run it once, and their continuations against its
+key/value cache (model/cache.py), where the network has one.
 """
 
 from __future__ import annotations

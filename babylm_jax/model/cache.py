@@ -12,7 +12,8 @@ function composes the cached attention with them unchanged.
 `recompute` is the plain loop the cache replaces: the full causal forward over every slot for
 every new token (the same masks and the same greedy tokens; the tests and
 benchmarks/generate.py compare the two). Only causal decoding with GPT-BERT's relative-position
-attentions ('disentangled', 'ltg') is cached; `check_model` refuses the others.
+attentions ('disentangled', 'ltg') is cached; `check_model` refuses the others. The zero-shot
+scorer (eval/scoring.py) uses the same cache to run a context shared by several options once.
 """
 
 from __future__ import annotations
