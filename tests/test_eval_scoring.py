@@ -112,3 +112,33 @@ def test_mask_ending_matches_unbatched_reference(setup, backend):
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
   # The ending changes what the model sees: not the plain masked score.
   assert np.max(np.abs(got - scorer.score(seqs, backend))) > 1e-3
+
+
+@pytest.mark.parametrize("attention", ["disentangled", "ltg"])
+def test_shared_context_matches_plain_path(attention):
+  """Entity tracking, causal: the options of an item run their ~160-token context once and
+  read its key/value cache; per option the log-probability equals the plain path's (every
+  sequence whole in its own packed row) to 1e-5."""
+  from flax import nnx
+  from babylm_jax.eval import run
+  from babylm_jax.model.gpt_bert import GPTBert
+  tok = small_tokenizer(512)
+  _, c = tiny_gpt_bert(512)
+  c.model.max_position = 512
+  c.model.attention = attention
+  model = GPTBert(c.model, rngs=nnx.Rngs(1))
+  suite = suites.load_suite("entity_tracking", str(data_path("babylm_eval/entity_tracking")))
+  items = suite.items[::3200]  # one item of each file
+  suite = suites.Suite(suite.name, items, suite.files)
+  seqs = run.suite_sequences(tok, suite, 512)
+  fast = scoring.Scorer(model, max_len=512, tokens_per_batch=1024)
+  got = fast.score(seqs, "causal")
+  # Contexts no longer than pack_len are never shared: the plain path.
+  plain = scoring.Scorer(model, max_len=512, tokens_per_batch=1024, pack_len=512)
+  want = plain.score(seqs, "causal")
+  assert plain.stats["shared_contexts"] == 0
+  assert fast.stats["shared_contexts"] == len(items)
+  assert min(s for _, s in seqs) > 100 and np.all(np.isfinite(got))
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+  # The options differ in score, so a wrong continuation would show.
+  assert len(set(np.round(got, 2))) == len(seqs)

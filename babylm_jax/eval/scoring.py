@@ -16,7 +16,9 @@ that the BabyLM reading task uses with k=3); mntp reads at position i-1, pll at 
 Sequences are bucketed by length so that few shapes compile; every masked variant is one row
 of a fixed-size batch; the vocabulary projection of the masked backends runs only at the one
 read position of each row; log-softmax is float32. Identical sequences are scored once, so
-two identical sentences always tie exactly.
+two identical sentences always tie exactly. Causal sequences that share a long context (the
+options of an entity-tracking item) run it once, and their continuations against its
+key/value cache (model/cache.py), where the network has one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from flax import nnx
 
 from babylm_jax.config import BOS_ID, MASK_ID, PAD_ID
 from babylm_jax.errors import ConfigError
+from babylm_jax.model import cache as cache_lib
 
 BACKENDS = ("causal", "mntp", "pll", "fused")
 
@@ -100,25 +103,34 @@ def tokenize(tokenizer, contexts: Sequence[str], targets: Sequence[str],
 # Jitted batch scorers. `graphdef` is static; `state` holds the weights.
 
 
-def _causal_batch(graphdef, state, ids_BT, seg_BT, targets_BT, scored_BT):
-  """log p(targets) at the scored positions (0 elsewhere), causal attention."""
+def _read_batch(graphdef, causal, state, ids_BT, seg_BT, row_N, pos_N, target_N):
+  """log p(target) at N read positions (row, pos); causal or bidirectional attention."""
   model = nnx.merge(graphdef, state)
-  is_causal_B = jnp.ones((ids_BT.shape[0],), bool)
+  is_causal_B = jnp.full((ids_BT.shape[0],), causal)
   hidden_BTD = model.states(ids_BT, seg_BT, is_causal_B, deterministic=True)
-  logp_BTV = jax.nn.log_softmax(model.head(hidden_BTD).astype(jnp.float32), axis=-1)
-  logp_BT = jnp.take_along_axis(logp_BTV, targets_BT[..., None], axis=-1)[..., 0]
-  return jnp.where(scored_BT, logp_BT, 0.0)
-
-
-def _masked_batch(graphdef, state, ids_BT, seg_BT, row_N, pos_N, target_N):
-  """log p(target) at N read positions (row, pos), bidirectional attention."""
-  model = nnx.merge(graphdef, state)
-  is_causal_B = jnp.zeros((ids_BT.shape[0],), bool)
-  hidden_BTD = model.states(ids_BT, seg_BT, is_causal_B, deterministic=True)
-  # Project to the vocabulary only where a masked token is read.
+  # Project to the vocabulary only where a token is read (not the context, not padding).
   hidden_ND = hidden_BTD[row_N, pos_N]
   logp_NV = jax.nn.log_softmax(model.head(hidden_ND).astype(jnp.float32), axis=-1)
   return jnp.take_along_axis(logp_NV, target_N[:, None], axis=-1)[:, 0]
+
+
+def _prefix_batch(graphdef, state, prefix_GP, pad_G, owner_O, suffix_Ot, target_Ot):
+  """log p(target_Ot) [O, t] of O continuations, each after the shared prefix owner_O of G.
+
+  Causal scoring with a key/value cache (model/cache.py): each prefix is run once, left-padded
+  to P slots so that every continuation starts at slot P; its cache is copied to the rows of
+  its continuations, which attend to it and causally to themselves. Relative positions only
+  see slot differences, so each continuation's tokens score as in the full sequence.
+  """
+  model = nnx.merge(graphdef, state)
+  G, P = prefix_GP.shape
+  t = suffix_Ot.shape[1]
+  cache = cache_lib.init_cache(model.cfg, G, P + t)
+  _, cache = cache_lib.cached_states(model, prefix_GP, 0, pad_G, cache)
+  cache = [{k: v[owner_O] for k, v in layer.items()} for layer in cache]
+  hidden_OtD, _ = cache_lib.cached_states(model, suffix_Ot, P, pad_G[owner_O], cache)
+  logp_OtV = jax.nn.log_softmax(model.head(hidden_OtD).astype(jnp.float32), axis=-1)
+  return jnp.take_along_axis(logp_OtV, target_Ot[..., None], axis=-1)[..., 0]
 
 
 # A unit is one document placed in a row: (sequence key, ids, reads [(position, target)]).
@@ -164,6 +176,25 @@ def _pack(units: list[Unit], T: int) -> list[list[tuple[int, Unit]]]:
   return rows
 
 
+def _shared_prefixes(seqs: list[Seq], min_len: int) -> tuple[list[list[Seq]], list[Seq]]:
+  """(groups of sequences that share their context, the other sequences) for causal scoring.
+
+  A group's members have the same ids[:start - 1], of at least `min_len` tokens: the context
+  less its last token, whose state predicts the first scored token and so starts each
+  member's own continuation. (An entity-tracking item's five options share ~170 tokens.)
+  """
+  by_prefix: dict[tuple[int, ...], list[Seq]] = {}
+  rest = []
+  for s in seqs:
+    ids, start = s
+    if start - 1 >= min_len:
+      by_prefix.setdefault(ids[:start - 1], []).append(s)
+    else:
+      rest.append(s)
+  groups = [m for m in by_prefix.values() if len(m) > 1]
+  return groups, rest + [m[0] for m in by_prefix.values() if len(m) == 1]
+
+
 class Scorer:
   """Scores sequences with one model; holds the model's weights and the compiled batches.
 
@@ -172,7 +203,10 @@ class Scorer:
   its `<mask>` holes there) and `head(hidden) -> logits` (GPTBert) whose attention stays within
   a segment and whose positions count from each segment's start. Sequences of up to `pack_len`
   tokens are packed several to a row of `pack_len`; longer ones get a row each, bucketed by
-  length. `tokens_per_batch` sets the rows per batch.
+  length. `tokens_per_batch` sets the rows per batch. Causal sequences that share a context
+  of more than `pack_len` tokens (the options of one item) run the context once and their
+  continuations against its key/value cache, where the network has a cache (GPT-BERT's
+  relative-position attentions, model/cache.py; others take the plain path).
   """
 
   def __init__(self, model, max_len: int, tokens_per_batch: int = 1024, pack_len: int = 64):
@@ -180,8 +214,11 @@ class Scorer:
     self.max_len = max_len
     self.pack_len = min(pack_len, max_len)
     self.tokens_per_batch = tokens_per_batch
-    self._causal = jax.jit(functools.partial(_causal_batch, self.graphdef))
-    self._masked = jax.jit(functools.partial(_masked_batch, self.graphdef))
+    self._read = {causal: jax.jit(functools.partial(_read_batch, self.graphdef, causal))
+                  for causal in (True, False)}
+    cfg = getattr(model, "cfg", None)
+    self._cached = cfg is not None and cache_lib.check_model(cfg) is None
+    self._prefix = jax.jit(functools.partial(_prefix_batch, self.graphdef))
     self.reset()
 
   def load(self, model):
@@ -196,10 +233,11 @@ class Scorer:
   def reset(self):
     """Forgets computed scores and work counts; compiled shapes stay."""
     self._cache: dict[str, dict[Seq, float]] = {}
-    # Work done, for FLOP counts: rows and padded tokens run, real tokens, the sum of squared
-    # real document lengths (attention) and the positions whose log-probability is read.
+    # Work done, for FLOP counts: rows and padded tokens run, real tokens, the sum over real
+    # tokens of the keys each attends to (attention) and the positions whose log-probability
+    # is read; contexts run once for several sequences.
     self.stats = dict(rows=0, padded_tokens=0, real_tokens=0, real_tokens_sq=0,
-                      read_positions=0)
+                      read_positions=0, shared_contexts=0)
 
   def score(self, seqs: Iterable[Seq], backend: str, ending: int = 0,
             progress: tuple[str, int, str] | None = None) -> np.ndarray:
@@ -216,7 +254,8 @@ class Scorer:
               + self.score(seqs, "mntp", ending, progress))
     if backend not in BACKENDS:
       raise ConfigError(f"eval.backend '{backend}' is unknown; use {', '.join(BACKENDS)}.")
-    ending = 0 if backend == "causal" else ending
+    causal = backend == "causal"
+    ending = 0 if causal else ending
     cache = self._cache.setdefault(f"{backend}/{ending}", {})
     todo = sorted({s for s in seqs if s not in cache})
     for s in todo:
@@ -225,8 +264,11 @@ class Scorer:
                           f"{self.max_len} positions; shorten it with to_sequence().")
     if todo:
       totals = dict.fromkeys(todo, 0.0)
-      units = _units(todo, backend, ending)
-      reads = sum(len(u[2]) for u in units)
+      groups, plain = (_shared_prefixes(todo, self.pack_len) if causal and self._cached
+                       else ([], todo))
+      units = _units(plain, backend, ending)
+      reads = (sum(len(u[2]) for u in units)
+               + sum(len(ids) - start for g in groups for ids, start in g))
       label, items, unit = progress or (backend, len(seqs), "seq")
       from tqdm import tqdm
       # Counts read positions, shown as items: the bar moves smoothly through long items.
@@ -234,8 +276,10 @@ class Scorer:
                 unit=unit, unit_scale=items / max(reads, 1), disable=None, leave=False,
                 dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/"
                 "{total:.0f} [{elapsed}<{remaining}, {rate_fmt}]") as bar:
+        for batches, P, t in self._prefix_layout(groups):
+          self._run_prefixes(batches, P, t, totals, bar.update)
         for rows, T in self._layout(units):
-          self._run(rows, T, backend == "causal", totals, bar.update)
+          self._run(rows, T, causal, totals, bar.update)
       cache.update(totals)
     return np.array([cache[s] for s in seqs], dtype=np.float64)
 
@@ -253,57 +297,95 @@ class Scorer:
 
   def _run(self, rows, T: int, causal: bool, totals: dict, advance=lambda reads: None):
     B = max(1, self.tokens_per_batch // T)
-    N = max(B, B * T // 8)  # read slots per masked batch
+    # Read slots per batch: every token of a causal row may be read, one per masked unit.
+    N = B * T if causal else max(B, B * T // 8)
     lo = 0
     while lo < len(rows):
       hi, reads = lo, 0
       while hi < len(rows) and hi - lo < B:
         r = sum(len(u[2]) for _, u in rows[hi])
-        if not causal and reads + r > N:
+        if reads + r > N:
           break
         reads += r
         hi += 1
       self._run_batch(rows[lo:hi], B, N, T, causal, totals)
-      advance(sum(len(u[2]) for row in rows[lo:hi] for _, u in row))
+      advance(reads)
       lo = hi
 
   def _run_batch(self, rows, B, N, T, causal, totals):
     ids = np.full((B, T), PAD_ID, np.int32)
     seg = np.zeros((B, T), np.int32)
     ids[:, 0], seg[:, 0] = BOS_ID, 1  # filler rows hold one real token, never read
-    targets = np.zeros((B, T), np.int32)
-    scored = np.zeros((B, T), bool)
     row_N, pos_N, target_N = (np.zeros((N,), np.int32) for _ in range(3))
-    owners = []  # (key, row, position) per read, in read order
+    owners = []  # the sequence of each read, in read order
     for r, row in enumerate(rows):
       for doc, (off, (key, unit_ids, reads)) in enumerate(row, start=1):
         n = len(unit_ids)
         ids[r, off:off + n] = unit_ids
         seg[r, off:off + n] = doc
-        for pos, target in reads:
-          owners.append((key, r, off + pos))
+        k = len(owners)
+        for j, (pos, target) in enumerate(reads):
+          row_N[k + j], pos_N[k + j], target_N[k + j] = r, off + pos, target
+        owners += [key] * len(reads)
         self.stats["real_tokens"] += n
         self.stats["real_tokens_sq"] += n * n
         self.stats["read_positions"] += len(reads)
-        if causal:
-          for pos, target in reads:
-            targets[r, off + pos] = target
-            scored[r, off + pos] = True
-        else:
-          k = len(owners) - len(reads)
-          for j, (pos, target) in enumerate(reads):
-            row_N[k + j], pos_N[k + j], target_N[k + j] = r, off + pos, target
     self.stats["rows"] += B
     self.stats["padded_tokens"] += B * T
-    if causal:
-      logp_BT = np.asarray(self._causal(self.state, ids, seg, targets, scored))
-      where = np.array([(r, pos) for _, r, pos in owners], np.int64).reshape(-1, 2)
-      values = logp_BT[where[:, 0], where[:, 1]].tolist()
-    else:
-      values = np.asarray(self._masked(self.state, ids, seg, row_N, pos_N,
-                                       target_N))[:len(owners)].tolist()
-    for (key, _, _), v in zip(owners, values):
+    values = np.asarray(self._read[causal](self.state, ids, seg, row_N, pos_N, target_N))
+    for key, v in zip(owners, values[:len(owners)].tolist()):
       totals[key] += v
+
+  def _prefix_layout(self, groups: list[list[Seq]]):
+    """(batches of groups, P, t): groups by the padded lengths of their context and of
+    their longest continuation; tokens_per_batch // P contexts a batch."""
+    by_shape: dict[tuple[int, int], list] = {}
+    for g in groups:
+      ids, start = g[0]
+      t = max(len(ids) for ids, _ in g) - (start - 1)
+      # Contexts in steps of 16 tokens: their padding is run, where a continuation's is
+      # short (and its attention reads the context's cache either way).
+      key = (min(-(-(start - 1) // 16) * 16, self.max_len), bucket_len(t, self.max_len))
+      by_shape.setdefault(key, []).append(g)
+    for (P, t), gs in sorted(by_shape.items()):
+      G = max(1, self.tokens_per_batch // P)
+      yield [gs[i:i + G] for i in range(0, len(gs), G)], P, t
+
+  def _run_prefixes(self, batches, P: int, t: int, totals: dict, advance):
+    G = len(batches[0])
+    O = G * max(len(g) for batch in batches for g in batch)  # continuation rows a batch
+    for batch in batches:
+      prefix = np.full((G, P), PAD_ID, np.int32)
+      prefix[:, -1] = BOS_ID  # filler contexts hold one real token
+      pad = np.full((G,), P - 1, np.int32)
+      owner = np.zeros((O,), np.int32)
+      suffix = np.full((O, t), PAD_ID, np.int32)
+      target = np.zeros((O, t), np.int32)
+      members = []  # (sequence, row, reads)
+      for g, group in enumerate(batch):
+        ids, start = group[0]
+        c = start - 1
+        prefix[g, P - c:], pad[g] = ids[:c], P - c
+        self.stats["real_tokens"] += c
+        self.stats["real_tokens_sq"] += c * c
+        self.stats["shared_contexts"] += 1
+        for ids, start in group:
+          o = len(members)
+          n = len(ids) - c  # the last context token, then the scored ones
+          owner[o] = g
+          suffix[o, :n] = ids[c:]
+          target[o, :n - 1] = ids[c + 1:]
+          members.append(((ids, start), o, n - 1))
+          self.stats["real_tokens"] += n
+          self.stats["real_tokens_sq"] += n * (c + n)
+          self.stats["read_positions"] += n - 1
+      self.stats["rows"] += G + O
+      self.stats["padded_tokens"] += G * P + O * t
+      logp_Ot = np.asarray(self._prefix(self.state, prefix, pad, owner, suffix, target),
+                           np.float64)
+      for key, o, reads in members:
+        totals[key] += float(np.sum(logp_Ot[o, :reads]))
+      advance(sum(reads for _, _, reads in members))
 
 
 def useful_flops(model_cfg, stats: dict) -> float:

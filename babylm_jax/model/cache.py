@@ -12,7 +12,8 @@ function composes the cached attention with them unchanged.
 `recompute` is the plain loop the cache replaces: the full causal forward over every slot for
 every new token (the same masks and the same greedy tokens; the tests and
 benchmarks/generate.py compare the two). Only causal decoding with GPT-BERT's relative-position
-attentions ('disentangled', 'ltg') is cached; `check_model` refuses the others.
+attentions ('disentangled', 'ltg') is cached; `check_model` refuses the others. The zero-shot
+scorer (eval/scoring.py) uses the same cache to run a context shared by several options once.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def init_cache(cfg, batch: int, slots: int) -> list[dict]:
 def cached_forward(model, ids_Bt, start, pad_B, cache):
   """(float32 logits [B, t, V], new cache) of t tokens written at slots start.. of every row;
   row b's first pad_B[b] slots are padding, never attended to."""
+  hidden_BtD, new_cache = cached_states(model, ids_Bt, start, pad_B, cache)
+  return model.head(hidden_BtD), new_cache
+
+
+def cached_states(model, ids_Bt, start, pad_B, cache):
+  """As cached_forward, with the states the head reads [B, t, D] in place of the logits (a
+  prefix whose logits nobody reads need not be projected onto the vocabulary)."""
   cfg = model.cfg
   x_BtD, rel_RD = model.embedding(ids_Bt, None, True, None)
   t, S = ids_Bt.shape[1], cache[0]["k"].shape[2]
@@ -78,8 +86,7 @@ def cached_forward(model, ids_Bt, start, pad_B, cache):
     sublayers.append(functools.partial(attend, attn, layer_cache))
     sublayers.append(functools.partial(ffn, deterministic=True, rngs=None))
   weight = None if model.layer_weight is None else model.layer_weight[...]
-  hidden_BtD = model.final_norm(model.stack(sublayers, x_BtD, weight, cfg))
-  return model.head(hidden_BtD), new_cache
+  return model.final_norm(model.stack(sublayers, x_BtD, weight, cfg)), new_cache
 
 
 def sample(logits_BV, key, s: Sampling):
