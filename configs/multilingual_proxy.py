@@ -9,19 +9,12 @@ text: this proxy is for comparing changes on a CPU, never for reporting MNLI sco
   python launch.py --config configs/multilingual_proxy.py --workdir runs/multilingual_proxy
 """
 
-from babylm_jax.config import repo_path
-from configs import cpu_proxy
-
-TEXT = repo_path("../shared/data/multilingual/text")
+from configs import cpu_proxy, multilingual_smoke
 
 
 def get_config():
   c = cpu_proxy.get_config()
-  c.track = "multilingual"
-  c.data.languages = f"eng={TEXT}/eng.train,nld={TEXT}/nld.train,zho={TEXT}/zho.train"
-  c.data.language_shares = "equal"
-  c.data.clean.max_doc_chars = 1000  # see configs/multilingual_smoke.py
-  c.tokenizer.split_cjk = True
+  multilingual_smoke.use_mnli_text(c)
   c.train.eval_suites = ""  # the English suites say little here; per-language losses do
   c.eval.suites = "blimp_fast"
   return c

@@ -11,7 +11,7 @@ the vocabulary size (a shared 16,384-token BPE, CJK characters isolated).
 
 Data: the Hub datasets by name; point data.languages at local copies (one folder or file of
 text per language) to train offline. The Hub's layout (parquet with a text field) is read
-through --mode=corpus (data/corpus.py's hub_records) into such folders first.
+by --mode=corpus (data/readers.py, with sources.hub_records) into such folders first.
 """
 
 from configs import strict

@@ -12,17 +12,24 @@ from configs import smoke
 TEXT = repo_path("../shared/data/multilingual/text")
 
 
-def get_config():
-  c = smoke.get_config()
+def use_mnli_text(c):
+  """Sets config `c` to the multilingual track on the shared MNLI text (this config's and
+  configs/multilingual_proxy.py's data): three languages at equal shares, one tokenizer
+  with CJK characters isolated."""
   c.track = "multilingual"
   c.data.languages = f"eng={TEXT}/eng.train,nld={TEXT}/nld.train,zho={TEXT}/zho.train"
   c.data.language_shares = "equal"
-  c.data.language_words = 150_000
   # MNLI lines hold no blank lines: cut documents of about a paragraph (Chinese cuts at a
   # newline, having no spaces), so that the pick and the held-out lines are fine-grained.
   c.data.clean.max_doc_chars = 1000
-  c.data.dev_fraction = 0.02
   c.tokenizer.split_cjk = True
+
+
+def get_config():
+  c = smoke.get_config()
+  use_mnli_text(c)
+  c.data.language_words = 150_000
+  c.data.dev_fraction = 0.02
   c.train.steps = 60
   c.train.log_every = 10
   c.train.eval_every = 30

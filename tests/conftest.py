@@ -42,6 +42,16 @@ def load_config(name: str):
   return importlib.import_module(f"configs.{name}").get_config()
 
 
+def smoke_config(steps: int):
+  """configs/smoke.py on the shared 100k-word text for `steps` steps, checkpointed at the last:
+  the tiny trained run that the tests of what follows training (export, submit) start from."""
+  c = load_config("smoke")
+  c.data.path = str(data_path("babylm_text", "train_100k"))
+  c.train.steps = steps
+  c.checkpoint.every = steps
+  return c
+
+
 def not_shared(folder) -> list[str]:
   """Entries under `folder` (itself included) whose mode is not what `cp` would give them:
   0666 for files and 0777 for folders, less the umask (0644 / 0755 under umask 022)."""

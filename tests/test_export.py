@@ -25,16 +25,14 @@ from babylm_jax.eval import scoring
 from babylm_jax.eval.suites import load_suite
 from babylm_jax.export import hf
 from babylm_jax.train import checkpoint as ckpt_lib
-from conftest import ROOT, data_path, load_config, not_shared
+from conftest import ROOT, data_path, load_config, not_shared, smoke_config
 
 MILESTONE = 1_000_000
 
 
 def _config(tmp):
-  c = load_config("smoke")
-  c.data.path = str(data_path("babylm_text", "train_100k"))
+  c = smoke_config(steps=4)
   c.data.cache_dir = str(tmp / "cache")
-  c.train.steps = 4
   c.train.eval_every = 4
   c.train.eval_batches = 1
   c.train.log_every = 2

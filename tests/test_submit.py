@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from babylm_jax.eval import glue, layout
-from conftest import ROOT, data_path, load_config
+from conftest import data_path, smoke_config
 from launch_helpers import error_lines, launch
 from test_eval_aoa import write_cdi
 
@@ -55,10 +55,7 @@ def _data_root(tmp):
 
 
 def _config(tmp, data_root):
-  c = load_config("smoke")
-  c.data.path = str(data_path("babylm_text", "train_100k"))
-  c.train.steps = STEPS
-  c.checkpoint.every = STEPS
+  c = smoke_config(steps=STEPS)
   c.eval.data_root = str(data_root)
   c.eval.backend = ",".join(BACKENDS)
   c.eval.data.aoa = write_cdi(tmp / "cdi" / "cdi_childes.json")

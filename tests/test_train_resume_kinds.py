@@ -22,6 +22,20 @@ def cache_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("store_cache")
 
 
+def _straight_and_resumed(tmp_path, cache_dir, extra):
+  """12-step smoke runs with `extra`: one straight, one SIGKILLed past step 6 (checkpoint 4
+  written) and resumed; checks that the resumed run says so and logs the straight run's
+  losses. Returns (straight workdir, killed workdir)."""
+  straight_wd, killed_wd = tmp_path / "straight", tmp_path / "killed"
+  ok(smoke_run(straight_wd, cache_dir, *extra, steps=12))
+  kill_after(killed_wd, smoke_args(killed_wd, cache_dir, *extra, steps=12), 4, 6)
+  r = smoke_run(killed_wd, cache_dir, *extra, steps=12)
+  ok(r)
+  assert "resumed from step" in r.stderr
+  assert losses(killed_wd) == losses(straight_wd)
+  return straight_wd, killed_wd
+
+
 # objective.kind -> launch.py overrides; 12 steps, a checkpoint every 4.
 OBJECTIVE_RUNS = {"masked": (), "causal": (),
                   "bootstrap": ("--config.model.decoder_layers=1",)}
@@ -32,13 +46,7 @@ def test_exact_resume_after_sigkill_per_objective(kind, tmp_path, cache_dir):
   """Each objective resumes exactly (bootstrap: its teacher is restored too)."""
   extra = (f"--config.objective.kind={kind}", *OBJECTIVE_RUNS[kind],
            "--config.checkpoint.every=4", "--config.train.log_every=2")
-  straight_wd, killed_wd = tmp_path / "straight", tmp_path / "killed"
-  ok(smoke_run(straight_wd, cache_dir, *extra, steps=12))
-  kill_after(killed_wd, smoke_args(killed_wd, cache_dir, *extra, steps=12), 4, 6)
-  r = smoke_run(killed_wd, cache_dir, *extra, steps=12)
-  ok(r)
-  assert "resumed from step" in r.stderr
-  assert losses(killed_wd) == losses(straight_wd)
+  straight_wd, killed_wd = _straight_and_resumed(tmp_path, cache_dir, extra)
   import orbax.checkpoint as ocp
   trees = [ocp.StandardCheckpointer().restore(wd / "checkpoints" / "12" / "state")
            for wd in (killed_wd, straight_wd)]
@@ -72,13 +80,7 @@ def test_exact_resume_after_sigkill_per_data_order(order, tmp_path, cache_dir):
   extra = (f"--config.data.order={order}", *DATA_ORDER_RUNS[order],
            "--config.train.tokens_per_step=4096", "--config.checkpoint.every=4",
            "--config.train.log_every=2")
-  straight_wd, killed_wd = tmp_path / "straight", tmp_path / "killed"
-  ok(smoke_run(straight_wd, cache_dir, *extra, steps=12))
-  kill_after(killed_wd, smoke_args(killed_wd, cache_dir, *extra, steps=12), 4, 6)
-  r = smoke_run(killed_wd, cache_dir, *extra, steps=12)
-  ok(r)
-  assert "resumed from step" in r.stderr
-  assert losses(killed_wd) == losses(straight_wd)
+  straight_wd, killed_wd = _straight_and_resumed(tmp_path, cache_dir, extra)
   assert _words_seen(killed_wd) == _words_seen(straight_wd)
   for a, b in zip(final_params(killed_wd, 12), final_params(straight_wd, 12)):
     np.testing.assert_array_equal(a, b)

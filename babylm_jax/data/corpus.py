@@ -7,7 +7,7 @@ or a weight of `total_words`. `build_corpus`:
 1. checks the recipe and its word budget before anything is read (the source that takes the
    total past the track's budget is named);
 2. reads every source into documents with the same cleaning as training (`data.clean`), and
-   refuses a missing, empty or binary source;
+   refuses a missing, empty or binary source (`babylm_jax/data/readers.py`);
 3. curates the candidates (deduplication, filters: `babylm_jax/data/curate.py`) when
    `data.corpus.curate` switches anything on, so that the quotas are filled from clean text;
 4. selects, per source, whole units (documents or paragraphs) in an order drawn from the seed:
@@ -40,7 +40,7 @@ import numpy as np
 
 from babylm_jax import config as config_lib
 from babylm_jax import interrupts
-from babylm_jax.data import clean, curate, sources
+from babylm_jax.data import clean, curate, readers
 from babylm_jax.errors import ConfigError, DataError, UserError
 
 MANIFEST = "corpus.json"
@@ -59,41 +59,13 @@ SOURCE_FIELDS = dict(
     data_files="",  # hf: files of the dataset to read (a glob), '' for its default
     streaming=True,  # hf: read records as they come (corpora larger than memory or disk)
 )
-LOCAL_SUFFIXES = sources.TEXT_SUFFIXES + (".jsonl",)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _WORD = re.compile(r"\S+")
 
 
-@dataclasses.dataclass(frozen=True)
-class Source:
-  name: str
-  path: str
-  words: int
-  weight: float
-  files: str
-  text_field: str
-  split: str
-  revision: str
-  data_files: str
-  streaming: bool
-
-
-@dataclasses.dataclass
-class SourceText:
-  """What one source gave: its units (documents or paragraphs) and how they were read."""
-  source: Source
-  texts: list[str]
-  doc_ids: np.ndarray  # the document each unit comes from (paragraph units share one)
-  words: np.ndarray  # whitespace words per unit
-  raw_words: int  # before speaker tags and headings were removed, as training counts
-  raw_bytes: int
-  replaced_bytes: int
-  read: list[dict]  # what was read: files or datasets, each with its sha256
-
-
 # ---------------------------------------------------------------------------- recipe ---
 
-def sources_of(config) -> list[Source]:
+def sources_of(config) -> list[readers.Source]:
   """The recipe's sources, each checked; ConfigError naming the field otherwise."""
   section = config.data.corpus.sources
   if not len(section):
@@ -124,13 +96,14 @@ def sources_of(config) -> list[Source]:
     if (path.startswith("hf:") and not os.path.isdir(path[3:]) and not values["revision"]):
       raise ConfigError(f"{where}.revision is empty; pin the Hub dataset to a commit or tag "
                         f"so that the corpus can be built again.")
-    out.append(Source(name, path, words, weight, str(values["files"]),
-                      str(values["text_field"]), str(values["split"]), str(values["revision"]),
-                      str(values["data_files"]), bool(values["streaming"])))
+    out.append(readers.Source(name, path, words, weight, str(values["files"]),
+                              str(values["text_field"]), str(values["split"]),
+                              str(values["revision"]), str(values["data_files"]),
+                              bool(values["streaming"])))
   return out
 
 
-def quotas(config, srcs: list[Source]) -> dict[str, int]:
+def quotas(config, srcs: list[readers.Source]) -> dict[str, int]:
   """Words per source: its quota, or its weight's share of what total_words leaves after
   the quotas (largest remainders, so that the shares add up to that exactly)."""
   total = int(config.data.corpus.total_words)
@@ -170,100 +143,6 @@ def check_budget(config, want: dict[str, int]):
           f"of {budget:,}: source '{name}' ({n:,} words) takes it to {running:,}; lower its "
           f"quota or weight, or set --config.data.allow_over_budget=True for a corpus outside "
           f"the rules.")
-
-
-# ----------------------------------------------------------------------------- read ---
-
-def _local_paths(src: Source) -> list[str]:
-  spec = os.path.expanduser(src.path)
-  where = f"source '{src.name}'"
-  if os.path.isdir(spec):
-    names = sorted(n for n in os.listdir(spec) if os.path.isfile(os.path.join(spec, n)))
-    names = [n for n in names if n.endswith(LOCAL_SUFFIXES)]
-    if src.files:
-      import fnmatch
-      names = [n for n in names if fnmatch.fnmatch(n, src.files)]
-    if not names:
-      raise DataError(f"{where}: folder '{spec}' holds no {'/'.join(LOCAL_SUFFIXES)} files"
-                      f"{' matching ' + repr(src.files) if src.files else ''}; point its path "
-                      f"at text files.")
-    return [os.path.join(spec, n) for n in names]
-  if os.path.isfile(spec):
-    return [spec]
-  if any(c in spec for c in "*?["):
-    import glob
-    paths = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
-    if paths:
-      return paths
-    raise DataError(f"{where}: glob '{spec}' matches no files; fix its path.")
-  raise DataError(f"{where}: '{spec}' does not exist; fix its path or leave the source out.")
-
-
-def _records(src: Source, config, read: list[dict]):
-  """(text blocks of one document stream) for each file or record of the source, and a
-  record of what was read appended to `read` once each is done."""
-  if src.path.startswith("hf:"):
-    h = hashlib.sha256()
-    local = os.path.isdir(src.path[3:])
-    for text in sources.hub_records(src.path, revision=src.revision, split=src.split,
-                                    field=src.text_field, data_files=src.data_files,
-                                    streaming=src.streaming, hasher=h):
-      yield [text]
-    read.append(dict(dataset=src.path, revision="local folder" if local else src.revision,
-                     split=src.split, text_field=src.text_field, data_files=src.data_files,
-                     sha256_of_records=h.hexdigest()))
-    return
-  if src.path.startswith("tfds:"):
-    cfg = config.copy_and_resolve_references()
-    cfg.data.tfds_text_field = src.text_field
-    corpus = sources.resolve(src.path, cfg, f"data.corpus.sources.{src.name}.path")
-    h = hashlib.sha256()
-    for text in corpus.tfds_records():
-      h.update(text.encode("utf-8", "surrogatepass") + b"\0")
-      yield [text]
-    read.append(dict(dataset=src.path, text_field=src.text_field, key=corpus.key,
-                     sha256_of_records=h.hexdigest()))
-    return
-  for path in _local_paths(src):
-    h = hashlib.sha256()
-    if path.endswith(".jsonl"):
-      for text in sources.jsonl_records(path, src.text_field, hasher=h):
-        yield [text]
-    else:
-      yield sources.read_blocks(path, hasher=h)
-    read.append(dict(file=os.path.abspath(path), sha256=h.hexdigest()))
-    interrupts.check()
-
-
-def read_source(src: Source, config, settings: clean.CleanSettings, unit: str) -> SourceText:
-  """The source's units, cleaned as training cleans; refuses it when empty or not text."""
-  sources.take_replaced()
-  sources.take_bytes_read()
-  texts, doc_ids, raw_words, read = [], [], {}, []
-  nul = 0
-  doc = 0
-  for blocks in _records(src, config, read):
-    for text in clean.documents(blocks, src.name, settings, raw_words):
-      nul += text.count("\0")
-      if unit == "paragraph":
-        lines = [line for line in text.split("\n") if line.strip()]
-        texts.extend(lines)
-        doc_ids.extend([doc] * len(lines))
-      else:
-        texts.append(text)
-        doc_ids.append(doc)
-      doc += 1
-  replaced, raw_bytes = sources.take_replaced(), sources.take_bytes_read()
-  if raw_bytes and replaced + nul > sources.MAX_REPLACED_FRACTION * raw_bytes:
-    raise DataError(f"source '{src.name}' ({src.path}) does not look like text: "
-                    f"{replaced + nul:,} of its {raw_bytes:,} bytes are not UTF-8 text; "
-                    f"re-encode it as UTF-8 or leave it out of the recipe.")
-  words = np.array([clean.count_words(t) for t in texts], np.int64)
-  if not texts or not words.sum():
-    raise DataError(f"source '{src.name}' ({src.path}) is empty: no words after cleaning; "
-                    f"check its files (and text_field) or leave it out of the recipe.")
-  return SourceText(src, texts, np.asarray(doc_ids, np.int64), words,
-                    int(sum(raw_words.values())), raw_bytes, replaced, read)
 
 
 # ----------------------------------------------------------------------------- select ---
@@ -329,7 +208,7 @@ def build_corpus(config, workdir) -> dict:
   seconds, cpu_seconds = {}, {}  # wall and this process's CPU time per stage
 
   t, cpu = time.perf_counter(), time.process_time()
-  read = [read_source(s, config, settings, unit) for s in srcs]
+  read = [readers.read_source(s, config, settings, unit) for s in srcs]
   seconds["read"], cpu_seconds["read"] = time.perf_counter() - t, time.process_time() - cpu
   words_read = sum(int(r.words.sum()) for r in read)
 
@@ -403,7 +282,7 @@ def build_corpus(config, workdir) -> dict:
   return dict(manifest, seconds=seconds, cpu_seconds=cpu_seconds, path=target)
 
 
-def _documents(r: SourceText, taken: np.ndarray, cut_unit: int, cut: int) -> list[str]:
+def _documents(r: readers.SourceText, taken: np.ndarray, cut_unit: int, cut: int) -> list[str]:
   """The selected units as documents: paragraphs of one document rejoined by a line break."""
   docs, last_doc = [], None
   for i in taken:

@@ -220,6 +220,31 @@ def _write_workdir_tokenizer(tok, workdir: str) -> str:
   return str(path)
 
 
+def _given_or_cached_tokenizer(config, root: str, corpus_key: str, *key_parts):
+  """(tokenizer or None, its path): tokenizer.path when set, else the cached tokenizer of this
+  corpus and settings (None when not trained yet, to be saved at the path returned)."""
+  vocab_size = int(config.model.vocab_size)
+  if config.tokenizer.path:
+    return tok_lib.load_tokenizer(config.tokenizer.path, vocab_size), config.tokenizer.path
+  tok_key = digest("tokenizer", corpus_key, vocab_size, config.tokenizer.min_frequency,
+                   tokenizers.__version__, *key_parts)
+  tok_path = os.path.join(root, "tokenizers", tok_key, "tokenizer.json")
+  tok = tok_lib.load_tokenizer(tok_path, vocab_size) if os.path.isfile(tok_path) else None
+  return tok, tok_path
+
+
+def _train_tokenizer(config, texts, tok_path: str):
+  """A tokenizer trained on `texts`, saved into the cache at `tok_path`."""
+  tok = tok_lib.train_tokenizer(texts, int(config.model.vocab_size),
+                                config.tokenizer.min_frequency, config.tokenizer.split_cjk)
+  interrupts.check()  # the tokenizer's trainer may have swallowed a Ctrl-C
+  try:
+    tok_lib.save_tokenizer_atomic(tok, tok_path)
+  except OSError as e:
+    raise cache_error(os.path.dirname(tok_path), e) from None
+  return tok
+
+
 def prepare_data(config, workdir: str | None = None) -> PreparedData:
   """The tokenizer and the train/dev token stores for `config` (see the module docstring)."""
   t0 = time.time()
@@ -237,17 +262,10 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
   corpus_key = digest("corpus", corpus.key, dataclasses.asdict(settings), split)
   root = cache_root(config)
 
-  tok, tok_trained = None, False
-  if config.tokenizer.path:
-    tok_path = config.tokenizer.path
-    tok = tok_lib.load_tokenizer(tok_path, vocab_size)
-  else:
-    tok_key = digest("tokenizer", corpus_key, vocab_size, config.tokenizer.min_frequency,
-                     tokenizers.__version__, *(["split_cjk"] if config.tokenizer.split_cjk
-                                               else []))
-    tok_path = os.path.join(root, "tokenizers", tok_key, "tokenizer.json")
-    if os.path.isfile(tok_path):
-      tok = tok_lib.load_tokenizer(tok_path, vocab_size)
+  # split_cjk joins the key only when on, so that the tokenizers cached before it stay valid.
+  tok, tok_path = _given_or_cached_tokenizer(
+      config, root, corpus_key, *(["split_cjk"] if config.tokenizer.split_cjk else []))
+  tok_trained = False
 
   def store_paths(tok):
     tok_hash = digest("tok", tok.to_str())
@@ -276,14 +294,7 @@ def prepare_data(config, workdir: str | None = None) -> PreparedData:
       keep = np.setdiff1d(np.arange(len(docs.texts)), held)
       train_docs, dev_docs = docs.subset(keep), docs.subset(held)
     if tok is None:
-      tok = tok_lib.train_tokenizer(train_docs.texts, vocab_size,
-                                    config.tokenizer.min_frequency, config.tokenizer.split_cjk)
-      interrupts.check()  # the tokenizer's trainer may have swallowed a Ctrl-C
-      try:
-        tok_lib.save_tokenizer_atomic(tok, tok_path)
-      except OSError as e:
-        raise cache_error(os.path.dirname(tok_path), e) from None
-      tok_trained = True
+      tok, tok_trained = _train_tokenizer(config, train_docs.texts, tok_path), True
     train_path, dev_path = store_paths(tok)
     extra = dict(source=data.path, raw_words_per_domain=docs.raw_words,
                  replaced_bytes=docs.replaced_bytes, raw_bytes=docs.raw_bytes,
@@ -320,7 +331,7 @@ def _prepare_languages(config, workdir, langs, settings, t0) -> PreparedData:
   """prepare_data for track 'multilingual': the languages' mixture (languages.py), a
   tokenizer trained on a sample balanced by tokenizer.language_shares, stores counted in
   English-equivalent words, and a dev store per language besides the joint one."""
-  data, vocab_size = config.data, int(config.model.vocab_size)
+  data = config.data
   corpora = [sources.resolve(lang.path, config, f"data.languages ({lang.code})")
              for lang in langs]
   budget, _ = config_lib.track_limits(config)
@@ -332,16 +343,9 @@ def _prepare_languages(config, workdir, langs, settings, t0) -> PreparedData:
   codes = [lang.code for lang in langs]
   tok_shares = languages_lib.tokenizer_shares(config, codes)
 
-  tok, tok_trained = None, False
-  if config.tokenizer.path:
-    tok_path = config.tokenizer.path
-    tok = tok_lib.load_tokenizer(tok_path, vocab_size)
-  else:
-    tok_key = digest("tokenizer", corpus_key, vocab_size, config.tokenizer.min_frequency,
-                     tokenizers.__version__, bool(config.tokenizer.split_cjk), tok_shares)
-    tok_path = os.path.join(root, "tokenizers", tok_key, "tokenizer.json")
-    if os.path.isfile(tok_path):
-      tok = tok_lib.load_tokenizer(tok_path, vocab_size)
+  tok, tok_path = _given_or_cached_tokenizer(config, root, corpus_key,
+                                             bool(config.tokenizer.split_cjk), tok_shares)
+  tok_trained = False
 
   def store_paths(tok):
     tok_hash = digest("tok", tok.to_str(), "english_equivalent")
@@ -368,14 +372,7 @@ def _prepare_languages(config, workdir, langs, settings, t0) -> PreparedData:
       by_language = {c: [t for t, d in zip(train_docs.texts, train_docs.domain_ids) if d == i]
                      for i, c in enumerate(codes)}
       sample = languages_lib.balanced_sample(by_language, tok_shares)
-      tok = tok_lib.train_tokenizer(sample, vocab_size, config.tokenizer.min_frequency,
-                                    config.tokenizer.split_cjk)
-      interrupts.check()
-      try:
-        tok_lib.save_tokenizer_atomic(tok, tok_path)
-      except OSError as e:
-        raise cache_error(os.path.dirname(tok_path), e) from None
-      tok_trained = True
+      tok, tok_trained = _train_tokenizer(config, sample, tok_path), True
     paths = store_paths(tok)
     common = dict(source=data.languages, clean=dataclasses.asdict(settings),
                   replaced_bytes=docs.replaced_bytes)

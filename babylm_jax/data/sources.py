@@ -2,7 +2,7 @@
 
 `resolve(spec, config)` turns `data.path` (or `data.dev_path`) into a `Corpus`: a list of
 `TextFile`s (domain = file stem) or TFDS records, plus a content key for caching. Corpus
-recipes (data/corpus.py) also read records: `jsonl_records` (a .jsonl file's text field) and
+recipes (data/readers.py) also read records: `jsonl_records` (a .jsonl file's text field) and
 `hub_records` (a dataset through `datasets.load_dataset`, from the Hub or a local folder). Files are
 read as a stream of text blocks (`read_blocks`): the BabyLM sample files are one line of
 several megabytes, so nothing reads a whole file or line at once. Bytes that are not UTF-8
