@@ -74,9 +74,10 @@ def check_resume_order(meta: dict, config, where: str):
                     f"config says {data_order(config)!r}; use the run's own data.order* settings "
                     f"or a fresh --workdir.")
   # The languages fix the unit too (English-equivalent words on their track, whitespace
-  # words off it). Checkpoints from before the multilingual track have none.
-  saved, wanted = meta.get("languages", ""), mixture(config)
-  if saved != wanted:
+  # words off it). Checkpoints written before this record have none: data_key still refuses
+  # other text for them, once prepare has run.
+  saved, wanted = meta.get("languages"), mixture(config)
+  if saved is not None and saved != wanted:
     raise UserError(f"the checkpoint in {where} was trained on the languages and shares "
                     f"{saved or 'none'!r} ({meta.get('word_unit', 'words')}) but the config "
                     f"gives {wanted or 'none'!r} ({word_unit(config)}); use the run's own "
