@@ -76,9 +76,9 @@ def check_meta(meta: dict, config, tokenizer_sha: str | None, where: str,
                     f"this config gives; use the run's own data and tokenizer settings or a "
                     f"fresh --workdir.")
   if data_key and meta.get("data_key") not in (None, data_key):
-    raise UserError(f"the checkpoint in {where} was trained on other data (data.path, "
-                    f"data.dev_path/dev_fraction or data.clean differ); use the run's own data "
-                    f"settings or a fresh --workdir.")
+    raise UserError(f"the checkpoint in {where} was trained on other data (data.path or "
+                    f"data.languages' text, data.language_words, data.dev_path/dev_fraction or "
+                    f"data.clean differ); use the run's own data settings or a fresh --workdir.")
 
 
 def _is_variable(x):

@@ -1,5 +1,7 @@
-"""The multilingual track's data side: the budget unit, the language mixture, the Chinese
-pre-tokenizer, per-language validation in a real run, and refusals of bad data.languages."""
+"""The multilingual track: the budget unit, the language mixture, the Chinese pre-tokenizer,
+refusals of bad data.languages and of a resume with other languages, and one run end to end
+offline (prepare, train with per-language validation, --mode=eval's per-language summary,
+--mode=export loaded by transformers), whose store also drives the milestone rule."""
 
 import json
 import subprocess
@@ -14,7 +16,8 @@ from launch_helpers import env as _env
 from babylm_jax import config as config_lib
 from babylm_jax.data import languages as languages_lib
 from babylm_jax.data import tokenizer as tok_lib
-from babylm_jax.errors import ConfigError
+from babylm_jax.errors import ConfigError, UserError
+from babylm_jax.train import checkpoint as ckpt_lib
 
 
 def test_english_equivalent_words_worked_example():
@@ -102,40 +105,234 @@ def test_languages_outside_the_track_are_refused():
     config_lib.validate(c)
 
 
-def test_multilingual_smoke_run(tmp_path):
-  """Prepare and train a few steps offline: per-language validation losses in metrics.jsonl,
-  words seen and the summary in English-equivalent words, every language at its share."""
-  wd = tmp_path / "run"
-  args = [sys.executable, "launch.py", "--config", "configs/multilingual_smoke.py",
-          "--workdir", str(wd), f"--config.data.cache_dir={tmp_path / 'cache'}",
-          "--config.train.steps=8", "--config.train.eval_every=8", "--config.train.log_every=4",
-          "--config.checkpoint.every=8", "--config.data.language_words=30000"]
-  r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=_env())
+
+def test_resume_needs_the_same_languages_and_shares():
+  """A checkpoint's meta records the languages with their shares and the unit; a resume with
+  other languages or shares, or on or off the track, is refused."""
+  c = load_config("multilingual_smoke")
+  meta = ckpt_lib.make_meta(c, 4, 10, 20, "sha")
+  assert meta["languages"] == "eng=0.333333,nld=0.333333,zho=0.333333"
+  assert meta["word_unit"] == "English-equivalent words"
+  ckpt_lib.check_resume_order(meta, c, "here")
+  c.data.language_shares = "eng=0.5,nld=0.25,zho=0.25"
+  with pytest.raises(UserError, match=r"shares 'eng=0.333333,nld=0.333333,zho=0.333333' "
+                                      r"\(English-equivalent words\) but the config gives "
+                                      r"'eng=0.5,nld=0.25,zho=0.25'"):
+    ckpt_lib.check_resume_order(meta, c, "here")
+  c.data.language_shares = "equal"
+  c.data.languages = ",".join(p for p in c.data.languages.split(",") if p.startswith("eng="))
+  with pytest.raises(UserError, match="config gives 'eng=1'"):
+    ckpt_lib.check_resume_order(meta, c, "here")
+  english = config_lib.base_config()
+  plain = ckpt_lib.make_meta(english, 4, 10, 20, "sha")
+  assert (plain["languages"], plain["word_unit"]) == ("", "words")
+  with pytest.raises(UserError, match=r"shares 'none' \(words\) but the config gives 'eng=1' "
+                                      r"\(English-equivalent words\)"):
+    ckpt_lib.check_resume_order(plain, c, "here")
+  del meta["languages"], meta["word_unit"]  # written before the record: data_key decides
+  ckpt_lib.check_resume_order(meta, c, "here")
+
+
+# ---------------------------------------------------------------------------------------
+# One run end to end, offline: prepare, train, evaluate, export, load with transformers.
+
+CODES = ("eng", "nld", "zho")
+LANGUAGE_WORDS = 6_000
+STEPS = 4
+# The smallest byte-level BPE that still learns merges: the 272 specials and bytes and 48 more.
+VOCAB = 320
+# Tasks of the track's preset whose data is not in ../shared/data: pointed at an absent folder,
+# so that the test does not change when someone puts one there.
+ABSENT = ("multiblimp_eng", "multiblimp_nld", "blimp_nl", "xcomps_nl", "xcomps_zh")
+BLIMP = ("anaphor_gender_agreement", "regular_plural_subject_verb_agreement_1")
+ZHOBLIMP = ("BA_deletion", "you_yige", "ya_insertion")
+MAX_ITEMS = 6  # eval.max_items: 3 pairs of each BLiMP paradigm, 2 of each ZhoBLiMP one
+
+
+def _slice(folder, stems, out, lines=20):
+  """The first `lines` pairs of a few paradigms of a real suite: reading and plotting the
+  whole BLiMP and ZhoBLiMP cost more than the scoring of a few pairs each."""
+  out.mkdir()
+  for stem in stems:
+    text = (folder / f"{stem}.jsonl").read_text(encoding="utf-8").splitlines()[:lines]
+    (out / f"{stem}.jsonl").write_text("\n".join(text) + "\n", encoding="utf-8")
+  return out
+
+
+def _launch(*args):
+  r = subprocess.run([sys.executable, "launch.py", *map(str, args)], cwd=ROOT,
+                     capture_output=True, text=True, timeout=600, env=_env())
   assert r.returncode == 0, r.stderr[-3000:]
-  records = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
+  return r
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  """configs/multilingual_smoke.py cut to the least that runs every stage (6,000 English-
+  equivalent words, one sequence length, 4 steps, one dev batch), then --mode=eval on the
+  track's preset (a few pairs of a few real paradigms, cut further by eval.max_items) and
+  --mode=export, each as the command line runs it."""
+  tmp = tmp_path_factory.mktemp("multilingual")
+  text = data_path("multilingual", "text")
+  wd = tmp / "run"
+  trained = _launch(
+      "--config", "configs/multilingual_smoke.py", "--workdir", wd,
+      f"--config.data.cache_dir={tmp / 'cache'}",
+      "--config.data.languages=" + ",".join(f"{c}={text / c}.train" for c in CODES),
+      f"--config.data.language_words={LANGUAGE_WORDS}", f"--config.model.vocab_size={VOCAB}",
+      "--config.train.seq_lens=(64,)", "--config.train.seq_len_fractions=(1.0,)",
+      f"--config.train.steps={STEPS}", f"--config.train.eval_every={STEPS}",
+      "--config.train.eval_batches=1", "--config.train.log_every=2",
+      f"--config.checkpoint.every={STEPS}")
+  evaluated = _launch(
+      "--mode=eval", "--workdir", wd, "--config.eval.suites=babylm_multilingual",
+      "--config.eval.backend=causal", f"--config.eval.max_items={MAX_ITEMS}",
+      f"--config.eval.data.blimp={_slice(data_path('blimp'), BLIMP, tmp / 'blimp')}",
+      "--config.eval.data.zhoblimp="
+      f"{_slice(data_path('multilingual', 'zhoblimp'), ZHOBLIMP, tmp / 'zhoblimp')}",
+      *(f"--config.eval.data.{t}={tmp / 'absent' / t}" for t in ABSENT))
+  export = tmp / "export"
+  _launch("--mode=export", "--workdir", wd, f"--config.export.dir={export}")
+  return dict(workdir=wd, export=export, train_out=trained.stdout, eval_out=evaluated.stdout,
+              config=config_lib.from_run(wd))
+
+
+@pytest.fixture(scope="module")
+def prepared(run):
+  from babylm_jax.data.prepare import prepare_data
+  return prepare_data(run["config"])
+
+
+def test_run_validates_each_language_in_english_equivalent_words(run, prepared):
+  """Per-language validation losses in metrics.jsonl; words seen and the summary in English-
+  equivalent words; every language at its share of the budget; the stores count the same unit."""
+  records = [json.loads(l) for l in (run["workdir"] / "metrics.jsonl").read_text().splitlines()]
   val = [rec for rec in records if "val_loss" in rec]
-  assert [rec["step"] for rec in val] == [0, 8]
-  for code in ("eng", "nld", "zho"):
+  assert [rec["step"] for rec in val] == [0, STEPS]
+  for code in CODES:
     assert all(np.isfinite(rec[f"val_loss_{code}"]) for rec in val)
   assert val[-1]["val_loss_zho"] < val[0]["val_loss_zho"]
-  assert "English-equivalent words seen" in r.stdout
+  assert "English-equivalent words seen" in run["train_out"]
 
-  from babylm_jax.data.prepare import prepare_data
-  config = load_config("multilingual_smoke")
-  config.data.cache_dir = str(tmp_path / "cache")
-  config.data.language_words = 30000
-  prepared = prepare_data(config)
   assert prepared.stats["cache_hit"]
   counted = prepared.stats["budget_words"]
-  assert set(counted) == {"eng", "nld", "zho"}
-  for n in counted.values():  # equal shares of 30,000, less at most a document each
-    assert 9_000 < n <= 10_000
+  assert set(counted) == set(CODES)
+  quota = LANGUAGE_WORDS / 3
+  for n in counted.values():  # equal shares, less a document that did not fit (Chinese
+    assert quota / 2 < n <= quota  # ones reach ~590 English-equivalent words here)
   # The stores count the same unit: train + dev ticks = the counted words, to rounding.
-  stored = {c: prepared.train.words_per_domain()[c] + prepared.dev.words_per_domain()[c]
-            for c in counted}
-  for c in counted:
-    assert abs(stored[c] - counted[c]) <= 2, c
-  # Words seen by the run are the rows' ticks: 8 steps of 2,048 tokens at ~2.5 tokens per word.
+  for c in CODES:
+    stored = prepared.train.words_per_domain()[c] + prepared.dev.words_per_domain()[c]
+    assert abs(stored - counted[c]) <= 2, c
+  # Words seen by the run are the rows' ticks.
   last = [rec for rec in records if "loss" in rec][-1]
   tokens_per_word = prepared.train.num_tokens / prepared.train.num_words
   assert last["words_seen"] == pytest.approx(last["tokens_seen"] / tokens_per_word, rel=0.15)
+
+
+def test_milestones_are_english_equivalent_words(run, prepared):
+  """The loop's milestone rule (milestones_crossed over BatchSource.words_before) on this run's
+  store, its schedule stretched past 1M words: the 1M milestone falls after 1M / (English-
+  equivalent words per epoch) epochs, not after 1M / (whitespace words per epoch), which is
+  over 25% later here because Chinese has about one whitespace word per document."""
+  from babylm_jax.data.batches import BatchSource
+  from babylm_jax.train.loop import derive_for_corpus
+  store = prepared.train
+  tables = tok_lib.word_tables(prepared.tokenizer)
+  whitespace = int(tok_lib.word_starts(np.asarray(store.tokens), np.asarray(store.doc_offsets),
+                                       tables).sum())
+  english = int(store.word_starts.sum())
+  assert english == store.num_words == sum(prepared.stats["words_per_domain"].values())
+  assert english > 1.25 * whitespace
+  c = run["config"]
+  epochs = 1_000_000 / english
+  c.train.steps = int(1.2 * epochs * (store.num_tokens + store.num_docs)
+                      / c.train.tokens_per_step)
+  derived = derive_for_corpus(c, store)
+  source = BatchSource(store, c, derived)
+  assert source.epoch_words == english
+
+  def crossed(step):  # as the loop decides it for the step that ends at `step`
+    return ckpt_lib.milestones_crossed(source.words_before(step - 1), source.words_before(step))
+
+  lo, hi = 1, derived.total_steps  # words_before only grows: bisect for the 1M milestone
+  while lo < hi:
+    mid = (lo + hi) // 2
+    lo, hi = (mid + 1, hi) if source.words_before(mid) < 1_000_000 else (lo, mid)
+  assert crossed(lo) == [1_000_000] and crossed(lo - 1) == [] and crossed(lo + 1) == []
+  read = derived.tokens_before(lo) / source.stream_len  # epochs read by then
+  assert abs(read - epochs) < 1.0
+  assert 1_000_000 / whitespace > 1.2 * read
+
+
+def test_resume_with_other_shares_is_refused_before_any_data_work(run):
+  from babylm_jax.train.loop import train
+  c = config_lib.from_run(run["workdir"])
+  c.data.language_shares = "eng=0.5,nld=0.25,zho=0.25"
+  c.data.cache_dir = str(run["workdir"].parent / "never")
+  before = sorted(p.name for p in (run["workdir"] / "checkpoints").iterdir())
+  with pytest.raises(UserError, match="use the run's own track, data.languages and "
+                                      "data.language_shares") as e:
+    train(c, run["workdir"])
+  assert "\n" not in str(e.value)
+  assert not (run["workdir"].parent / "never").exists()  # nothing prepared
+  assert sorted(p.name for p in (run["workdir"] / "checkpoints").iterdir()) == before
+
+
+def test_eval_summarizes_each_language(run):
+  """--config.eval.suites=babylm_multilingual: zeroshot_eng and zeroshot_zho from the tasks
+  with data (eval.max_items of them), zeroshot_nld empty, every other task listed with why."""
+  from babylm_jax.eval import multilingual
+  folder = run["workdir"] / "eval"
+  s = json.loads((folder / "summary.json").read_text())
+  reports = {t: json.loads((folder / f"{t}-causal.json").read_text())
+             for t in ("blimp", "zhoblimp")}
+  assert {t: r["items"] for t, r in reports.items()} == {"blimp": 6, "zhoblimp": 6}
+  assert {t: r["max_items"] for t, r in reports.items()} == {"blimp": 6, "zhoblimp": 6}
+  langs = s["languages"]
+  for code, task in (("eng", "blimp"), ("zho", "zhoblimp")):
+    row = langs[f"zeroshot_{code}"]
+    assert row["tasks"] == [task] and not row["complete"]
+    want = reports[task]["headline"][task]
+    assert row["values"]["causal"] == dict(weighted=pytest.approx(want), avg=pytest.approx(want))
+  nld = langs["zeroshot_nld"]
+  assert nld["tasks"] == [] and nld["values"]["causal"] == dict(weighted=None, avg=None)
+  hints = {m["task"]: m["hint"] for m in s["missing"]}
+  assert set(hints) == set(multilingual.TASKS) - {"blimp", "zhoblimp"}
+  for task in multilingual.LANGUAGES["nld"]:
+    why = "no reader" if task.endswith("_mubench") else f"no '{run['workdir'].parent}"
+    assert why in hints[task], task
+  assert "zeroshot_nld (by items)" in run["eval_out"]
+
+
+def test_export_gives_our_logits_on_chinese(run):
+  """The export loads offline with AutoTokenizer and AutoModelForCausalLM (trust_remote_code),
+  tokenizes a ZhoBLiMP sentence as the run did, one character per piece (split_cjk), and gives
+  the JAX model's logits to 1e-4."""
+  import jax.numpy as jnp
+  import torch
+  from flax import nnx
+  from tokenizers import Tokenizer
+  from transformers import AutoModelForCausalLM, AutoTokenizer
+  from babylm_jax.checkpoint_params import load_model
+  first = data_path("multilingual", "zhoblimp", "BA_deletion.jsonl").read_text(
+      encoding="utf-8").splitlines()[0]
+  sentence = json.loads(first)["sentence_good"]
+  export = str(run["export"])
+  tok = AutoTokenizer.from_pretrained(export, trust_remote_code=True, local_files_only=True)
+  enc = tok(sentence, return_offsets_mapping=True)
+  ids = enc["input_ids"]
+  raw = Tokenizer.from_file(str(run["workdir"] / "tokenizer.json"))
+  assert ids == [1] + raw.encode(sentence, add_special_tokens=False).ids
+  assert all(end - start <= 1 for start, end in enc["offset_mapping"])
+  model = AutoModelForCausalLM.from_pretrained(export, trust_remote_code=True,
+                                               local_files_only=True)
+  with torch.no_grad():
+    got = model(input_ids=torch.tensor([ids])).logits.numpy()[0]
+  ours, _ = load_model(run["config"], str(run["workdir"]))
+  forward = nnx.jit(lambda m, *batch: m(*batch))  # one compile, not one per operation
+  want = np.asarray(forward(ours, jnp.asarray([ids]), jnp.ones((1, len(ids)), jnp.int32),
+                            jnp.ones((1,), bool)))[0]
+  assert got.shape == want.shape == (len(ids), VOCAB)
+  assert np.abs(got - want).max() < 1e-4
+  assert np.ptp(want) > 0.01

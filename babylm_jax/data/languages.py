@@ -135,6 +135,12 @@ def languages(config) -> list[Language]:
   return [Language(c, p, shares[c]) for c, p in entries]
 
 
+def mixture(config) -> str:
+  """The languages of a run with their shares, 'eng=0.5,nld=0.25,zho=0.25' ('' off this
+  track): what a resumed run must read the same way (the sources' paths may move)."""
+  return ",".join(f"{lang.code}={lang.share:.6g}" for lang in languages(config))
+
+
 def tokenizer_shares(config, codes: list[str]) -> dict[str, float]:
   """tokenizer.language_shares ('equal' or 'code=share,...') as {code: share}."""
   shares = _parse_shares(config.tokenizer.language_shares, "tokenizer.language_shares")

@@ -27,7 +27,8 @@ from babylm_jax import checkpoint_params
 # The checks on a checkpoint's meta are shared with the params-only loader; re-exported here.
 from babylm_jax.checkpoint_params import (SHAPE_FIELDS, absolute, check_meta,  # noqa: F401
                                           tokenizer_file_sha256, tokenizer_sha256)
-from babylm_jax.config import order_domains
+from babylm_jax.config import order_domains, word_unit
+from babylm_jax.data.languages import mixture
 from babylm_jax.errors import UserError
 from babylm_jax.workdir import is_disk_full
 
@@ -47,7 +48,8 @@ def make_meta(config, step: int, words_seen: int, tokens_seen: int, tokenizer_sh
   meta = dict(step=int(step), words_seen=int(words_seen), tokens_seen=int(tokens_seen),
               model={k: config.model[k] for k in SHAPE_FIELDS},
               objective=config.objective.kind, tokenizer_sha256=tokenizer_sha,
-              data_key=data_key, data_order=data_order(config))
+              data_key=data_key, data_order=data_order(config), languages=mixture(config),
+              word_unit=word_unit(config))
   if teachers:  # distillation: the teachers' workdirs and parameter hashes (train/distill.py)
     meta["distill_teachers"] = teachers
   return meta
@@ -64,13 +66,22 @@ def data_order(config) -> str:
 
 
 def check_resume_order(meta: dict, config, where: str):
-  """Refuses to resume a run in another data.order: its steps would read other rows (eval and
-  export do not care)."""
+  """Refuses to resume a run in another data.order or with other languages or shares: its
+  steps would read other rows (eval and export do not care)."""
   saved = meta.get("data_order", "shuffled")  # checkpoints from before data.order: shuffled
   if saved != data_order(config):
     raise UserError(f"the checkpoint in {where} was trained with data.order {saved!r} but the "
                     f"config says {data_order(config)!r}; use the run's own data.order* settings "
                     f"or a fresh --workdir.")
+  # The languages fix the unit too (English-equivalent words on their track, whitespace
+  # words off it). Checkpoints written before this record have none: data_key still refuses
+  # other text for them, once prepare has run.
+  saved, wanted = meta.get("languages"), mixture(config)
+  if saved is not None and saved != wanted:
+    raise UserError(f"the checkpoint in {where} was trained on the languages and shares "
+                    f"{saved or 'none'!r} ({meta.get('word_unit', 'words')}) but the config "
+                    f"gives {wanted or 'none'!r} ({word_unit(config)}); use the run's own "
+                    f"track, data.languages and data.language_shares, or a fresh --workdir.")
 
 
 class Checkpointer:
