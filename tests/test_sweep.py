@@ -305,6 +305,15 @@ def test_a_changed_save_cadence_is_not_a_changed_variant(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(dict(other, derived={}), default=str))
   with pytest.raises(UserError, match="train.lr"):
     _check_unchanged(v, str(tmp_path))
+  # A run from before a field existed resumes while the sweep leaves the field at its default,
+  # and is refused once the sweep sets it.
+  older = copy.deepcopy(saved)
+  del older["tokenizer"]["min_frequency"]
+  (tmp_path / "config.json").write_text(json.dumps(dict(older, derived={}), default=str))
+  _check_unchanged(v, str(tmp_path))
+  v.config.tokenizer.min_frequency += 1
+  with pytest.raises(UserError, match="tokenizer.min_frequency=None"):
+    _check_unchanged(v, str(tmp_path))
 
 
 def test_a_sweep_builds_its_corpora_and_one_tokenizer_that_every_variant_reads(tmp_path, cache):

@@ -149,12 +149,21 @@ _CADENCE = ("checkpoint.every", "checkpoint.keep")
 
 
 def _check_unchanged(variant: spec.Variant, workdir: str):
-  """Refuses to resume or reuse a variant's run that was made with other settings."""
+  """Refuses to resume or reuse a variant's run that was made with other settings.
+
+  A field that the run's config.json lacks and that the sweep leaves at its default is a field
+  added to the code since the run started (every new field's default keeps the old behaviour),
+  not a changed setting: updating the checkout under a long sweep must not strand its runs."""
+  from babylm_jax import config as config_lib
   saved = summary.read_json(os.path.join(workdir, "config.json"))
   if saved is None:
     return
   saved.pop("derived", None)
   saved, now = _flat(saved), _flat(variant.config.to_dict())
+  defaults = _flat(config_lib.base_config().to_dict())
+  for key in set(now) - set(saved):
+    if key in defaults and now[key] == defaults[key]:
+      now.pop(key)
   # Training from an export sets the tokenizer to the exported one.
   ignored = _CADENCE + (("tokenizer.path",) if now.get("init.from_hf") else ())
   for key in ignored:
