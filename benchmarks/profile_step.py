@@ -64,14 +64,35 @@ def hlo_sources(hlo_text: str) -> dict:
     fn = tables["FunctionNames"].get(f["function_name_id"], "?").strip('"')
     return f" @ {os.path.basename(path)}:{f['line']} {fn}"
 
+  # A fusion is named by the matmul it holds, if any (that is where its time goes), else by
+  # its own metadata (its root's).
+  dots, current = {}, None
+  for line in hlo_text.splitlines():
+    m = re.match(r"%?([\w.\-]+) \(.*\{$", line)
+    if m:
+      current = m.group(1)
+    elif current and re.search(r" (dot|convolution)\(", line) and "metadata=" in line:
+      dots.setdefault(current, line)
+
+  def describe(line):
+    m = re.search(r'metadata=\{op_name="([^"]*)"(.*)', line)
+    if not m:
+      return None
+    op_name, rest = m.groups()
+    sf = re.match(r"[^}]*?stack_frame_id=(\d+)", rest)
+    bwd = " [bwd]" if "transpose(" in op_name else ""
+    return op_name.split("/")[-1] + bwd + (frame(sf.group(1)) if sf else "")
+
   out = {}
   for line in hlo_text.splitlines():
-    m = re.match(r"\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*metadata=\{op_name=\"([^\"]*)\"(.*)", line)
-    if m:
-      name, op_name, rest = m.groups()
-      sf = re.match(r"[^}]*?stack_frame_id=(\d+)", rest)
-      bwd = " [bwd]" if "transpose(" in op_name else ""
-      out.setdefault(name, op_name.split("/")[-1] + bwd + (frame(sf.group(1)) if sf else ""))
+    m = re.match(r"\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*(\S+)", line)
+    if not m or m.group(1) in out:
+      continue
+    name, shape = m.groups()
+    calls = re.search(r"calls=%?([\w.\-]+)", line)
+    what = describe(dots.get(calls.group(1), line) if calls else line)
+    if what:
+      out[name] = f"{re.sub(r'[{][^}]*[}]', '', shape)} {what}"
   return out
 
 
@@ -143,10 +164,19 @@ def main():
         f"{[round(w, 3) for w in walls]} s, op time per step {all_us / args.steps / 1e6:.3f} s"
         f", compile {compile_s:.1f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
   for r in rows:
-    print(f"{r['share']:7.1%} {r['ms']:9.2f} ms  {r['op']:<40} {r['source']}", file=sys.stderr)
+    print(f"{r['share']:7.1%} {r['ms']:9.2f} ms  {r['op']:<28} {r['source']}", file=sys.stderr)
+  # The same times summed by the line of model code they came from (shape and op left out).
+  by_line = collections.Counter()
+  for op, us in totals.items():
+    by_line[sources.get(op, op).split(" @ ")[-1]] += us
+  lines = [dict(line=k, share=round(us / all_us, 4)) for k, us in by_line.most_common(args.top)]
+  print("by source line:", file=sys.stderr)
+  for r in lines:
+    print(f"{r['share']:7.1%}  {r['line']}", file=sys.stderr)
   print(json.dumps(dict(config=args.config, objective=c.objective.kind, rows=B, seq_len=T,
                         steps=args.steps, wall_s=sorted(walls)[len(walls) // 2],
-                        op_s=all_us / args.steps / 1e6, load=os.getloadavg()[0], top=rows)))
+                        op_s=all_us / args.steps / 1e6, load=os.getloadavg()[0], top=rows,
+                        by_line=lines)))
 
 
 if __name__ == "__main__":
