@@ -114,6 +114,50 @@ def test_losses_are_float32_from_bfloat16_logits():
   assert all(v.dtype == jnp.float32 for v in sums.values())
 
 
+def _plain_target_sums(logits_NV, targets_N, weight_N, causal_N):
+  """The loss sums written as plain jnp and differentiated by autodiff: what the hand-written
+  gradient of loss.target_sums must reproduce."""
+  x_NV = logits_NV.astype(jnp.float32)
+  lse_N = jax.nn.logsumexp(x_NV, axis=-1)
+  ce_N = lse_N - jnp.take_along_axis(x_NV, targets_N[:, None], axis=-1)[:, 0]
+  c_N = weight_N * causal_N
+  m_N = weight_N - c_N
+  return dict(masked_ce=jnp.sum(ce_N * m_N), causal_ce=jnp.sum(ce_N * c_N),
+              masked_z=jnp.sum(lse_N ** 2 * m_N), causal_z=jnp.sum(lse_N ** 2 * c_N))
+
+
+@pytest.mark.parametrize("pooling", ["targets", "by_kind"])
+def test_loss_gradient_matches_autodiff_of_the_plain_formulation(pooling):
+  """loss.target_sums differentiates by hand (one pass over the logits): the loss and the
+  gradient through a head matmul equal autodiff of the plain formulation to float32 rounding,
+  with a large z coefficient so that the logsumexp^2 term's gradient counts."""
+  rng = np.random.default_rng(3)
+  N, D, V = 96, 16, 257
+  h = jnp.asarray(rng.normal(size=(N, D)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(V, D)) * 0.5, jnp.float32)
+  targets = jnp.asarray(rng.integers(0, V, N))
+  weight = jnp.asarray(rng.random(N) < 0.8, jnp.float32)
+  causal = jnp.asarray(rng.random(N) < 0.3, jnp.float32)
+  totals = dict(masked_targets=jnp.sum(weight * (1 - causal)),
+                causal_targets=jnp.sum(weight * causal))
+
+  def loss(sums_fn, h, w):
+    sums = sums_fn(h @ w.T, targets, weight, causal)
+    return loss_lib.objective(sums, totals, 0.7, 0.05, pooling)
+
+  got, got_g = jax.value_and_grad(lambda h, w: loss(loss_lib.target_sums, h, w), (0, 1))(h, w)
+  want, want_g = jax.value_and_grad(lambda h, w: loss(_plain_target_sums, h, w), (0, 1))(h, w)
+  assert float(got) == pytest.approx(float(want), rel=1e-6)
+  for a, b in zip(got_g, want_g):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * float(jnp.abs(b).max()))
+  # And the gradient is not trivially small: it moves the loss as a finite difference says.
+  eps = 1e-2
+  step_h = got_g[0] / jnp.linalg.norm(got_g[0])
+  fd = (loss(_plain_target_sums, h + eps * step_h, w)
+        - loss(_plain_target_sums, h - eps * step_h, w)) / (2 * eps)
+  assert float(fd) == pytest.approx(float(jnp.vdot(got_g[0], step_h)), rel=1e-2)
+
+
 def test_accuracy_counts_a_strict_maximum_and_a_tie_as_wrong():
   logits = jnp.asarray([[0.0, 3.0, 1.0],    # target 1 is the strict maximum: right
                         [2.0, 2.0, 1.0],    # target 1 ties token 0: wrong

@@ -26,27 +26,57 @@ def target_sums(logits_NV, targets_N, weight_N, causal_N) -> dict:
   """Sums of CE, logsumexp^2 and correct predictions, split by row kind, over weighted targets.
 
   `weight_N` is 1 for a real target, 0 for a position that is not one; `causal_N` says whether
-  the target's row is causal.
+  the target's row is causal. Differentiable in `logits_NV` only (see _sums_bwd).
   """
-  logits_NV = logits_NV.astype(jnp.float32)
-  weight_N = weight_N.astype(jnp.float32)
-  lse_N = jax.nn.logsumexp(logits_NV, axis=-1)
-  target_logit_N = jnp.take_along_axis(logits_NV, targets_N[:, None], axis=-1)[:, 0]
-  ce_N = lse_N - target_logit_N
+  return _target_sums(logits_NV, targets_N, weight_N.astype(jnp.float32),
+                      causal_N.astype(jnp.float32))
+
+
+@jax.custom_vjp
+def _target_sums(logits_NV, targets_N, weight_N, causal_N):
+  return _sums_fwd(logits_NV, targets_N, weight_N, causal_N)[0]
+
+
+def _sums_fwd(logits_NV, targets_N, weight_N, causal_N):
+  x_NV = logits_NV.astype(jnp.float32)
+  target_logit_N = jnp.take_along_axis(x_NV, targets_N[:, None], axis=-1)[:, 0]
   # Correct when the target's logit beats every other token's (a tie counts as wrong). One
-  # max-reduction instead of argmax, whose (value, index) reduction is slow on CPU.
-  is_target_NV = jnp.arange(logits_NV.shape[-1])[None, :] == targets_N[:, None]
-  others_max_N = jnp.max(jnp.where(is_target_NV, -jnp.inf, logits_NV), axis=-1)
+  # max-reduction instead of argmax, whose (value, index) reduction is slow on CPU; the
+  # maximum over all tokens, which logsumexp subtracts, follows from it without another pass.
+  is_target_NV = jnp.arange(x_NV.shape[-1])[None, :] == targets_N[:, None]
+  others_max_N = jnp.max(jnp.where(is_target_NV, -jnp.inf, x_NV), axis=-1)
   correct_N = (target_logit_N > others_max_N).astype(jnp.float32)
-  causal_w_N = weight_N * causal_N.astype(jnp.float32)
+  max_N = jnp.maximum(others_max_N, target_logit_N)
+  lse_N = max_N + jnp.log(jnp.sum(jnp.exp(x_NV - max_N[:, None]), axis=-1))
+  ce_N = lse_N - target_logit_N
+  causal_w_N = weight_N * causal_N
   masked_w_N = weight_N - causal_w_N
-  return dict(
+  sums = dict(
       masked_ce=jnp.sum(ce_N * masked_w_N), causal_ce=jnp.sum(ce_N * causal_w_N),
       masked_z=jnp.sum(jnp.square(lse_N) * masked_w_N),
       causal_z=jnp.sum(jnp.square(lse_N) * causal_w_N),
       masked_correct=jnp.sum(correct_N * masked_w_N),
       causal_correct=jnp.sum(correct_N * causal_w_N),
       masked_targets=jnp.sum(masked_w_N), causal_targets=jnp.sum(causal_w_N))
+  return sums, (logits_NV, lse_N, targets_N, masked_w_N, causal_w_N)
+
+
+def _sums_bwd(residuals, g):
+  """d/dlogits of the weighted sums in one pass over [N, V]: with p = softmax(logits),
+  ce = lse - logit[target] gives a (p - onehot) and lse^2 gives 2 lse p, a and the z factor
+  being each target's cotangent. Autodiff of the forward took several passes (logsumexp's
+  gradient, the gather's scatter, their sum) over arrays of B * T x vocabulary floats.
+  The accuracies and counts are step functions of the logits: no gradient."""
+  logits_NV, lse_N, targets_N, masked_w_N, causal_w_N = residuals
+  ce_g_N = g["masked_ce"] * masked_w_N + g["causal_ce"] * causal_w_N
+  lse_g_N = ce_g_N + 2.0 * lse_N * (g["masked_z"] * masked_w_N + g["causal_z"] * causal_w_N)
+  p_NV = jnp.exp(logits_NV.astype(jnp.float32) - lse_N[:, None])
+  is_target_NV = jnp.arange(logits_NV.shape[-1])[None, :] == targets_N[:, None]
+  d_NV = lse_g_N[:, None] * p_NV - jnp.where(is_target_NV, ce_g_N[:, None], 0.0)
+  return d_NV.astype(logits_NV.dtype), None, None, None
+
+
+_target_sums.defvjp(_sums_fwd, _sums_bwd)
 
 
 def counts(loss_mask_BT, is_causal_B) -> dict:

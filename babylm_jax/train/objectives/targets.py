@@ -3,7 +3,8 @@
 The vocabulary projection, the largest matmul of the head, runs only at target positions:
 the positions with `loss_mask` are gathered into a buffer of `train.target_capacity` x B x T
 rows. A batch with more targets than that takes the (compiled, equally exact) branch that
-projects every position, so the capacity changes speed, never results.
+projects every position, so the capacity changes speed, never results. When every row is
+causal (nearly every position a target) there is no gather: the head projects every position.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from babylm_jax.data.batches import CAUSAL_FRACTIONS
 from babylm_jax.model.axes import constrain
 from babylm_jax.train import loss as loss_lib
 
 
 def capacity(config, rows: int, length: int, divisor: int) -> int:
   n = rows * length
+  o = config.objective
+  if CAUSAL_FRACTIONS.get(o.kind, o.causal_fraction) == 1.0:
+    # Causal rows make every position but a document's last a target: more than any useful
+    # capacity, so the gather's branch would never be taken, and the fallback's
+    # rematerialisation would run the head's forward pass twice every step.
+    return n
   cap = math.ceil(config.train.target_capacity * n)
   unit = 8 * divisor  # keeps the gathered rows evenly shardable
   return min(n, -(-cap // unit) * unit)
