@@ -50,7 +50,8 @@ def test_unit_ticks_sum_to_each_languages_units():
   tokens, lengths = tok_lib.encode_documents(tok, docs)
   offsets = np.concatenate([[0], np.cumsum(lengths)])
   doc_bytes = np.asarray([len(d.encode()) for d in docs], np.float64)
-  ticks = languages_lib.unit_ticks(tokens, offsets, doc_bytes, np.arange(3), codes, tok)
+  ticks = languages_lib.unit_ticks(tokens, offsets, doc_bytes, np.arange(3), codes,
+                                   tok_lib.token_bytes(tok))
   for i, (doc, code) in enumerate(zip(docs, codes)):
     got = int(ticks[offsets[i]:offsets[i + 1]].sum())
     assert got == int(languages_lib.english_words(len(doc.encode()), code)), code

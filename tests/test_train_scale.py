@@ -89,7 +89,7 @@ def test_milestone_checkpoints_by_words_seen(tmp_path, cache_dir):
                                options=ocp.CheckpointManagerOptions(step_prefix="words",
                                                                     read_only=True))
   meta = mngr.restore(1_000_000, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-  # Saved at the first step whose words seen reach 1M.
-  assert 1_000_000 <= meta["words_seen"] < 1_000_000 + 10_000 and 55 < meta["step"] < 75
+  # Saved at the first step whose words seen reach 1M (a step reads about 15,600 words).
+  assert 1_000_000 <= meta["words_seen"] < 1_000_000 + 20_000 and 55 < meta["step"] < 75
 
 

@@ -187,27 +187,15 @@ def balanced_sample(texts_by_language: dict[str, list[str]],
   return out
 
 
-def token_bytes(tok) -> np.ndarray:
-  """int64 per token id: the UTF-8 bytes of text it stands for (0 for special tokens)."""
-  from babylm_jax.config import NUM_SPECIAL_TOKENS, SPECIAL_TOKENS
-  from babylm_jax.data.tokenizer import _byte_of_char
-  size = tok.get_vocab_size(with_added_tokens=True)
-  out = np.zeros(size, np.int64)
-  byte_of = _byte_of_char()
-  special = set(SPECIAL_TOKENS)
-  for token, i in tok.get_vocab(with_added_tokens=True).items():
-    if token not in special and i >= NUM_SPECIAL_TOKENS:
-      out[i] = sum(ch in byte_of for ch in token)
-  return out
-
-
 def unit_ticks(tokens: np.ndarray, doc_offsets: np.ndarray, doc_bytes: np.ndarray,
-               doc_language: np.ndarray, codes: list[str], tok) -> np.ndarray:
+               doc_language: np.ndarray, codes: list[str],
+               token_bytes_V: np.ndarray) -> np.ndarray:
   """uint8 per token: the English-equivalent words whose end falls inside it (see the
   module docstring). Each document's units (its text's bytes / (5.43 x premium)) are spread
   over its tokens by their bytes; the running count runs on across a language's documents,
-  so the ticks of a language sum to floor(its units)."""
-  tb = token_bytes(tok)[tokens.astype(np.int64)].astype(np.float64)
+  so the ticks of a language sum to floor(its units). `token_bytes_V`: each token id's
+  bytes of text (tokenizer.token_bytes)."""
+  tb = token_bytes_V[tokens.astype(np.int64)].astype(np.float64)
   lengths = np.diff(doc_offsets)
   doc_of_token = np.repeat(np.arange(len(lengths)), lengths)
   # Each token's share of its document's bytes (the tokens' bytes include a prefix space the

@@ -201,7 +201,8 @@ def _build(path: str, docs: _Docs, tok, batch_docs: int, extra: dict,
   if english_equivalent:
     doc_bytes = np.asarray([len(t.encode("utf-8")) for t in docs.texts], np.float64)
     starts = languages_lib.unit_ticks(tokens, offsets, doc_bytes,
-                                      np.asarray(docs.domain_ids, np.int64), docs.domains, tok)
+                                      np.asarray(docs.domain_ids, np.int64), docs.domains,
+                                      tok_lib.token_bytes(tok))
     extra = dict(extra, word_unit="english_equivalent")
   else:
     starts = tok_lib.word_starts(tokens, offsets, tok_lib.word_tables(tok))

@@ -195,3 +195,13 @@ def save_tokenizer_atomic(tok: tokenizers.Tokenizer, path: str):
     raise
 
 
+def token_bytes(tok) -> np.ndarray:
+  """int64 per token id: the UTF-8 bytes of text it stands for (0 for special tokens)."""
+  size = tok.get_vocab_size(with_added_tokens=True)
+  out = np.zeros(size, np.int64)
+  byte_of = _byte_of_char()
+  special = set(SPECIAL_TOKENS)
+  for token, i in tok.get_vocab(with_added_tokens=True).items():
+    if token not in special and i >= NUM_SPECIAL_TOKENS:
+      out[i] = sum(ch in byte_of for ch in token)
+  return out
