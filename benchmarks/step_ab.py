@@ -37,7 +37,7 @@ def _build(tree: pathlib.Path, args):
     import jax
     from babylm_jax.train.step import _pick
     from train_step import fixed_shape_step, load_config
-    from variants import objective_batch
+    from variants import _timed, objective_batch  # this tree's timer serves both sides
     c = load_config(ROOT / "configs" / pathlib.Path(args.config).name)
     if args.objective:
       c.objective.kind = args.objective
@@ -49,15 +49,7 @@ def _build(tree: pathlib.Path, args):
     loss = float(jax.block_until_ready(m)["loss"])
   finally:
     del sys.path[:2]
-  return (lambda s, b: compiled(s, b, ())), state, batches, loss
-
-
-def _timed(step, state, batch):
-  import jax
-  t0, c0 = time.perf_counter(), time.process_time()
-  state, m = step(state, batch)
-  jax.block_until_ready((state, m))
-  return state, time.perf_counter() - t0, time.process_time() - c0
+  return (lambda s, b: compiled(s, b, ())), state, batches, loss, _timed
 
 
 def main():
@@ -76,13 +68,14 @@ def main():
   sides = {"base": _build(base, args), "new": _build(ROOT, args)}
   print(f"first-step loss: base {sides['base'][3]:.6f}, new {sides['new'][3]:.6f}",
         file=sys.stderr)
+  timed = sides["new"][4]  # variants._timed of this tree
   states = {k: v[1] for k, v in sides.items()}
   wall = {k: [] for k in sides}
   cpu = {k: [] for k in sides}
   for r in range(args.rounds):
     for k in (("base", "new") if r % 2 == 0 else ("new", "base")):
-      step, _, batches, _ = sides[k]
-      states[k], w, u = _timed(step, states[k], batches[r % 2])
+      step, _, batches = sides[k][:3]
+      states[k], w, u = timed(step, states[k], batches[r % 2])
       wall[k].append(w)
       cpu[k].append(u)
     print(f"round {r}: base {wall['base'][-1]:.3f} s, new {wall['new'][-1]:.3f} s, "
