@@ -143,13 +143,12 @@ def _check_language_budget(config, words_per_language: dict[str, int], budget: i
   return list(words_per_language.items())
 
 
-def _read_languages(config, langs, settings) -> tuple[_Docs, dict[str, float]]:
-  """Each language's documents (domain = its code), cut to its share of the mixture: a fixed
-  random pick of whole documents (languages.pick). Returns them and the English-equivalent
-  words taken of each language (of the documents' UTF-8 text)."""
+def _read_languages(config, langs, corpora, settings) -> _Docs:
+  """Each language's documents (domain = its code) from its resolved corpus, cut to its share
+  of the mixture: a fixed random pick of whole documents (languages.pick); their raw_words are
+  the English-equivalent words taken of each language (of the documents' UTF-8 text)."""
   per = {}
-  for lang in langs:
-    corpus = sources.resolve(lang.path, config, f"data.languages ({lang.code})")
+  for lang, corpus in zip(langs, corpora):
     docs = _read(corpus, settings, f"data.languages ({lang.code})")
     units = np.asarray([languages_lib.english_words(len(t.encode("utf-8")), lang.code)
                         for t in docs.texts])
@@ -168,7 +167,7 @@ def _read_languages(config, langs, settings) -> tuple[_Docs, dict[str, float]]:
     replaced += docs.replaced_bytes
     raw_bytes += docs.raw_bytes
   words = {c: round(w) for c, w in taken.items()}
-  return _Docs(texts, ids, [lang.code for lang in langs], words, replaced, raw_bytes), taken
+  return _Docs(texts, ids, [lang.code for lang in langs], words, replaced, raw_bytes)
 
 
 def _language_dev(docs: _Docs, fraction: float, spec: str) -> np.ndarray:
@@ -361,7 +360,7 @@ def _prepare_languages(config, workdir, langs, settings, t0) -> PreparedData:
   if cache_hit:
     words = dict(stores["train"].meta["raw_words_per_domain"])
   else:
-    docs, _ = _read_languages(config, langs, settings)
+    docs = _read_languages(config, langs, corpora, settings)
     words = docs.raw_words
     check_text(config, "data.languages", docs.replaced_bytes, docs.raw_bytes)
   budget_lines = _check_language_budget(config, words, budget)

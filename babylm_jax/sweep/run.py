@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 
+from babylm_jax import config as config_lib
 from babylm_jax.errors import ConfigError, UserError
 from babylm_jax.sweep import spec, summary
 
@@ -154,7 +155,6 @@ def _check_unchanged(variant: spec.Variant, workdir: str):
   A field that the run's config.json lacks and that the sweep leaves at its default is a field
   added to the code since the run started (every new field's default keeps the old behaviour),
   not a changed setting: updating the checkout under a long sweep must not strand its runs."""
-  from babylm_jax import config as config_lib
   saved = summary.read_json(os.path.join(workdir, "config.json"))
   if saved is None:
     return
