@@ -18,6 +18,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="babylm_jax_tests_xla_")
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+# The tests' programs are tiny: XLA takes longer to compile them than to run them, and its CPU
+# backend at LLVM optimisation level 0 compiles them faster (tests/test_step.py: 190 s -> 130 s
+# of wall time, 173 -> 109 s of CPU, 2026-12-08 beside a training run). A fixed flag, not
+# another computation: both sides of every comparison run under it; the runs the tests launch
+# get it too (launch_helpers.env), except the few that compute more than they compile (a
+# 300-step run is 10-30% slower at level 0) and the benchmarks and real runs, which keep XLA's
+# defaults. BABYLM_TEST_XLA_FLAGS="" runs the tests at the defaults.
+TEST_XLA_FLAGS = os.environ.get("BABYLM_TEST_XLA_FLAGS", "--xla_backend_optimization_level=0")
+os.environ["XLA_FLAGS"] = TEST_XLA_FLAGS
 sys.path.insert(0, str(ROOT))
 DATA = pathlib.Path(os.environ.get("BABYLM_DATA", ROOT.parent / "shared" / "data")).resolve()
 

@@ -16,12 +16,15 @@ import time
 
 import numpy as np
 
-from conftest import ROOT, data_path
+from conftest import ROOT, TEST_XLA_FLAGS, data_path
 
 
-def env() -> dict:
+def env(xla_flags: str = TEST_XLA_FLAGS) -> dict:
+  """This process's environment for a launched run: CPU, and the tests' XLA flags (never a
+  parent's device count); xla_flags="" gives XLA's defaults to a run that computes more than it
+  compiles."""
   e = dict(os.environ)
-  e.pop("XLA_FLAGS", None)
+  e["XLA_FLAGS"] = xla_flags
   e["JAX_PLATFORMS"] = "cpu"
   return e
 
@@ -169,9 +172,10 @@ def smoke_args(workdir, cache, *extra, steps=30, devices=None) -> list[str]:
   return args + list(extra)
 
 
-def smoke_run(workdir, cache, *extra, steps=30, devices=None, timeout=600):
+def smoke_run(workdir, cache, *extra, steps=30, devices=None, timeout=600, run_env=None):
   return subprocess.run(smoke_args(workdir, cache, *extra, steps=steps, devices=devices),
-                        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env())
+                        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                        env=run_env or env())
 
 
 def ok(result):

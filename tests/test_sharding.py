@@ -18,6 +18,7 @@ import pytest
 
 from babylm_jax.errors import ConfigError
 from babylm_jax.train import sharding
+from conftest import TEST_XLA_FLAGS
 from tests.test_step import tiny_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ SCRIPT = textwrap.dedent("""
 def eight_devices(tmp_path_factory):
   out = tmp_path_factory.mktemp("sharded")
   env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count=8 {TEST_XLA_FLAGS}",
              PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"),
                                          os.environ.get("PYTHONPATH", "")]))
   proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=ROOT, env=env,

@@ -20,6 +20,7 @@ import pytest
 from babylm_jax.errors import ConfigError
 from babylm_jax.sweep import spec, summary
 from conftest import ROOT, data_path
+from launch_helpers import env as _env
 
 pytestmark = pytest.mark.slow
 
@@ -52,11 +53,6 @@ def _args(config, workdir, *extra):
           "--workdir", str(workdir), *extra]
 
 
-def _env():
-  env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
-  env["JAX_PLATFORMS"] = "cpu"
-  return env
 
 
 def sweep(config, workdir, *extra):

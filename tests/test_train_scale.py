@@ -53,7 +53,8 @@ def test_smoke_config_trains_and_validation_loss_falls(tmp_path, cache_dir):
                       "--workdir", str(wd),
                       f"--config.data.path={data_path('babylm_text', 'train_100k')}",
                       f"--config.data.cache_dir={cache_dir}"],
-                     cwd=ROOT, capture_output=True, text=True, timeout=600, env=_env())
+                     cwd=ROOT, capture_output=True, text=True, timeout=600,
+                     env=_env(xla_flags=""))  # 300 steps: XLA's optimised code
   ok(r)
   elapsed = time.time() - start
   recs = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
@@ -78,7 +79,7 @@ def test_milestone_checkpoints_by_words_seen(tmp_path, cache_dir):
                "--config.train.seq_lens=(64,)", "--config.train.seq_len_fractions=(1.0,)",
                "--config.model.num_layers=1", "--config.model.hidden_size=32",
                "--config.model.intermediate_size=64", "--config.checkpoint.every=1000",
-               steps=75))
+               steps=75, run_env=_env(xla_flags="")))  # 2.5M tokens: XLA's optimised code
   words = [json.loads(l)["words_seen"] for l in (wd / "metrics.jsonl").read_text().splitlines()
            if '"loss"' in l]
   assert 1_000_000 < max(words) < 2_000_000
