@@ -26,7 +26,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 # 300-step run is 10-30% slower at level 0) and the benchmarks and real runs, which keep XLA's
 # defaults. BABYLM_TEST_XLA_FLAGS="" runs the tests at the defaults.
 TEST_XLA_FLAGS = os.environ.get("BABYLM_TEST_XLA_FLAGS", "--xla_backend_optimization_level=0")
-os.environ["XLA_FLAGS"] = TEST_XLA_FLAGS
+if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):  # kept: a subprocess's device count
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 sys.path.insert(0, str(ROOT))
 DATA = pathlib.Path(os.environ.get("BABYLM_DATA", ROOT.parent / "shared" / "data")).resolve()
 
