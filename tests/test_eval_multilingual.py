@@ -184,7 +184,8 @@ def test_sib200_stops_early_and_keeps_the_last_epoch(tmp_path):
   assert not report["official_data"]
 
 
-def test_lm_eval_conditions_on_our_bos_then_the_same_ids(tmp_path):
+@pytest.mark.parametrize("split_cjk", [False, True])
+def test_lm_eval_conditions_on_our_bos_then_the_same_ids(tmp_path, split_cjk):
   """What lm-eval 0.4.13 scores for an empty context (api/model.py loglikelihood, HFLM's
   prefix_token_id): [tokenizer.bos_token_id] + tokenizer(sentence, add_special_tokens=False),
   every token of the sentence scored. Through AutoTokenizer on our export's tokenizer files,
@@ -198,7 +199,7 @@ def test_lm_eval_conditions_on_our_bos_then_the_same_ids(tmp_path):
   from babylm_jax.export import hf
   text = [l for lang in ("eng", "nld", "zho") for l in data_path(
       "multilingual", "text", f"{lang}.train").read_text(encoding="utf-8").splitlines()[:3000]]
-  raw = train_tokenizer(text, 2048)
+  raw = train_tokenizer(text, 2048, split_cjk=split_cjk)
   (tmp_path / "tokenizer.json").write_text(raw.to_str())
   export = tmp_path / "export"
   export.mkdir()
@@ -216,3 +217,6 @@ def test_lm_eval_conditions_on_our_bos_then_the_same_ids(tmp_path):
     theirs = tok(s, add_special_tokens=False)["input_ids"]
     assert theirs[0] != tok.bos_token_id  # else lm-eval would take the sentence's own first
     assert (list(ids), start) == ([tok.bos_token_id] + theirs, 1), s
+    # lm-eval's multiple_choice scores target_delimiter + sentence, " " + s: the same ids (the
+    # split_cjk tokenizer's unconditional prefix space once made it a lone space token first).
+    assert tok(" " + s, add_special_tokens=False)["input_ids"] == theirs, s

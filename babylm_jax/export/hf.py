@@ -80,6 +80,25 @@ def _prefix_space(tok) -> dict:
   return {"add_prefix_space": state["add_prefix_space"]} if "add_prefix_space" in state else {}
 
 
+# After an unconditional Prepend(" "), two spaces at the very start become one: a text that
+# already starts with a space gets no second one, as ByteLevel(add_prefix_space=True) behaves.
+SINGLE_PREFIX_SPACE = {"type": "Replace", "pattern": {"Regex": "\\A  "}, "content": " "}
+
+
+def _single_prefix_space(tokenizer_json: str) -> str:
+  """The run's tokenizer.json, with SINGLE_PREFIX_SPACE after a Prepend(" ") normalizer (the
+  multilingual tokenizers, tokenizer.split_cjk). The same ids for every text that does not start
+  with a space, which is all we train on and score; lm-eval's multiple_choice puts a " " before
+  each sentence (its default target_delimiter), which must not become a token of its own."""
+  spec = json.loads(tokenizer_json)
+  steps = (spec.get("normalizer") or {}).get("normalizers", [])
+  for i, step in enumerate(steps):
+    if step == {"type": "Prepend", "prepend": " "} and SINGLE_PREFIX_SPACE not in steps:
+      steps.insert(i + 1, SINGLE_PREFIX_SPACE)
+      break
+  return json.dumps(spec)
+
+
 def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length: int):
   """tokenizer.json and the two files AutoTokenizer reads beside it.
 
@@ -88,7 +107,7 @@ def _write_tokenizer(tokenizer_path: pathlib.Path, out: pathlib.Path, max_length
   """
   import tokenizers
   from babylm_jax.data.tokenizer import framed
-  tok = framed(tokenizers.Tokenizer.from_file(str(tokenizer_path)))
+  tok = framed(tokenizers.Tokenizer.from_str(_single_prefix_space(tokenizer_path.read_text())))
   bos, eos = SPECIAL_TOKENS[BOS_ID], SPECIAL_TOKENS[EOS_ID]
   (out / "tokenizer.json").write_text(tok.to_str(pretty=True))
   special = dict(bos_token=bos, eos_token=eos, unk_token=SPECIAL_TOKENS[UNK_ID],
