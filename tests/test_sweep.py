@@ -8,7 +8,6 @@ variant is refused before anything trains.
 
 import hashlib
 import json
-import os
 import re
 import signal
 import subprocess
@@ -51,8 +50,6 @@ def _sweep_file(tmp, cache, variants=None) -> str:
 def _args(config, workdir, *extra):
   return [sys.executable, "launch.py", "--mode=sweep", "--config", config,
           "--workdir", str(workdir), *extra]
-
-
 
 
 def sweep(config, workdir, *extra):
